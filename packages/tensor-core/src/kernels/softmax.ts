@@ -1,0 +1,54 @@
+/**
+ * Row-wise softmax and log-softmax over (N, C), numerically stable: each row is shifted by its
+ * maximum before exponentiating, so no exp overflows and log-softmax never takes log(0).
+ */
+
+/** out(N, C) = softmax of each row of x(N, C). */
+export function softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) {
+      const e = Math.exp(x[base + c]! - max);
+      out[base + c] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let c = 0; c < cols; c++) out[base + c]! *= inv;
+  }
+}
+
+/** out(N, C) = log-softmax of each row: x − max − log Σ exp(x − max). */
+export function logSoftmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += Math.exp(x[base + c]! - max);
+    const shift = max + Math.log(sum);
+    for (let c = 0; c < cols; c++) out[base + c] = x[base + c]! - shift;
+  }
+}
+
+/** dx += y ⊙ (dy − Σ_c dy·y), with y = softmax(x): the gradient of softmax. */
+export function softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let dot = 0;
+    for (let c = 0; c < cols; c++) dot += dy[base + c]! * y[base + c]!;
+    for (let c = 0; c < cols; c++) dx[base + c]! += y[base + c]! * (dy[base + c]! - dot);
+  }
+}
+
+/** dx += dy − e^y · Σ_c dy, with y = logSoftmax(x): the gradient of log-softmax. */
+export function logSoftmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += dy[base + c]!;
+    for (let c = 0; c < cols; c++) dx[base + c]! += dy[base + c]! - Math.exp(y[base + c]!) * sum;
+  }
+}
