@@ -1,0 +1,355 @@
+/**
+ * Differentiable ops. Each validates its inputs, computes its output with a kernel, and records one
+ * small gradient rule that accumulates into its inputs' gradients.
+ *
+ * Gradient rules call kernels directly, with accumulation, rather than composing ops: a backward
+ * pass then allocates nothing but the gradients of intermediate tensors, which is what lets a small
+ * model's step run at the speed of its arithmetic.
+ */
+import { fmtShape, opError } from '../errors.js';
+import { backend } from '../kernels/select.js';
+import { BinaryOp, binary, reduceBroadcast, type Strides } from '../kernels/elementwise.js';
+import * as unary from '../kernels/unary.js';
+import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
+import * as sm from '../kernels/softmax.js';
+import { copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
+import { IntTensor, Tensor, gradBuffer, numel, record, willRecord, type Shape } from './tensor.js';
+import type { Random } from '../random.js';
+
+function asTensor(x: Tensor | number): Tensor {
+  return typeof x === 'number' ? new Tensor(Float32Array.of(x), []) : x;
+}
+
+function requireFloat(op: string, x: unknown, what: string): asserts x is Tensor {
+  if (!(x instanceof Tensor)) {
+    throw opError(op, `${what} must be a float Tensor, got ${x instanceof IntTensor ? 'an IntTensor' : typeof x}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broadcasting binary ops
+
+interface BroadcastPlan {
+  shape: number[];
+  rows: number;
+  cols: number;
+  a: Strides;
+  b: Strides;
+}
+
+/** How a and b broadcast to a common shape, viewed as (rows, cols); see kernels/elementwise.ts. */
+function broadcastPlan(op: string, as: Shape, bs: Shape): BroadcastPlan {
+  const rank = Math.max(as.length, bs.length);
+  const pa = [...Array(rank - as.length).fill(1), ...as] as number[];
+  const pb = [...Array(rank - bs.length).fill(1), ...bs] as number[];
+  const shape: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    if (pa[i] !== pb[i] && pa[i] !== 1 && pb[i] !== 1) {
+      throw opError(op, `shapes ${fmtShape(as)} and ${fmtShape(bs)} do not broadcast (dimension ${i}: ${pa[i]} vs ${pb[i]})`);
+    }
+    shape.push(pa[i] === 1 ? pb[i]! : pa[i]!);
+  }
+  const cols = rank === 0 ? 1 : shape[rank - 1]!;
+  const total = numel(shape);
+  const rows = cols === 0 ? 0 : total / cols;
+  const strides = (p: number[], original: Shape): Strides => {
+    const n = numel(p);
+    if (n === 1) return { row: 0, col: 0 };
+    if (p.every((d, i) => d === shape[i])) return { row: cols, col: 1 };
+    if (p[rank - 1] === cols && n === cols) return { row: 0, col: 1 };
+    if (p[rank - 1] === 1 && p.every((d, i) => i === rank - 1 || d === shape[i])) return { row: 1, col: 0 };
+    throw opError(
+      op,
+      `cannot broadcast ${fmtShape(original)} to ${fmtShape(shape)}: supported are equal shapes, a scalar, a row of ${cols} or a column of ${rows}`,
+    );
+  };
+  return { shape, rows, cols, a: strides(pa, as), b: strides(pb, bs) };
+}
+
+function binaryOp(name: string, op: BinaryOp, x: Tensor | number, y: Tensor | number): Tensor {
+  const a = asTensor(x);
+  const b = asTensor(y);
+  requireFloat(name, a, 'the first operand');
+  requireFloat(name, b, 'the second operand');
+  const plan = broadcastPlan(name, a.shape, b.shape);
+  const { rows, cols } = plan;
+  const out = Tensor.zeros(plan.shape);
+  binary(op, a.data, plan.a, b.data, plan.b, out.data, rows, cols);
+  return record(out, name, [a, b], () => {
+    const dy = out.grad!.data;
+    const flat = { row: cols, col: 1 };
+    if (a.requiresGrad) {
+      const ga = gradBuffer(a);
+      if (op === BinaryOp.Add || op === BinaryOp.Sub) reduceBroadcast(dy, ga, plan.a, rows, cols, 1);
+      else if (op === BinaryOp.Mul) reduceBroadcast(dy, ga, plan.a, rows, cols, 1, b.data, plan.b);
+      else {
+        // d(a/b)/da = 1/b: dy/b equals dy·(a/b)/a only when a ≠ 0, so divide explicitly.
+        const tmp = new Float32Array(rows * cols);
+        binary(BinaryOp.Div, dy, flat, b.data, plan.b, tmp, rows, cols);
+        reduceBroadcast(tmp, ga, plan.a, rows, cols, 1);
+      }
+    }
+    if (b.requiresGrad) {
+      const gb = gradBuffer(b);
+      if (op === BinaryOp.Add) reduceBroadcast(dy, gb, plan.b, rows, cols, 1);
+      else if (op === BinaryOp.Sub) reduceBroadcast(dy, gb, plan.b, rows, cols, -1);
+      else if (op === BinaryOp.Mul) reduceBroadcast(dy, gb, plan.b, rows, cols, 1, a.data, plan.a);
+      else {
+        // d(a/b)/db = −(a/b)/b = −out/b
+        const tmp = new Float32Array(rows * cols);
+        binary(BinaryOp.Div, out.data, flat, b.data, plan.b, tmp, rows, cols);
+        reduceBroadcast(dy, gb, plan.b, rows, cols, -1, tmp, flat);
+      }
+    }
+  });
+}
+
+/** a + b, broadcasting a scalar, a row (bias) or a column. */
+export const add = (a: Tensor | number, b: Tensor | number): Tensor => binaryOp('add', BinaryOp.Add, a, b);
+/** a − b, broadcasting as `add`. */
+export const sub = (a: Tensor | number, b: Tensor | number): Tensor => binaryOp('sub', BinaryOp.Sub, a, b);
+/** a · b elementwise, broadcasting as `add`. */
+export const mul = (a: Tensor | number, b: Tensor | number): Tensor => binaryOp('mul', BinaryOp.Mul, a, b);
+/** a / b elementwise, broadcasting as `add`. */
+export const div = (a: Tensor | number, b: Tensor | number): Tensor => binaryOp('div', BinaryOp.Div, a, b);
+
+// ---------------------------------------------------------------------------------------------
+// Unary ops
+
+type Forward = (x: Float32Array, out: Float32Array, n: number) => void;
+type Backward = (x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, n: number) => void;
+
+function unaryOp(name: string, x: Tensor, forward: Forward, backward: Backward): Tensor {
+  requireFloat(name, x, 'the input');
+  const out = Tensor.zeros(x.shape);
+  forward(x.data, out.data, x.size);
+  return record(out, name, [x], () => backward(x.data, out.data, out.grad!.data, gradBuffer(x), x.size));
+}
+
+/** −x */
+export const neg = (x: Tensor): Tensor => unaryOp('neg', x, unary.neg, (_x, _y, dy, dx, n) => reduceBroadcastFlat(dy, dx, n, -1));
+/** max(x, 0) */
+export const relu = (x: Tensor): Tensor => unaryOp('relu', x, unary.relu, (x, _y, dy, dx, n) => unary.reluBackward(x, dy, dx, n));
+/** 1 / (1 + e^−x) */
+export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x, unary.sigmoid, (_x, y, dy, dx, n) => unary.sigmoidBackward(y, dy, dx, n));
+/** tanh x */
+export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x, unary.tanh, (_x, y, dy, dx, n) => unary.tanhBackward(y, dy, dx, n));
+/** e^x */
+export const exp = (x: Tensor): Tensor => unaryOp('exp', x, unary.exp, (_x, y, dy, dx, n) => unary.mulAccumulate(dy, y, dx, n));
+/** ln x */
+export const log = (x: Tensor): Tensor => unaryOp('log', x, unary.log, (x, _y, dy, dx, n) => unary.divAccumulate(dy, x, dx, n));
+
+function reduceBroadcastFlat(dy: Float32Array, dx: Float32Array, n: number, scale: number): void {
+  reduceBroadcast(dy, dx, { row: n, col: 1 }, 1, n, scale);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes
+
+/** The same data with another shape of equal size (no copy). One dimension may be −1. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const s = [...shape];
+  const unknown = s.indexOf(-1);
+  if (unknown >= 0) {
+    const known = s.reduce((p, d, i) => (i === unknown ? p : p * d), 1);
+    s[unknown] = known === 0 ? 0 : x.size / known;
+  }
+  if (numel(s) !== x.size || !s.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw opError('reshape', `cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
+  }
+  const out = new Tensor(x.data, s);
+  return record(out, 'reshape', [x], () => reduceBroadcastFlat(out.grad!.data, gradBuffer(x), x.size, 1));
+}
+
+/**
+ * Concatenates 2-D tensors along columns: (N, W₁), (N, W₂), … → (N, ΣW).
+ * @example cat([userFeatures, itemEmbedding]) // (B, 20) and (B, 16) → (B, 36)
+ */
+export function cat(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw opError('cat', 'expected at least one tensor');
+  const rows = xs[0]!.shape[0];
+  let total = 0;
+  xs.forEach((x, i) => {
+    requireFloat('cat', x, `tensor ${i}`);
+    if (x.ndim !== 2 || x.shape[0] !== rows) {
+      throw opError('cat', `tensor ${i} has shape ${fmtShape(x.shape)}; expected 2-D with ${rows} rows like tensor 0 ${fmtShape(xs[0]!.shape)}`);
+    }
+    total += x.shape[1]!;
+  });
+  const n = rows ?? 0;
+  const out = Tensor.zeros([n, total]);
+  let offset = 0;
+  const offsets = xs.map((x) => {
+    const o = offset;
+    copyColumns(x.data, out.data, n, x.shape[1]!, total, o);
+    offset += x.shape[1]!;
+    return o;
+  });
+  return record(out, 'cat', xs, () => {
+    xs.forEach((x, i) => {
+      if (x.requiresGrad) copyColumns(gradBuffer(x), out.grad!.data, n, x.shape[1]!, total, offsets[i]!, true);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+function axisView(op: string, shape: Shape, axis: number): { outer: number; len: number; inner: number; axis: number } {
+  const a = axis < 0 ? axis + shape.length : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= shape.length) {
+    throw opError(op, `axis ${axis} is out of range for shape ${fmtShape(shape)}`);
+  }
+  return { outer: numel(shape.slice(0, a)), len: shape[a]!, inner: numel(shape.slice(a + 1)), axis: a };
+}
+
+function reduceOp(op: string, x: Tensor, axis: number | undefined, keepDim: boolean, mean: boolean): Tensor {
+  requireFloat(op, x, 'the input');
+  if (axis === undefined) {
+    const scale = mean ? 1 / x.size : 1;
+    const out = new Tensor(Float32Array.of(sumAll(x.data, x.size) * scale), []);
+    return record(out, op, [x], () => {
+      const g = out.grad!.data[0]! * scale;
+      const dx = gradBuffer(x);
+      for (let i = 0; i < dx.length; i++) dx[i]! += g;
+    });
+  }
+  const v = axisView(op, x.shape, axis);
+  const shape = keepDim ? x.shape.map((d, i) => (i === v.axis ? 1 : d)) : x.shape.filter((_, i) => i !== v.axis);
+  const scale = mean ? 1 / v.len : 1;
+  const out = Tensor.zeros(shape);
+  sumAxis(x.data, out.data, v.outer, v.len, v.inner, scale);
+  return record(out, op, [x], () => expandAxis(out.grad!.data, gradBuffer(x), v.outer, v.len, v.inner, scale));
+}
+
+/** The sum of all elements, or over one axis. */
+export const sum = (x: Tensor, axis?: number, keepDim = false): Tensor => reduceOp('sum', x, axis, keepDim, false);
+/** The mean of all elements, or over one axis. */
+export const mean = (x: Tensor, axis?: number, keepDim = false): Tensor => reduceOp('mean', x, axis, keepDim, true);
+
+// ---------------------------------------------------------------------------------------------
+// Softmax
+
+function lastAxis(op: string, x: Tensor, axis: number): { rows: number; cols: number } {
+  requireFloat(op, x, 'the input');
+  if (x.ndim === 0 || (axis !== -1 && axis !== x.ndim - 1)) {
+    throw opError(op, `only the last axis is supported, got axis ${axis} for shape ${fmtShape(x.shape)}`);
+  }
+  const cols = x.shape[x.ndim - 1]!;
+  return { rows: cols === 0 ? 0 : x.size / cols, cols };
+}
+
+/** Softmax over the last axis, stable for large inputs. */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const { rows, cols } = lastAxis('softmax', x, axis);
+  const out = Tensor.zeros(x.shape);
+  sm.softmax(x.data, out.data, rows, cols);
+  return record(out, 'softmax', [x], () => sm.softmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
+}
+
+/** Log-softmax over the last axis, stable for large inputs. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const { rows, cols } = lastAxis('logSoftmax', x, axis);
+  const out = Tensor.zeros(x.shape);
+  sm.logSoftmax(x.data, out.data, rows, cols);
+  return record(out, 'logSoftmax', [x], () => sm.logSoftmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products
+
+function check2d(op: string, x: Tensor, what: string): void {
+  requireFloat(op, x, what);
+  if (x.ndim !== 2) throw opError(op, `${what} must be 2-D, got shape ${fmtShape(x.shape)}`);
+}
+
+/**
+ * The matrix product of 2-D tensors: (M, K) · (K, N) → (M, N).
+ * @example matmul(x, w) // (64, 100) · (100, 50) → (64, 50)
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  check2d('matmul', a, 'the first operand');
+  check2d('matmul', b, 'the second operand');
+  const [m, k] = a.shape as [number, number];
+  const [k2, n] = b.shape as [number, number];
+  if (k !== k2) throw opError('matmul', `inner dimensions differ: ${fmtShape(a.shape)} · ${fmtShape(b.shape)}`);
+  const out = Tensor.zeros([m, n]);
+  backend.matmul(a.data, b.data, out.data, m, k, n, false, false, false);
+  return record(out, 'matmul', [a, b], () => {
+    const dy = out.grad!.data; // (M, N)
+    if (a.requiresGrad) backend.matmul(dy, b.data, gradBuffer(a), m, n, k, false, true, true); // dA += dy·Bᵀ
+    if (b.requiresGrad) backend.matmul(a.data, dy, gradBuffer(b), k, m, n, true, false, true); // dB += Aᵀ·dy
+  });
+}
+
+/**
+ * y = x·Wᵀ + b with W stored (out, in), as PyTorch's `F.linear`: (N, in) → (N, out).
+ * Fused so that backward reads W and x in place: dx = dy·W, dW += dyᵀ·x, db += Σₙ dy.
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  check2d('linear', x, 'the input');
+  check2d('linear', weight, 'the weight');
+  const [n, inF] = x.shape as [number, number];
+  const [outF, inW] = weight.shape as [number, number];
+  if (inF !== inW) {
+    throw opError('linear', `input has ${inF} features but the weight ${fmtShape(weight.shape)} expects ${inW}`);
+  }
+  if (bias !== null) {
+    requireFloat('linear', bias, 'the bias');
+    if (bias.size !== outF || bias.ndim !== 1) throw opError('linear', `bias has shape ${fmtShape(bias.shape)}, expected [${outF}]`);
+  }
+  const out = Tensor.zeros([n, outF]);
+  const y = out.data; // (N, out)
+  backend.matmul(x.data, weight.data, y, n, inF, outF, false, true, false);
+  if (bias !== null) {
+    const bd = bias.data;
+    for (let r = 0; r < n; r++) for (let c = 0, o = r * outF; c < outF; c++, o++) y[o]! += bd[c]!;
+  }
+  const parents = bias === null ? [x, weight] : [x, weight, bias];
+  return record(out, 'linear', parents, () => {
+    const dy = out.grad!.data; // (N, out)
+    if (x.requiresGrad) backend.matmul(dy, weight.data, gradBuffer(x), n, outF, inF, false, false, true);
+    if (weight.requiresGrad) backend.matmul(dy, x.data, gradBuffer(weight), outF, n, inF, true, false, true);
+    if (bias !== null && bias.requiresGrad) {
+      const db = gradBuffer(bias);
+      for (let r = 0; r < n; r++) for (let c = 0, o = r * outF; c < outF; c++, o++) db[c]! += dy[o]!;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings and dropout
+
+/**
+ * Rows of `weight` (V, D) picked by integer indices of any shape → (...indices.shape, D).
+ * Its gradient scatters back into the picked rows only.
+ */
+export function embedding(weight: Tensor, indices: IntTensor): Tensor {
+  check2d('embedding', weight, 'the weight');
+  if (!(indices instanceof IntTensor)) throw opError('embedding', 'indices must be an IntTensor');
+  const [v, d] = weight.shape as [number, number];
+  const idx = indices.data;
+  for (let i = 0; i < idx.length; i++) {
+    if (idx[i]! < 0 || idx[i]! >= v) throw opError('embedding', `index ${idx[i]} at position ${i} is out of range for ${v} rows`);
+  }
+  const out = Tensor.zeros([...indices.shape, d]);
+  gatherRows(weight.data, idx, out.data, idx.length, d);
+  return record(out, 'embedding', [weight], () => scatterAddRows(out.grad!.data, idx, gradBuffer(weight), idx.length, d));
+}
+
+/**
+ * Zeroes each element with probability p and scales the rest by 1/(1−p) (inverted dropout), drawing
+ * the mask from `rng` so that runs with the same seed drop the same units.
+ */
+export function dropout(x: Tensor, p: number, rng: Random): Tensor {
+  requireFloat('dropout', x, 'the input');
+  if (!(p >= 0 && p < 1)) throw opError('dropout', `probability must be in [0, 1), got ${p}`);
+  const mask = new Float32Array(x.size);
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < p ? 0 : keep;
+  const out = Tensor.zeros(x.shape);
+  for (let i = 0; i < mask.length; i++) out.data[i] = x.data[i]! * mask[i]!;
+  return record(out, 'dropout', [x], () => unary.mulAccumulate(out.grad!.data, mask, gradBuffer(x), x.size));
+}
+
+export { willRecord };
