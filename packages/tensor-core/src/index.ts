@@ -1,0 +1,25 @@
+/**
+ * @loom/tensor-core — tensors, allocation-free kernels, reverse-mode autograd, layers and
+ * safetensors, over flat Float32Array parameters.
+ *
+ * Tiers import only downward: kernels (loops over typed arrays) → autograd (Tensor, the tape, ops
+ * with their gradient rules) → nn (modules, losses, init, flat parameters) → io (safetensors).
+ */
+export { Tensor, IntTensor, numel, type Shape } from './autograd/tensor.js';
+export { noGrad, isGradEnabled } from './autograd/grad-mode.js';
+export {
+  add, sub, mul, div, neg, relu, sigmoid, tanh, exp, log, reshape, cat, sum, mean, softmax, logSoftmax,
+  matmul, linear, embedding, dropout,
+} from './autograd/ops.js';
+export { crossEntropy, mseLoss, bceWithLogits, type Reduction } from './autograd/losses.js';
+export { Module } from './nn/module.js';
+export { Linear, Embedding, ReLU, Sigmoid, Tanh, Dropout, Sequential, type LinearOptions } from './nn/layers.js';
+export { mlp, type MlpOptions } from './nn/mlp.js';
+export * as init from './nn/init.js';
+export { manualSeed } from './nn/init.js';
+export { flattenParameters, parameterLayout, layoutSize, type FlatParameters, type LayoutEntry, type FlattenOptions } from './nn/flat.js';
+export { encodeSafetensors, decodeSafetensors, saveSafetensors, loadSafetensors, type Safetensors } from './io/safetensors.js';
+export { saveModel, loadModel } from './io/model.js';
+export { Random } from './random.js';
+export { backend as kernelBackend } from './kernels/select.js';
+export type { KernelBackend } from './kernels/backend.js';
