@@ -61,6 +61,7 @@ export function fmt(x, digits = 3) {
   if (x === null || x === undefined || Number.isNaN(x)) return '–';
   if (typeof x === 'string') return x;
   const a = Math.abs(x);
+  if (Number.isInteger(x) && a < 1e4) return String(x);
   if (a >= 1e6) return (x / 1e6).toPrecision(digits) + 'M';
   if (a >= 1e4) return (x / 1e3).toPrecision(digits) + 'k';
   return x.toPrecision(digits);
