@@ -1,0 +1,159 @@
+// Mini-batches that allocate nothing per batch: the iterator owns one x buffer (batchSize, width),
+// one y buffer (batchSize) and one rows buffer, and refills them at each step. The last, shorter
+// batch (when not dropped) is served through views of those buffers created once, in the
+// constructor. Even the iterator result object is reused, so `for (const b of batches)` allocates
+// nothing after the first step either.
+
+import { invalidArgument } from './errors.js';
+import { Random, hashSeed } from './random.js';
+import { shuffleInPlace } from './split.js';
+
+/** Examples as training wants them. */
+export interface Examples {
+  /** (length, width), row-major. */
+  features: Float32Array;
+  /** (length) */
+  labels: Int32Array;
+  /** Values per example. */
+  width: number;
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  /** Rows to iterate (a split or a shard). Default: every row. */
+  rows?: Int32Array;
+  /** Shuffle the rows at each epoch. Default true. */
+  shuffle?: boolean;
+  /** Seed for the per-epoch shuffles; epoch e's order depends only on (seed, e). Default 0. */
+  seed?: number;
+  /** Skip the last batch when it is shorter than batchSize. Default false. */
+  dropLast?: boolean;
+}
+
+/** One mini-batch. The same object, refilled, at every step: copy anything you keep. */
+export interface Batch {
+  /** (size, width) */
+  x: Float32Array;
+  /** (size) */
+  y: Int32Array;
+  /** (size) dataset row of each example. */
+  rows: Int32Array;
+  /** Examples in this batch: batchSize, or fewer for the last batch. */
+  size: number;
+  /** Position of this batch in the epoch, from 0. */
+  index: number;
+  /** The epoch being iterated. */
+  epoch: number;
+}
+
+/**
+ * Iterates mini-batches of (features, labels) over the chosen rows, reshuffled each epoch.
+ * Each `for…of` runs one epoch (epoch 0, then 1, ...); `epoch(e)` jumps to epoch e.
+ *
+ * ```ts
+ * const batches = new BatchIterator({ features, labels, width: 100 }, { batchSize: 64, rows: split.train, seed: 1 });
+ * for (let epoch = 0; epoch < 5; epoch++) {
+ *   for (const { x, y, size } of batches) model.step(x, y, size); // x: (size, 100), y: (size)
+ * }
+ * ```
+ */
+export class BatchIterator implements IterableIterator<Batch> {
+  readonly batchSize: number;
+  readonly width: number;
+  /** Batches in one epoch. */
+  readonly batchesPerEpoch: number;
+  private readonly source: Examples;
+  private readonly base: Int32Array; // rows in their given order
+  private readonly order: Int32Array; // this epoch's order
+  private readonly shuffle: boolean;
+  private readonly seed: number;
+  private readonly rng = new Random(0);
+  private readonly full: { x: Float32Array; y: Int32Array; rows: Int32Array };
+  private readonly short: { x: Float32Array; y: Int32Array; rows: Int32Array };
+  private readonly batch: Batch;
+  private readonly result: IteratorResult<Batch> & { done: boolean };
+  private cursor = 0;
+  private nextEpoch = 0;
+  private fresh = false; // an epoch has begun and no batch of it has been served
+
+  constructor(source: Examples, options: BatchOptions) {
+    const { features, labels, width } = source;
+    if (!(Number.isInteger(width) && width > 0)) throw invalidArgument('BatchIterator', 'width', 'a positive integer', width);
+    if (features.length !== labels.length * width) {
+      throw invalidArgument('BatchIterator', 'features', `labels.length × width = ${labels.length} × ${width} values`, features);
+    }
+    const { batchSize } = options;
+    if (!(Number.isInteger(batchSize) && batchSize > 0)) throw invalidArgument('BatchIterator', 'batchSize', 'a positive integer', batchSize);
+    const rows = options.rows ?? Int32Array.from({ length: labels.length }, (_, i) => i);
+    for (let i = 0; i < rows.length; i++) {
+      if (!(rows[i]! >= 0 && rows[i]! < labels.length)) throw invalidArgument('BatchIterator', `rows[${i}]`, `a row in [0, ${labels.length})`, rows[i]);
+    }
+    this.source = source;
+    this.width = width;
+    this.batchSize = batchSize;
+    this.base = rows.slice();
+    this.order = rows.slice();
+    this.shuffle = options.shuffle ?? true;
+    this.seed = options.seed ?? 0;
+    const whole = Math.floor(rows.length / batchSize);
+    const rest = rows.length - whole * batchSize;
+    const dropLast = options.dropLast ?? false;
+    this.batchesPerEpoch = whole + (rest > 0 && !dropLast ? 1 : 0);
+    this.full = { x: new Float32Array(batchSize * width), y: new Int32Array(batchSize), rows: new Int32Array(batchSize) };
+    const last = rest > 0 && !dropLast ? rest : batchSize;
+    this.short = { x: this.full.x.subarray(0, last * width), y: this.full.y.subarray(0, last), rows: this.full.rows.subarray(0, last) };
+    this.batch = { ...this.full, size: 0, index: -1, epoch: -1 };
+    this.result = { value: this.batch, done: false };
+    this.cursor = this.batchesPerEpoch; // nothing to serve until an epoch begins
+  }
+
+  /** Begins epoch e: rows reshuffled with seed (seed, e) when shuffling. Returns this, to iterate. */
+  epoch(e: number): this {
+    if (!(Number.isInteger(e) && e >= 0)) throw invalidArgument('BatchIterator.epoch', 'e', 'an integer ≥ 0', e);
+    this.order.set(this.base);
+    if (this.shuffle) {
+      this.rng.reseed(hashSeed(this.seed, e));
+      shuffleInPlace(this.order, this.rng);
+    }
+    this.batch.epoch = e;
+    this.cursor = 0;
+    this.nextEpoch = e + 1;
+    this.fresh = true;
+    return this;
+  }
+
+  /** Begins the next epoch (0 first), unless `epoch(e)` has just begun one. */
+  [Symbol.iterator](): this {
+    return this.fresh ? this : this.epoch(this.nextEpoch);
+  }
+
+  /** Fills and returns the next batch of the current epoch; done at the end of the epoch. */
+  next(): IteratorResult<Batch> {
+    const r = this.result;
+    if (this.cursor >= this.batchesPerEpoch) {
+      r.done = true;
+      return r;
+    }
+    this.fresh = false;
+    const b = this.batch;
+    const start = this.cursor * this.batchSize;
+    const size = Math.min(this.batchSize, this.order.length - start);
+    const bufs = size === this.batchSize ? this.full : this.short;
+    const { features, labels } = this.source;
+    const w = this.width;
+    const x = bufs.x;
+    for (let i = 0; i < size; i++) {
+      const row = this.order[start + i]!;
+      bufs.rows[i] = row;
+      bufs.y[i] = labels[row]!;
+      for (let j = 0, o = row * w, d = i * w; j < w; j++) x[d + j] = features[o + j]!;
+    }
+    b.x = bufs.x;
+    b.y = bufs.y;
+    b.rows = bufs.rows;
+    b.size = size;
+    b.index = this.cursor++;
+    r.done = false;
+    return r;
+  }
+}
