@@ -1,0 +1,83 @@
+// One optimizer step over 1M and 10M parameters, for each optimizer, beside torch.optim on one thread
+// measured in the same run (bench/reference/optimizer_step.py).
+//
+// Run after a build:  cd packages/optimizer && npx tsc -b && cd ../.. && node bench/optimizer.js
+// Options: --sizes=1000000,10000000   --js (also time the plain JavaScript loops)
+//
+// GB/s counts the bytes of state an optimizer must touch once per element: params read and
+// written, grads read, each state array read and written (4 bytes each). PyTorch's op-by-op
+// implementation touches memory several times per element, so its "GB/s" here is the useful rate,
+// not its memory traffic. ratio = Loom's throughput / PyTorch's (>1 means Loom is faster).
+import { Adagrad, Adam, AdamW, RMSprop, SGD, setKernelBackend } from '@loom/optimizer';
+import { median, printTable, ratio, runReference } from './lib.js';
+
+const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}`));
+const sizes = (arg('sizes')?.split('=')[1] ?? '1000000,10000000').split(',').map(Number);
+const withJs = Boolean(arg('js'));
+
+// name, class, options, bytes touched per element (must match bench/reference/optimizer_step.py)
+const CONFIGS = [
+  ['SGD', SGD, { lr: 0.01 }, 12], // p rw, g r
+  ['Momentum', SGD, { lr: 0.01, momentum: 0.9 }, 20], // + momentum buffer rw
+  ['Nesterov', SGD, { lr: 0.01, momentum: 0.9, nesterov: true }, 20],
+  ['RMSprop', RMSprop, { lr: 0.01 }, 20], // + square avg rw
+  ['Adam', Adam, { lr: 1e-3 }, 28], // + exp avg rw, exp avg sq rw
+  ['AdamW', AdamW, { lr: 1e-3 }, 28],
+  ['Adagrad', Adagrad, { lr: 0.01 }, 20], // + sum rw
+];
+
+/** Median ms per step: warm-up (3 steps and ~0.1 s, so the WebAssembly tiers up), then steps until ~0.4 s (at least 5). */
+function timeSteps(opt, budgetMs = 400) {
+  const warm = performance.now();
+  for (let i = 0; i < 3 || (performance.now() - warm < 100 && i < 100); i++) opt.step();
+  const times = [];
+  const start = performance.now();
+  while (times.length < 5 || (performance.now() - start < budgetMs && times.length < 200)) {
+    const t = performance.now();
+    opt.step();
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+function randomParam(n) {
+  const data = new Float32Array(n), grad = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    data[i] = Math.random() * 2 - 1;
+    grad[i] = (Math.random() * 2 - 1) * 1e-2;
+  }
+  return { data, grad: { data: grad } };
+}
+
+console.log(`optimizer step, ${sizes.map((n) => n.toExponential(0)).join(' and ')} parameters; PyTorch on 1 thread (best of single-tensor and foreach)`);
+const torch = runReference('optimizer_step.py', sizes);
+
+const rows = [];
+for (const [name, Cls, options, bytes] of CONFIGS) {
+  for (const n of sizes) {
+    const param = randomParam(n);
+    setKernelBackend('auto');
+    const ms = timeSteps(new Cls([param], options));
+    let jsMs;
+    if (withJs) {
+      setKernelBackend('js');
+      jsMs = timeSteps(new Cls([randomParam(n)], options));
+      setKernelBackend('auto');
+    }
+    const t = torch?.results?.[name]?.[String(n)];
+    const torchMs = t ? Math.min(t.single, t.foreach) : undefined;
+    const gbs = (msPerStep) => (msPerStep ? (bytes * n) / (msPerStep * 1e6) : undefined);
+    rows.push({
+      optimizer: name,
+      params: n,
+      'loom ms': ms,
+      ...(withJs ? { 'loom js ms': jsMs } : {}),
+      'torch ms': torchMs,
+      'torch impl': t ? (t.single <= t.foreach ? 'single' : 'foreach') : '–',
+      'loom GB/s': gbs(ms),
+      'torch GB/s': gbs(torchMs),
+      'ratio': ratio(gbs(ms), gbs(torchMs)),
+    });
+  }
+}
+printTable(`@loom/optimizer vs torch.optim ${torch ? torch.torch : '(not run)'}: one step`, rows);

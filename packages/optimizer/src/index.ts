@@ -1,0 +1,46 @@
+/**
+ * @loom/optimizer — SGD (with momentum and Nesterov), RMSprop, Adam, AdamW and Adagrad with
+ * PyTorch 1.13's hyperparameters, defaults and update rules, over flat Float32Arrays.
+ *
+ * Two layers:
+ *  - the functional core (`sgdStep`, `rmspropStep`, `adamStep`, `adamwStep`, `adagradStep`): one
+ *    step over a slice [start, end) of flat arrays. Stepping a buffer in slices, in any order, gives
+ *    the same bits as one call over the whole buffer, so threads and parameter servers each step
+ *    their own range with the same function.
+ *  - the class API (`new Adam(model.parameters(), { lr: 1e-3 })`): parameter groups, state,
+ *    `step`, `zeroGrad`, `stateDict` / `loadStateDict`; plus schedulers and gradient clipping.
+ */
+export { OptimizerError } from './errors.js';
+export {
+  setKernelBackend,
+  getKernelBackend,
+  type KernelBackend,
+  type Algorithm,
+  type StepFunction,
+  type StateArrays,
+} from './core/common.js';
+export { resolveOptions } from './options.js';
+export { sgd, sgdStep, sgdDefaults, type SGDOptions, type SGDState } from './core/sgd.js';
+export { rmsprop, rmspropStep, rmspropDefaults, type RMSpropOptions, type RMSpropState } from './core/rmsprop.js';
+export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type AdamOptions, type AdamState } from './core/adam.js';
+export { adagrad, adagradStep, adagradDefaults, type AdagradOptions, type AdagradState } from './core/adagrad.js';
+export { Optimizer, type ParamLike, type ParamGroup, type ParamGroupSpec, type StateDict, type SavedParamState } from './optimizer.js';
+export { SGD, RMSprop, Adam, AdamW, Adagrad } from './optimizers.js';
+export {
+  LRScheduler,
+  StepLR,
+  MultiStepLR,
+  ExponentialLR,
+  CosineAnnealingLR,
+  LinearLR,
+  SequentialLR,
+  linearWarmup,
+  stepLr,
+  multiStepLr,
+  exponentialLr,
+  cosineAnnealingLr,
+  linearLr,
+  type SchedulableOptimizer,
+  type SchedulerStateDict,
+} from './schedulers.js';
+export { clipGradNorm, clipGradValue, gradNormPartial, totalNorm, clipCoefficient, scaleSlice, clipValueSlice } from './clip.js';
