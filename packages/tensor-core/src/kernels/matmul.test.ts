@@ -1,0 +1,194 @@
+// Every matmul backend against the obviously-correct reference, on shapes chosen to land off every
+// blocking factor (JS: 4×4 tiles, K blocks of 256; wasm: 4×8 and 4×4 tiles, MC 96, KC 256, NC 512).
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { KernelBackend } from './backend.js';
+import { jsBackend } from './matmul.js';
+import { matmulReference } from './matmul-reference.js';
+import { defaultBackend, routeTiny } from './select.js';
+import { loadWasmBackend, wasmPath } from './wasm-backend.js';
+
+/** A small seeded generator (mulberry32), so failures reproduce. Values in [-1, 1). */
+function filled(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  let s = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** Expects got ≈ want elementwise, within 1e-5·√k relative to the largest magnitude in want. */
+function expectClose(got: Float32Array, want: Float32Array, k: number): void {
+  expect(got.length).toBe(want.length);
+  let scale = 1;
+  for (const w of want) scale = Math.max(scale, Math.abs(w));
+  const tol = 1e-5 * Math.sqrt(Math.max(k, 1)) * scale;
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!);
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  if (!(worst <= tol)) expect.fail(`element ${at}: got ${got[at]}, want ${want[at]} (|error| ${worst} > ${tol})`);
+}
+
+/** [m, k, n]: edge cases, primes, the reference model's layers, and every blocking boundary. */
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 7, 5], // batch 1
+  [1, 40, 37], // batch 1, wide: every column block of the few-rows path
+  [2, 33, 21],
+  [3, 2, 1],
+  [9, 20, 1], // a single column
+  [4, 4, 4],
+  [7, 13, 11],
+  [65, 129, 33],
+  [64, 100, 50], // reference model, layer 1 at batch 64
+  [64, 50, 10], // layer 2
+  [50, 64, 100], // weight-gradient shape of layer 1
+  [9, 300, 6], // K over one K block
+  [37, 600, 29], // K over two K blocks
+  [101, 17, 9], // M over one wasm A block
+  [12, 20, 530], // N over one wasm B block
+];
+
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+function opName(transA: boolean, transB: boolean): string {
+  return `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+}
+
+function suite(getBackend: () => KernelBackend): void {
+  for (const [m, k, n] of SHAPES) {
+    for (const [transA, transB] of TRANSPOSES) {
+      it(`${m}×${k}×${n} ${opName(transA, transB)}`, () => {
+        const backend = getBackend();
+        const a = filled(m * k, m * 7 + k); // (M, K) or (K, M)
+        const b = filled(k * n, n * 13 + k); // (K, N) or (N, K)
+        const want = new Float32Array(m * n);
+        matmulReference(a, b, want, m, k, n, transA, transB, false);
+
+        // Garbage in out must not leak into an overwriting product.
+        const out = new Float32Array(m * n).fill(Number.NaN);
+        backend.matmul(a, b, out, m, k, n, transA, transB, false);
+        expectClose(out, want, k);
+
+        // accumulate: out += op(a)·op(b), starting from values that are not zero.
+        const start = filled(m * n, 99);
+        const acc = start.slice();
+        const wantAcc = start.slice();
+        matmulReference(a, b, wantAcc, m, k, n, transA, transB, true);
+        backend.matmul(a, b, acc, m, k, n, transA, transB, true);
+        expectClose(acc, wantAcc, k);
+      });
+    }
+  }
+
+  it('k = 0: out is zeroed, or left alone when accumulating', () => {
+    const backend = getBackend();
+    const out = new Float32Array(6).fill(3);
+    backend.matmul(new Float32Array(0), new Float32Array(0), out, 2, 0, 3, false, false, true);
+    expect([...out]).toEqual([3, 3, 3, 3, 3, 3]);
+    backend.matmul(new Float32Array(0), new Float32Array(0), out, 2, 0, 3, false, false, false);
+    expect([...out]).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  for (const shared of [false, true]) {
+    it(`operands are views at a nonzero offset into a larger ${shared ? 'SharedArrayBuffer' : 'ArrayBuffer'}`, () => {
+      const backend = getBackend();
+      const [m, k, n] = [13, 21, 10];
+      const bytes = 4 * (3 + m * k + 5 + k * n + 7 + m * n + 11);
+      const buffer = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+      const whole = new Float32Array(buffer);
+      whole.fill(Number.NaN); // the gaps: a read outside any view would show up as NaN
+      const a = new Float32Array(buffer, 4 * 3, m * k);
+      const b = new Float32Array(buffer, a.byteOffset + a.byteLength + 4 * 5, k * n);
+      const out = new Float32Array(buffer, b.byteOffset + b.byteLength + 4 * 7, m * n);
+      for (const [transA, transB] of TRANSPOSES) {
+        a.set(filled(m * k, 1));
+        b.set(filled(k * n, 2));
+        out.set(filled(m * n, 3));
+        const want = out.slice();
+        matmulReference(a, b, want, m, k, n, transA, transB, true);
+        backend.matmul(a, b, out, m, k, n, transA, transB, true);
+        expectClose(out, want, k);
+      }
+      // Nothing outside the three views was written.
+      const tail = new Float32Array(buffer, out.byteOffset + out.byteLength);
+      expect(tail.every(Number.isNaN)).toBe(true);
+      expect(Number.isNaN(whole[0]!)).toBe(true);
+    });
+  }
+
+  it('operand arrays longer than their matrix: only the first M·K, K·N, M·N elements are used', () => {
+    const backend = getBackend();
+    const [m, k, n] = [5, 6, 7];
+    const a = filled(m * k + 4, 1);
+    const b = filled(k * n + 4, 2);
+    const out = new Float32Array(m * n + 4).fill(-1);
+    const want = out.slice();
+    matmulReference(a, b, want, m, k, n, false, true, false);
+    backend.matmul(a, b, out, m, k, n, false, true, false);
+    expectClose(out, want, k);
+    expect([...out.subarray(m * n)]).toEqual([-1, -1, -1, -1]);
+  });
+}
+
+describe('jsBackend', () => {
+  it('is named js', () => expect(jsBackend.name).toBe('js'));
+  suite(() => jsBackend);
+});
+
+// CI builds the wasm before testing, so a wasm file that exists but does not load is a failure;
+// only a package that was never built skips these.
+describe.skipIf(!existsSync(wasmPath))('wasm-simd backend', () => {
+  const wasm = loadWasmBackend();
+  it('loads, since wasm/gemm.wasm exists', () => {
+    expect(wasm).not.toBeNull();
+    expect(wasm!.name).toBe('wasm-simd');
+  });
+  suite(() => {
+    if (wasm === null) throw new Error(`wasm/gemm.wasm exists at ${wasmPath.pathname} but did not load`);
+    return wasm;
+  });
+});
+
+describe('defaultBackend (LOOM_BACKEND)', () => {
+  it("'js' forces the portable kernel", () => expect(defaultBackend('js')).toBe(jsBackend));
+
+  it("'auto' and unset pick wasm-simd when wasm/gemm.wasm exists, else js", () => {
+    const expected = existsSync(wasmPath) ? 'wasm-simd' : 'js';
+    expect(defaultBackend('auto').name).toBe(expected);
+    expect(defaultBackend(undefined).name).toBe(expected);
+  });
+
+  it.skipIf(!existsSync(wasmPath))("'wasm' forces wasm-simd", () => expect(defaultBackend('wasm').name).toBe('wasm-simd'));
+
+  it('routeTiny sends products under the threshold to the small backend, the rest to the large', () => {
+    const calls: string[] = [];
+    const spy = (name: string): KernelBackend => ({ name, matmul: () => void calls.push(name) });
+    const routed = routeTiny(spy('large'), spy('small'), 64);
+    expect(routed.name).toBe('large');
+    const x = new Float32Array(64);
+    routed.matmul(x, x, x, 4, 4, 3, false, false, false); // 48 multiply-adds
+    routed.matmul(x, x, x, 4, 4, 4, false, false, false); // 64
+    expect(calls).toEqual(['small', 'large']);
+  });
+
+  it('rejects anything else, naming the value', () => {
+    expect(() => defaultBackend('gpu')).toThrow("LOOM_BACKEND: expected 'js', 'wasm' or 'auto', got 'gpu'");
+  });
+});
