@@ -1,0 +1,75 @@
+/**
+ * Which matmul backend the kernel tier uses.
+ *
+ * By default: WebAssembly SIMD when wasm/gemm.wasm loads, else plain JS. The environment variable
+ * LOOM_BACKEND forces one:
+ *
+ *   LOOM_BACKEND=js     always the portable TypeScript kernel
+ *   LOOM_BACKEND=wasm   always WebAssembly SIMD, even for tiny products; throws when it cannot load
+ *   unset or 'auto'     WebAssembly SIMD when available (tiny products on js, see below), else js
+ *
+ * Tiny products go to js under 'auto'. A wasm call has a fixed cost of about 130 ns (crossing into
+ * wasm, copying, packing) that js does not pay. On the development machine js was faster below
+ * M·K·N = 128 multiply-adds (1×1×1: 33 vs 130 ns; 4×4×4: 80 vs 124 ns), the two were even at 128,
+ * and wasm-simd was faster from 256 up (8×8×8: 180 vs 400 ns; the reference model's 64×100×50: 9×).
+ */
+import { existsSync } from 'node:fs';
+import { opError } from '../errors.js';
+import type { KernelBackend } from './backend.js';
+import { jsBackend } from './matmul.js';
+import { loadWasmBackend, wasmPath } from './wasm-backend.js';
+
+/**
+ * The backend for a LOOM_BACKEND value ('js', 'wasm', or 'auto'/undefined for the best available).
+ *
+ * @example
+ * defaultBackend('js').name; // 'js'
+ * defaultBackend().name; // 'wasm-simd' once the package is built, else 'js'
+ */
+export function defaultBackend(choice: string | undefined = readEnv()): KernelBackend {
+  switch (choice ?? 'auto') {
+    case 'js':
+      return jsBackend;
+    case 'wasm': {
+      const wasm = loadWasmBackend();
+      if (wasm === null) {
+        const found = existsSync(wasmPath)
+          ? `${wasmPath.pathname} does not compile here (no WebAssembly SIMD?)`
+          : `${wasmPath.pathname} is missing (build the package: node scripts/build-wasm.js)`;
+        throw opError('LOOM_BACKEND', `'wasm' expects the WebAssembly SIMD kernel to load, but ${found}`);
+      }
+      return wasm;
+    }
+    case 'auto':
+    case '': {
+      const wasm = loadWasmBackend();
+      return wasm === null ? jsBackend : routeTiny(wasm, jsBackend, TINY);
+    }
+    default:
+      throw opError('LOOM_BACKEND', `expected 'js', 'wasm' or 'auto', got '${choice}'`);
+  }
+}
+
+/** Products with fewer multiply-adds (M·K·N) than this run on js under 'auto'; measured above. */
+export const TINY = 128;
+
+/**
+ * A backend that runs products of fewer than `threshold` multiply-adds on `small` and the rest on
+ * `large`, named after `large`. Deterministic: a given shape always takes the same path.
+ */
+export function routeTiny(large: KernelBackend, small: KernelBackend, threshold: number): KernelBackend {
+  return {
+    name: large.name,
+    matmul(a, b, out, m, k, n, transA, transB, accumulate) {
+      const backend = m * k * n < threshold ? small : large;
+      backend.matmul(a, b, out, m, k, n, transA, transB, accumulate);
+    },
+  };
+}
+
+/** The backend every matmul in this process uses, chosen once at import. */
+export const backend: KernelBackend = defaultBackend();
+
+function readEnv(): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.LOOM_BACKEND;
+}
