@@ -1,0 +1,152 @@
+// The `loom` command end to end, in subprocesses of the built CLI (`pnpm test` builds it first):
+// train → eval → recommend on small data, determinism, config files, and bad input.
+import { describe, expect, it, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'loom-cli-'));
+
+function loom(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+
+/** A small CSV with a numeric and a categorical feature, missing values and a duplicated row. */
+function writeCsv(path: string, rows = 400): void {
+  const lines = ['age,minutes,device,label'];
+  for (let i = 0; i < rows; i++) {
+    const age = 18 + ((i * 37) % 50);
+    const minutes = (i * 13) % 90;
+    const device = ['mobile', 'desktop', 'tablet'][i % 3]!;
+    const label = minutes > 45 ? (device === 'mobile' ? 'video' : 'longread') : 'brief';
+    lines.push(`${i % 17 === 0 ? '' : age},${minutes},${i % 23 === 0 ? '' : device},${label}`);
+  }
+  lines.push(lines[5]!);
+  writeFileSync(path, lines.join('\n') + '\n');
+}
+
+describe('loom train → eval → recommend on the built-in news data', () => {
+  let train: ReturnType<typeof loom>;
+  beforeAll(() => {
+    train = loom('train', '--epochs', '1', '--out', 'news', '--json');
+  });
+
+  it('trains, writes a run directory, and ends stdout with the final metrics as JSON', () => {
+    expect(train.code, train.stderr).toBe(0);
+    const result = lastJson(train.stdout);
+    for (const key of ['epoch', 'trainLoss', 'validLoss', 'validAccuracy', 'samplesPerSec', 'seconds', 'testAccuracy']) {
+      expect(result, key).toHaveProperty(key);
+    }
+    expect(result.validAccuracy).toBeGreaterThan(result.baselines.mostRead);
+    for (const f of ['model.safetensors', 'config.json', 'metrics.jsonl']) expect(existsSync(join(dir, 'news', f)), f).toBe(true);
+    const epochs = readFileSync(join(dir, 'news', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(epochs).toHaveLength(1);
+    expect(epochs[0].epoch).toBe(1);
+  });
+
+  it('evaluates the run: loss, accuracy, per-class precision/recall, confusion matrix', () => {
+    const r = loom('eval', '--run', 'news', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const e = lastJson(r.stdout);
+    expect(e.accuracy).toBeCloseTo(lastJson(train.stdout).testAccuracy, 10);
+    expect(e.perClass).toHaveLength(10);
+    expect(e.confusion.flat().reduce((s: number, v: number) => s + v, 0)).toBe(e.rows);
+    const text = loom('eval', '--run', 'news');
+    expect(text.stdout).toMatch(/confusion matrix/);
+    expect(text.stdout).toMatch(/precision\s+recall/);
+  });
+
+  it('recommends K categories with probabilities and K unread articles', () => {
+    const r = loom('recommend', '--run', 'news', '--user', '17', '--top', '2', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const rec = lastJson(r.stdout);
+    expect(rec.categories).toHaveLength(2);
+    expect(rec.categories[0].probability).toBeGreaterThanOrEqual(rec.categories[1].probability);
+    expect(rec.articles).toHaveLength(2);
+    expect(rec.articles.map((a: { category: string }) => a.category)).toEqual(rec.categories.map((c: { category: string }) => c.category));
+  });
+});
+
+describe('loom train on CSV and with a config file', () => {
+  it('trains on a CSV with categorical columns, missing values and duplicates, then evaluates it', () => {
+    writeCsv(join(dir, 'visits.csv'));
+    const t = loom('train', '--dataset', 'csv:visits.csv', '--label', 'label', '--model', 'mlp:5,8,3', '--epochs', '30', '--batch-size', '16', '--lr', '0.01', '--out', 'csv', '--json');
+    expect(t.code, t.stderr).toBe(0);
+    expect(lastJson(t.stdout).validAccuracy).toBeGreaterThan(0.7);
+    const e = loom('eval', '--run', 'csv', '--json');
+    expect(e.code, e.stderr).toBe(0);
+    expect(lastJson(e.stdout).perClass.map((p: { class: string }) => p.class)).toEqual(['brief', 'longread', 'video']);
+  });
+
+  it('takes defaults from --config and lets flags override them', () => {
+    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ epochs: 1, batchSize: 256, out: 'from-config', optimizer: 'sgd', lr: 0.1 }));
+    const r = loom('train', '--config', 'cfg.json', '--out', 'from-flag', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const config = JSON.parse(readFileSync(join(dir, 'from-flag', 'config.json'), 'utf8'));
+    expect(config.train).toMatchObject({ epochs: 1, batchSize: 256, optimizer: 'sgd', lr: 0.1 });
+    expect(existsSync(join(dir, 'from-config'))).toBe(false);
+  });
+
+  it('is deterministic: the same seed gives bitwise the same weights', () => {
+    const a = loom('train', '--epochs', '1', '--seed', '5', '--out', 'det-a');
+    const b = loom('train', '--epochs', '1', '--seed', '5', '--out', 'det-b');
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'det-a', 'model.safetensors')).equals(readFileSync(join(dir, 'det-b', 'model.safetensors')))).toBe(true);
+  });
+});
+
+describe('bad input: a clear error naming the problem, and the documented exit code', () => {
+  const usage: Array<[string, string[], RegExp]> = [
+    ['an unknown flag', ['train', '--bogus'], /Unknown option '--bogus'/],
+    ['a bad value', ['train', '--batch-size', '0'], /--batch-size must be at least 1, got 0/],
+    ['a non-number', ['train', '--lr', 'fast'], /--lr must be a number, got "fast"/],
+    ['a bad choice', ['train', '--optimizer', 'lbfgs'], /--optimizer must be one of sgd, momentum, rmsprop, adam, adamw, adagrad, got 'lbfgs'/],
+    ['a missing dataset file', ['train', '--dataset', 'csv:nope.csv', '--label', 'x'], /--dataset csv:nope.csv: nope.csv does not exist/],
+    ['a malformed --model', ['train', '--model', 'mlp:abc'], /--model must be reference or mlp:IN,HIDDEN/],
+    ['a run directory that is not one', ['eval', '--run', '.'], /--run \.: not a run directory \(no config.json/],
+    ['a missing --run', ['eval'], /--run DIR is required/],
+    ['an unknown command', ['fly'], /unknown command 'fly'/],
+  ];
+  for (const [what, args, message] of usage) {
+    it(`${what} → exit 2`, () => {
+      const r = loom(...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    });
+  }
+
+  it('a CSV without the label column names the column and lists the others', () => {
+    writeCsv(join(dir, 'nolabel.csv'), 20);
+    const r = loom('train', '--dataset', 'csv:nolabel.csv', '--label', 'clicked');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--label clicked: nolabel.csv has no column 'clicked' \(columns: age, minutes, device, label\)/);
+  });
+
+  it('a malformed CSV line is a runtime failure naming the line → exit 1', () => {
+    writeFileSync(join(dir, 'broken.csv'), 'a,b,label\n1,2,x\n3,4\n');
+    const r = loom('train', '--dataset', 'csv:broken.csv', '--label', 'label');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/broken.csv:3/);
+  });
+
+  it('a config file with an unknown key names the file and the key', () => {
+    writeFileSync(join(dir, 'typo.json'), JSON.stringify({ epoch: 3 }));
+    const r = loom('train', '--config', 'typo.json');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/typo.json: unknown key 'epoch'/);
+  });
+
+  it('--help on every command exits 0 and lists the flags', () => {
+    for (const [cmd, flag] of [['train', '--batch-size'], ['eval', '--run'], ['recommend', '--user'], ['demo', '--epochs']]) {
+      const r = loom(cmd!, '--help');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(flag);
+    }
+  });
+});

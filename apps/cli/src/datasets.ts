@@ -1,0 +1,161 @@
+/**
+ * The datasets `loom` trains on, named by the --dataset flag:
+ *   news        the built-in news reading logs (features from @loom/data's pipeline)
+ *   idx:DIR     an MNIST-layout directory (train-* / t10k-* IDX files), pixels scaled to [0, 1]
+ *   csv:FILE    a CSV file with a header row; --label names the class column
+ *
+ * Each is turned into train / valid / test parts over one feature matrix, with everything fitted
+ * on the training rows (fill values, categories, z-score) returned as JSON: it is saved in the run
+ * directory, and passing it back reproduces the exact same features at eval time.
+ */
+import { existsSync, statSync } from 'node:fs';
+import {
+  applyFill, applyTransform, categoriesOf, dropDuplicates, fitFill, fitZScore, isCategorical, loadIdxDataset, newsBaselines,
+  oneHot, prepareNews, readCsv, split, toLabels, toMatrix, type Dataset, type FillValues, type NewsData, type ZScoreTransform,
+} from '@loom/data';
+import { UsageError } from './errors.js';
+
+/** Rows of one feature matrix: a split, or a shard of one. */
+export interface Part {
+  features: Float32Array; // (N, width)
+  labels: Int32Array; // (N)
+  rows: Int32Array; // indices into features/labels
+}
+
+export interface TrainingData {
+  spec: string;
+  width: number;
+  numClasses: number;
+  classNames: string[];
+  train: Part;
+  valid: Part;
+  test: Part;
+  /** What was fitted on the training rows; JSON, saved in config.json. */
+  preprocessing: Preprocessing;
+  /** The prepared news data (only for `news`): recommend needs its catalog. */
+  news?: NewsData;
+  /** Accuracy of simple baselines on the validation rows, when the dataset defines them. */
+  baselines?: Record<string, number>;
+}
+
+export type Preprocessing =
+  | { kind: 'news'; seed: number; scale: number; fill: FillValues; transform: ZScoreTransform }
+  | { kind: 'idx'; dir: string; scale: '1/255'; seed: number }
+  | { kind: 'csv'; file: string; label: string; seed: number; fill: FillValues; categories: Record<string, string[]>; featureNames: string[]; transform: ZScoreTransform; classes: string[] };
+
+export interface DatasetOptions {
+  seed: number;
+  /** News only: 1 (default), 10 or 100 times the default number of users. */
+  scale?: number;
+  /** CSV only: the class column. */
+  label?: string;
+}
+
+/** Parses and validates a --dataset value without loading anything. */
+export function checkDatasetSpec(spec: string, label: string | undefined): void {
+  if (spec === 'news') return;
+  const m = /^(idx|csv):(.+)$/.exec(spec);
+  if (!m) throw new UsageError(`--dataset must be news, idx:DIR or csv:FILE, got '${spec}'`);
+  const [, kind, path] = m as unknown as [string, string, string];
+  if (!existsSync(path)) throw new UsageError(`--dataset ${spec}: ${path} does not exist`);
+  if (kind === 'idx' && !statSync(path).isDirectory()) throw new UsageError(`--dataset ${spec}: ${path} is not a directory`);
+  if (kind === 'csv' && label === undefined) throw new UsageError(`--dataset ${spec} needs --label COLUMN, the column holding the class`);
+}
+
+/** Loads a dataset for training, fitting preprocessing on its training rows. */
+export function loadTrainingData(spec: string, options: DatasetOptions): TrainingData {
+  checkDatasetSpec(spec, options.label);
+  if (spec === 'news') return newsData(options.seed, options.scale ?? 1);
+  const [kind, path] = [spec.slice(0, 3), spec.slice(4)];
+  return kind === 'idx' ? idxData(path, options.seed) : csvData(path, options.label!, options.seed);
+}
+
+/** Loads the dataset a run was trained on, applying the preprocessing saved with it. */
+export function reloadTrainingData(pre: Preprocessing, specOverride?: string): TrainingData {
+  if (specOverride !== undefined && specOverride !== specOf(pre)) {
+    // Another dataset of the same kind, transformed as the run's training data was.
+    checkDatasetSpec(specOverride, pre.kind === 'csv' ? pre.label : undefined);
+    if (!specOverride.startsWith(pre.kind === 'news' ? 'news' : `${pre.kind}:`)) {
+      throw new UsageError(`--dataset ${specOverride}: the run was trained on ${specOf(pre)}; evaluate it on a dataset of the same kind`);
+    }
+    if (pre.kind === 'idx') return idxData(specOverride.slice(4), pre.seed);
+    if (pre.kind === 'csv') return csvData(specOverride.slice(4), pre.label, pre.seed, pre);
+  }
+  if (pre.kind === 'news') return newsData(pre.seed, pre.scale, pre);
+  if (pre.kind === 'idx') return idxData(pre.dir, pre.seed);
+  return csvData(pre.file, pre.label, pre.seed, pre);
+}
+
+function specOf(pre: Preprocessing): string {
+  return pre.kind === 'news' ? 'news' : pre.kind === 'idx' ? `idx:${pre.dir}` : `csv:${pre.file}`;
+}
+
+function newsData(seed: number, scale: number, saved?: Extract<Preprocessing, { kind: 'news' }>): TrainingData {
+  const news = prepareNews({ seed, scale, ...(saved ? { fill: saved.fill, transform: saved.transform } : {}) });
+  const part = (rows: Int32Array): Part => ({ features: news.features, labels: news.labels, rows });
+  return {
+    spec: 'news',
+    width: news.width,
+    numClasses: news.numClasses,
+    classNames: [...news.categories],
+    train: part(news.split.train),
+    valid: part(news.split.valid),
+    test: part(news.split.test),
+    preprocessing: { kind: 'news', seed, scale, fill: news.fill, transform: news.transform },
+    news,
+    baselines: newsBaselines(news),
+  };
+}
+
+function idxData(dir: string, seed: number): TrainingData {
+  const { train, test } = loadIdxDataset(dir);
+  // The IDX training set is split 90/10 into train and valid; t10k is the test set.
+  const s = split(train.length, { valid: 0.1, test: 0, seed });
+  const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  const numClasses = Math.max(train.numClasses, test.numClasses);
+  return {
+    spec: `idx:${dir}`,
+    width: train.width,
+    numClasses,
+    classNames: Array.from({ length: numClasses }, (_, i) => String(i)),
+    train: { features: train.features, labels: train.labels, rows: s.train },
+    valid: { features: train.features, labels: train.labels, rows: s.valid },
+    test: { features: test.features, labels: test.labels, rows: all(test.length) },
+    preprocessing: { kind: 'idx', dir, scale: '1/255', seed },
+  };
+}
+
+function csvData(file: string, label: string, seed: number, saved?: Extract<Preprocessing, { kind: 'csv' }>): TrainingData {
+  let ds: Dataset = readCsv(file);
+  if (!ds.columns.has(label)) {
+    throw new UsageError(`--label ${label}: ${file} has no column '${label}' (columns: ${[...ds.columns.keys()].join(', ')})`);
+  }
+  ds = dropDuplicates(ds);
+  const parts = split(ds.length, { valid: 0.1, test: 0.1, seed });
+  const featureCols = [...ds.columns.keys()].filter((c) => c !== label);
+  const fill = saved?.fill ?? fitFill(ds, Object.fromEntries(featureCols.map((c) => [c, isCategorical(ds.columns.get(c)!) ? 'mode' : 'mean'])), parts.train);
+  ds = applyFill(ds, fill);
+  const categories: Record<string, string[]> = saved?.categories ?? {};
+  for (const c of featureCols) {
+    if (!isCategorical(ds.columns.get(c)!)) continue;
+    categories[c] ??= categoriesOf(ds, c);
+    ds = oneHot(ds, c, categories[c]);
+  }
+  const featureNames = saved?.featureNames ?? [...ds.columns.keys()].filter((c) => c !== label);
+  const features = toMatrix(ds, featureNames);
+  const width = featureNames.length;
+  const transform = saved?.transform ?? fitZScore(features, width, parts.train);
+  applyTransform(transform, features, width);
+  const { labels, classes } = toLabels(ds, label, saved?.classes);
+  const part = (rows: Int32Array): Part => ({ features, labels, rows });
+  return {
+    spec: `csv:${file}`,
+    width,
+    numClasses: classes.length,
+    classNames: classes,
+    train: part(parts.train),
+    valid: part(parts.valid),
+    test: part(parts.test),
+    preprocessing: { kind: 'csv', file, label, seed, fill, categories, featureNames, transform, classes },
+  };
+}

@@ -1,0 +1,62 @@
+/** Loss, accuracy and the confusion matrix of a classifier over some rows, without recording a graph. */
+import { IntTensor, Tensor, crossEntropy, noGrad, type Module } from '@loom/tensor-core';
+import type { Part } from './datasets.js';
+
+export interface Evaluation {
+  loss: number;
+  accuracy: number;
+  /** confusion[actual][predicted] counts. */
+  confusion: number[][];
+  count: number;
+}
+
+const CHUNK = 2048;
+
+/** Evaluates `model` on `part` in chunks of rows (so memory stays flat on large splits). */
+export function evaluate(model: Module, part: Part, width: number, numClasses: number): Evaluation {
+  const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+  const x = new Float32Array(CHUNK * width); // (CHUNK, width)
+  const y = new Int32Array(CHUNK);
+  let lossSum = 0;
+  let correct = 0;
+  const n = part.rows.length;
+  const wasTraining = model.training;
+  model.eval();
+  noGrad(() => {
+    for (let start = 0; start < n; start += CHUNK) {
+      const size = Math.min(CHUNK, n - start);
+      for (let i = 0; i < size; i++) {
+        const r = part.rows[start + i]!;
+        x.set(part.features.subarray(r * width, (r + 1) * width), i * width);
+        y[i] = part.labels[r]!;
+      }
+      const labels = new IntTensor(y.subarray(0, size));
+      const logits = model.forward(new Tensor(x.subarray(0, size * width), [size, width]));
+      lossSum += crossEntropy(logits, labels, 'sum').item();
+      for (let i = 0; i < size; i++) {
+        const pred = argmax(logits.data, i * numClasses, numClasses);
+        confusion[y[i]!]![pred]!++;
+        if (pred === y[i]) correct++;
+      }
+    }
+  });
+  model.train(wasTraining);
+  return { loss: n > 0 ? lossSum / n : NaN, accuracy: n > 0 ? correct / n : NaN, confusion, count: n };
+}
+
+/** The index of the largest of `n` values starting at `offset`. */
+export function argmax(v: ArrayLike<number>, offset: number, n: number): number {
+  let best = 0;
+  for (let j = 1; j < n; j++) if (v[offset + j]! > v[offset + best]!) best = j;
+  return best;
+}
+
+/** Per-class precision and recall from a confusion matrix (NaN where undefined). */
+export function precisionRecall(confusion: number[][]): Array<{ precision: number; recall: number; support: number }> {
+  return confusion.map((row, c) => {
+    const tp = row[c]!;
+    const support = row.reduce((s, v) => s + v, 0);
+    const predicted = confusion.reduce((s, r) => s + r[c]!, 0);
+    return { precision: predicted > 0 ? tp / predicted : NaN, recall: support > 0 ? tp / support : NaN, support };
+  });
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/**
+ * The `loom` command. Exit codes: 0 success, 1 runtime failure, 2 usage error (bad flag or value).
+ */
+import { EXIT, UsageError } from './errors.js';
+import { trainCommand } from './commands/train.js';
+import { evalCommand } from './commands/eval.js';
+import { recommendCommand } from './commands/recommend.js';
+import { demoCommand } from './commands/demo.js';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: string }> = {
+  train: { run: trainCommand, summary: 'train a model and write a run directory' },
+  eval: { run: evalCommand, summary: 'evaluate a run: loss, accuracy, precision/recall, confusion matrix' },
+  recommend: { run: recommendCommand, summary: 'recommend news to a user of the built-in dataset' },
+  demo: { run: demoCommand, summary: 'train the news recommender and show recommendations (pnpm start)' },
+};
+
+const USAGE = `Usage: loom <command> [flags]
+
+Commands:
+${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join('\n')}
+
+Run \`loom <command> --help\` for a command's flags.
+Exit codes: 0 success, 1 runtime failure, 2 usage error.`;
+
+export function main(argv: string[]): number {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return command === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const entry = COMMANDS[command];
+  if (entry === undefined) {
+    console.error(`loom: unknown command '${command}'\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  try {
+    entry.run(rest);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`loom ${command}: ${e.message.replace(/^loom \w+: /, '')}`);
+      return EXIT.usage;
+    }
+    console.error(`loom ${command}: ${(e as Error).message}`);
+    if (process.env.LOOM_DEBUG) console.error((e as Error).stack);
+    return EXIT.failure;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));

@@ -1,0 +1,81 @@
+/**
+ * A run directory, as `loom train --out DIR` writes it:
+ *   config.json        everything needed to rebuild the model and its preprocessing
+ *   model.safetensors  the trained parameters, named as PyTorch names them
+ *   metrics.jsonl      one JSON object per epoch
+ * Reading one validates it, so `eval` and `recommend` fail with a message naming what is wrong.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, parameterLayout, saveModel, type Sequential } from '@loom/tensor-core';
+import type { Preprocessing } from './datasets.js';
+import { UsageError } from './errors.js';
+import { buildModel } from './models.js';
+
+export const RUN_FORMAT = 'loom-run';
+export const RUN_VERSION = 1;
+
+export interface RunConfig {
+  format: typeof RUN_FORMAT;
+  version: number;
+  model: { spec: string; sizes: number[] };
+  dataset: string;
+  preprocessing: Preprocessing;
+  classNames: string[];
+  train: { optimizer: string; lr: number; batchSize: number; epochs: number; seed: number; [k: string]: unknown };
+  layout: Array<{ name: string; offset: number; shape: readonly number[] }>;
+}
+
+/** Creates the run directory and starts an empty metrics.jsonl. */
+export function startRun(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'metrics.jsonl'), '');
+}
+
+/** Appends one epoch's metrics. */
+export function appendMetrics(dir: string, metrics: object): void {
+  appendFileSync(join(dir, 'metrics.jsonl'), JSON.stringify(metrics) + '\n');
+}
+
+/** Writes config.json and model.safetensors, each atomically (temporary file, then rename). */
+export function saveRun(dir: string, config: Omit<RunConfig, 'format' | 'version' | 'layout'>, model: Sequential): void {
+  const full: RunConfig = {
+    format: RUN_FORMAT,
+    version: RUN_VERSION,
+    ...config,
+    layout: parameterLayout(model).map(({ name, offset, shape }) => ({ name, offset, shape })),
+  };
+  saveModel(join(dir, 'model.safetensors'), model, { format: RUN_FORMAT, model: config.model.spec });
+  const tmp = join(dir, `config.json.tmp-${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(full, null, 2) + '\n');
+  renameSync(tmp, join(dir, 'config.json'));
+}
+
+/** Reads and validates a run directory, and rebuilds its model with the trained weights. */
+export function loadRun(dir: string): { config: RunConfig; model: Sequential } {
+  const where = `--run ${dir}`;
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${where}: no such directory`);
+  const configPath = join(dir, 'config.json');
+  if (!existsSync(configPath)) throw new UsageError(`${where}: not a run directory (no config.json; \`loom train --out DIR\` makes one)`);
+  let config: RunConfig;
+  try {
+    config = JSON.parse(readFileSync(configPath, 'utf8')) as RunConfig;
+  } catch (e) {
+    throw new UsageError(`${configPath}: not valid JSON (${(e as Error).message})`);
+  }
+  if (config?.format !== RUN_FORMAT) throw new UsageError(`${configPath}: not a Loom run config (format is ${JSON.stringify(config?.format)}, expected "${RUN_FORMAT}")`);
+  if (config.version !== RUN_VERSION) throw new UsageError(`${configPath}: version ${config.version} is not supported (expected ${RUN_VERSION})`);
+  const sizes = config.model?.sizes;
+  if (!Array.isArray(sizes) || sizes.length < 2 || !sizes.every((s) => Number.isInteger(s) && s > 0)) {
+    throw new UsageError(`${configPath}: model.sizes must be a list of positive integers, got ${JSON.stringify(sizes)}`);
+  }
+  if (!config.preprocessing || !['news', 'idx', 'csv'].includes(config.preprocessing.kind)) {
+    throw new UsageError(`${configPath}: preprocessing.kind must be news, idx or csv, got ${JSON.stringify(config.preprocessing?.kind)}`);
+  }
+  const weights = join(dir, 'model.safetensors');
+  if (!existsSync(weights)) throw new UsageError(`${where}: model.safetensors is missing`);
+  const model = buildModel(sizes, 0);
+  loadModel(weights, model);
+  model.eval();
+  return { config, model };
+}

@@ -1,0 +1,75 @@
+/**
+ * Single-thread training: mini-batches over the training rows, forward, cross-entropy, backward and
+ * an optimizer step over the flat parameters, then validation after every epoch.
+ */
+import { BatchIterator } from '@loom/data';
+import { IntTensor, Tensor, crossEntropy, flattenParameters, type FlatParameters, type Sequential } from '@loom/tensor-core';
+import type { Part } from './datasets.js';
+import { evaluate } from './evaluate.js';
+import { makeOptimizer, type OptimizerName } from './optimizers.js';
+import type { Progress } from './progress.js';
+
+export interface TrainOptions {
+  optimizer: OptimizerName;
+  lr: number;
+  batchSize: number;
+  epochs: number;
+  seed: number;
+  width: number;
+  numClasses: number;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  trainLoss: number;
+  validLoss: number;
+  validAccuracy: number;
+  samplesPerSec: number;
+  seconds: number;
+}
+
+/** Trains `model` in place; calls `onEpoch` after each epoch's validation. */
+export function train(
+  model: Sequential,
+  data: { train: Part; valid: Part },
+  o: TrainOptions,
+  onEpoch: (m: EpochMetrics) => void,
+  progress?: Progress,
+  shouldStop: () => boolean = () => false,
+): FlatParameters {
+  const flat = flattenParameters(model);
+  const opt = makeOptimizer(o.optimizer, model.parameters(), o.lr);
+  const batches = new BatchIterator(
+    { features: data.train.features, labels: data.train.labels, width: o.width },
+    { batchSize: o.batchSize, rows: data.train.rows, shuffle: true, seed: o.seed },
+  );
+  model.train();
+  for (let epoch = 1; epoch <= o.epochs && !shouldStop(); epoch++) {
+    const t0 = performance.now();
+    let lossSum = 0;
+    let seen = 0;
+    for (const batch of batches.epoch(epoch - 1)) {
+      opt.zeroGrad();
+      const x = new Tensor(batch.x, [batch.size, o.width]);
+      const loss = crossEntropy(model.forward(x), new IntTensor(batch.y));
+      loss.backward();
+      opt.step();
+      lossSum += loss.item() * batch.size;
+      seen += batch.size;
+      progress?.update(`epoch ${epoch}/${o.epochs}`, batch.index + 1, batches.batchesPerEpoch, `loss ${(lossSum / seen).toFixed(4)}`);
+      if (shouldStop()) break;
+    }
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const v = evaluate(model, data.valid, o.width, o.numClasses);
+    progress?.clear();
+    onEpoch({
+      epoch,
+      trainLoss: lossSum / Math.max(seen, 1),
+      validLoss: v.loss,
+      validAccuracy: v.accuracy,
+      samplesPerSec: seen / trainSeconds,
+      seconds: (performance.now() - t0) / 1000,
+    });
+  }
+  return flat;
+}
