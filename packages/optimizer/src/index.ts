@@ -44,3 +44,4 @@ export {
   type SchedulerStateDict,
 } from './schedulers.js';
 export { clipGradNorm, clipGradValue, gradNormPartial, totalNorm, clipCoefficient, scaleSlice, clipValueSlice } from './clip.js';
+export { namedOptimizer, OPTIMIZER_NAMES, type OptimizerName } from './presets.js';
