@@ -1,0 +1,174 @@
+/**
+ * Data-parallel training on worker threads of one machine, with one copy of the parameters in
+ * shared memory. The coordinator (this module, on the caller's thread) initialises the shared
+ * buffers, runs one piscina task per worker per epoch, and in between hands the caller a model
+ * whose parameters ARE the shared ones, for validation and checkpoints.
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { Random, flattenParameters, mlp, type Sequential } from '@loom/tensor-core';
+import { namedOptimizer } from '@loom/optimizer';
+import { GlobalBatchSchedule } from '@loom/worker';
+import { MODES, Word, allocateRun, views, type Mode } from './shared.js';
+import { at, wakeAll } from './sync-point.js';
+import type { EpochResult, EpochTask } from './messages.js';
+
+export interface ThreadTrainingOptions {
+  /** MLP layer sizes; the model is built with Xavier-uniform weights and zero biases from `seed`. */
+  sizes: number[];
+  data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array };
+  optimizer: string;
+  lr: number;
+  /** The global batch: split across workers in sync mode, and the unit of a step in every mode. */
+  batchSize: number;
+  epochs: number;
+  seed: number;
+  /** Worker threads; default: the number of cores. */
+  workers?: number;
+  mode?: Mode;
+  /** Ssp only: how many updates a worker may run ahead of the slowest. */
+  staleness?: number;
+  /** Aborting stops every worker after its current step; the model trained so far is kept. */
+  signal?: AbortSignal;
+  /** Called after every epoch, with the model bound to the shared parameters. */
+  onEpoch?: (metrics: ThreadEpochMetrics, model: Sequential) => void | Promise<void>;
+}
+
+export interface WorkerMetrics {
+  rank: number;
+  rows: number;
+  samplesPerSec: number;
+  /** Ssp and async: updates between the parameters a worker computed with and the newest. */
+  stalenessMax: number;
+  stalenessMean: number;
+}
+
+export interface ThreadEpochMetrics {
+  epoch: number;
+  trainLoss: number;
+  samplesPerSec: number;
+  seconds: number;
+  workers: WorkerMetrics[];
+  stopped: boolean;
+}
+
+/** A worker thread failed; names the worker and the cause. */
+export class WorkerFailed extends Error {
+  constructor(
+    readonly rank: number,
+    override readonly cause: unknown,
+  ) {
+    super(`worker ${rank} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'WorkerFailed';
+  }
+}
+
+/** The compiled thread entry: dist/local/thread.js, also when this module runs from src/ (tests). */
+function threadFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.replace(/coordinator\.(ts|js)$/, 'thread.js');
+  return here.endsWith('.ts') ? file.replace(/([\\/])src([\\/])local([\\/])thread\.js$/, '$1dist$2local$3thread.js') : file;
+}
+
+function shared<T extends Float32Array | Int32Array>(a: T): SharedArrayBuffer {
+  if (a.buffer instanceof SharedArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) return a.buffer;
+  const sab = new SharedArrayBuffer(a.byteLength);
+  new (a.constructor as { new (b: SharedArrayBuffer): T })(sab).set(a);
+  return sab;
+}
+
+let runs = 0;
+
+/**
+ * Trains an MLP data-parallel on worker threads and returns it (parameters copied out of shared
+ * memory). Resolves when every epoch is done or the signal stopped the run; rejects with
+ * WorkerFailed when a worker throws. Either way every thread has exited when it settles.
+ *
+ * @example
+ * const model = await trainThreads({ sizes: [100, 50, 10], data, optimizer: 'adam', lr: 1e-3,
+ *   batchSize: 64, epochs: 5, seed: 42, workers: 2, mode: 'sync' });
+ */
+export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: Sequential; stopped: boolean }> {
+  const workers = o.workers ?? availableParallelism();
+  const mode = o.mode ?? 'sync';
+  const staleness = o.staleness ?? 0;
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new Error(`trainThreads: workers must be a positive integer, got ${workers}`);
+  if (!MODES.includes(mode)) throw new Error(`trainThreads: mode must be one of ${MODES.join(', ')}, got '${mode}'`);
+  if (!(Number.isInteger(staleness) && staleness >= 0)) throw new Error(`trainThreads: staleness must be an integer ≥ 0, got ${staleness}`);
+
+  const model = mlp(o.sizes, { init: 'xavier', rng: new Random(o.seed) });
+  const initial = flattenParameters(model);
+  const { algorithm, options } = namedOptimizer(o.optimizer, { lr: o.lr });
+  const stateInit = Object.fromEntries(algorithm.stateKeys(options).map((k) => [k, algorithm.initialValue(k, options)]));
+  const run = allocateRun(mode, workers, staleness, initial.size, stateInit);
+  const v = views(run);
+  v.params.set(initial.params);
+  flattenParameters(model, { params: v.params }); // the caller's model reads the shared parameters
+
+  const data = {
+    features: shared(o.data.features),
+    labels: shared(o.data.labels),
+    rows: shared(o.data.rows),
+    width: o.data.width,
+  };
+  const batchesPerEpoch = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, 0, 1).batchesPerEpoch;
+  const runId = `${process.pid}-${++runs}`;
+  const pool = new Piscina({ filename: threadFile(), minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: 1, idleTimeout: 60_000 });
+  const stop = () => {
+    Atomics.store(v.ctrl, at(Word.StopRequested), 1);
+    wakeAll(v.ctrl);
+  };
+  o.signal?.addEventListener('abort', stop, { once: true });
+  if (o.signal?.aborted) stop();
+
+  let stopped = false;
+  try {
+    for (let epoch = 0; epoch < o.epochs && !stopped; epoch++) {
+      const t0 = performance.now();
+      const tasks = Array.from({ length: workers }, (_, rank) => {
+        const task: EpochTask = {
+          runId, rank, run, sizes: o.sizes, seed: o.seed, optimizer: { name: o.optimizer, lr: o.lr }, data,
+          batchSize: o.batchSize, epoch, firstStep: epoch * batchesPerEpoch,
+        };
+        return (pool.run(task) as Promise<EpochResult>).catch((e: unknown) => {
+          throw e instanceof WorkerFailed ? e : new WorkerFailed(rank, e);
+        });
+      });
+      let results: EpochResult[];
+      try {
+        results = await Promise.all(tasks);
+      } catch (e) {
+        // One worker failed: wake the others out of their barriers so they exit, then report it.
+        Atomics.store(v.ctrl, at(Word.Abort), 1);
+        wakeAll(v.ctrl);
+        await Promise.allSettled(tasks);
+        throw e;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const rows = results.reduce((s, r) => s + r.rows, 0);
+      stopped = results.some((r) => r.stopped);
+      const metrics: ThreadEpochMetrics = {
+        epoch: epoch + 1,
+        trainLoss: results.reduce((s, r) => s + r.lossSum, 0) / Math.max(rows, 1),
+        samplesPerSec: rows / seconds,
+        seconds,
+        stopped,
+        workers: results.map((r) => ({
+          rank: r.rank,
+          rows: r.rows,
+          samplesPerSec: r.rows / Math.max(r.seconds, 1e-9),
+          stalenessMax: r.staleness.max,
+          stalenessMean: r.staleness.count > 0 ? r.staleness.sum / r.staleness.count : 0,
+        })),
+      };
+      await o.onEpoch?.(metrics, model);
+    }
+  } finally {
+    o.signal?.removeEventListener('abort', stop);
+    await pool.destroy();
+  }
+  // Hand back parameters of the caller's own, so the shared memory can be released.
+  flattenParameters(model);
+  return { model, stopped };
+}

@@ -1,0 +1,48 @@
+/**
+ * The entry point of a worker thread (run by piscina): trains one epoch of its part of a local
+ * run. The model and transport are built on the thread's first task of a run and kept for the
+ * next epochs; the model's parameters are views of the shared parameters, never a copy.
+ */
+import { Random, flattenParameters, mlp, type FlatParameters, type Module } from '@loom/tensor-core';
+import { namedOptimizer } from '@loom/optimizer';
+import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
+import { localTransport, type LocalTransport } from './policies.js';
+import { views } from './shared.js';
+import type { EpochResult, EpochTask } from './messages.js';
+
+interface ThreadState {
+  runId: string;
+  model: Module;
+  flat: FlatParameters;
+  transport: LocalTransport;
+  schedule: GlobalBatchSchedule;
+}
+
+let state: ThreadState | null = null;
+
+function setUp(task: EpochTask): ThreadState {
+  const { run, rank } = task;
+  const { algorithm, options } = namedOptimizer(task.optimizer.name, { lr: task.optimizer.lr });
+  const transport = localTransport({ run, rank, algorithm, options });
+  const model = mlp(task.sizes, { init: 'xavier', rng: new Random(task.seed) });
+  // Adopt the shared parameters (the coordinator initialised them) and accumulate gradients
+  // where the transport reads them.
+  const flat = flattenParameters(model, { params: views(run).params, grads: transport.gradBuffer });
+  const { features, labels, rows, width } = task.data;
+  const schedule = new GlobalBatchSchedule(
+    { features: new Float32Array(features), labels: new Int32Array(labels), width },
+    new Int32Array(rows),
+    task.batchSize,
+    task.seed,
+    rank,
+    run.workers,
+  );
+  return { runId: task.runId, model, flat, transport, schedule };
+}
+
+export default async function trainEpoch(task: EpochTask): Promise<EpochResult> {
+  if (state === null || state.runId !== task.runId) state = setUp(task);
+  const { model, flat, transport, schedule } = state;
+  const report = await runEpoch({ model, flat, transport, schedule, epoch: task.epoch, firstStep: task.firstStep });
+  return { ...report, rank: task.rank, staleness: { ...transport.staleness } };
+}

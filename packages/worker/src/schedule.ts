@@ -1,0 +1,60 @@
+/**
+ * Which rows a worker trains on at each step. Every worker walks the same sequence of global
+ * batches — the batches single-process training would use with the same seed and batch size — and
+ * takes its contiguous part of each: worker w of N gets rows [⌊w·B/N⌋, ⌊(w+1)·B/N⌋) of a batch of B.
+ * So N workers averaging their gradients (weighted by rows) compute the single-process gradient,
+ * and no two workers ever train on the same row in the same step.
+ */
+import { BatchIterator, type Examples } from '@loom/data';
+
+export interface WorkerBatch {
+  /** This worker's rows of the batch, (rows, width) — a view into the iterator's buffer. */
+  x: Float32Array;
+  /** (rows) */
+  y: Int32Array;
+  rows: number;
+  batchRows: number;
+  /** The batch's position in its epoch. */
+  index: number;
+}
+
+export class GlobalBatchSchedule {
+  readonly batchesPerEpoch: number;
+  /** Features per row. */
+  readonly width: number;
+  private readonly batches: BatchIterator;
+  private readonly part: WorkerBatch;
+
+  constructor(
+    source: Examples,
+    rows: Int32Array,
+    batchSize: number,
+    seed: number,
+    readonly rank: number,
+    readonly worldSize: number,
+  ) {
+    if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
+      throw new Error(`GlobalBatchSchedule: rank ${rank} is not in [0, ${worldSize})`);
+    }
+    this.batches = new BatchIterator(source, { batchSize, rows, shuffle: true, seed });
+    this.batchesPerEpoch = this.batches.batchesPerEpoch;
+    this.width = source.width;
+    this.part = { x: new Float32Array(0), y: new Int32Array(0), rows: 0, batchRows: 0, index: 0 };
+  }
+
+  /** This worker's part of each batch of epoch `e`, in order; the same object every step. */
+  *epoch(e: number): Generator<WorkerBatch> {
+    const w = this.batches.width;
+    for (const b of this.batches.epoch(e)) {
+      const lo = Math.floor((this.rank * b.size) / this.worldSize);
+      const hi = Math.floor(((this.rank + 1) * b.size) / this.worldSize);
+      const p = this.part;
+      p.x = b.x.subarray(lo * w, hi * w);
+      p.y = b.y.subarray(lo, hi);
+      p.rows = hi - lo;
+      p.batchRows = b.size;
+      p.index = b.index;
+      yield p;
+    }
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The contract between a worker's training loop and whatever aggregates gradients — threads over
+ * shared memory, or parameter servers over WebSocket. The loop calls, for every step:
+ *
+ *   pull(params, info)   until it returns, `params` may be updated; then it holds the values to
+ *                        compute step `info.step` with. Returns false when the run is stopping.
+ *   push(grads, info)    hands on the gradient computed at step `info.step`: the mean over the
+ *                        worker's `info.rows` rows of a global batch of `info.batchRows` rows.
+ *
+ * How pushes become updates — averaged in lockstep, applied as they come, or with bounded
+ * staleness — is the transport's policy; the loop does not know which one it runs under.
+ * Either method may complete synchronously (shared memory, blocking on Atomics) or return a promise
+ * (sockets).
+ */
+export interface StepInfo {
+  /** The epoch this step belongs to, from 0. */
+  readonly epoch: number;
+  /** The step's index since the run began, from 0: the same for every worker in lockstep. */
+  readonly step: number;
+  /** Rows this worker's gradient was computed on (may be 0 when a batch has fewer rows than workers). */
+  readonly rows: number;
+  /** Rows in the whole global batch of this step. */
+  readonly batchRows: number;
+}
+
+export interface Transport {
+  pull(params: Float32Array, info: StepInfo): boolean | Promise<boolean>;
+  push(grads: Float32Array, info: StepInfo): void | Promise<void>;
+}
