@@ -11,7 +11,7 @@
 import { existsSync, statSync } from 'node:fs';
 import {
   applyFill, applyTransform, categoriesOf, dropDuplicates, fitFill, fitZScore, isCategorical, loadIdxDataset, newsBaselines,
-  oneHot, prepareNews, readCsv, split, toLabels, toMatrix, type Dataset, type FillValues, type NewsData, type ZScoreTransform,
+  oneHot, prepareNews, readCsv, split, take, toLabels, toMatrix, type Dataset, type FillValues, type NewsData, type ZScoreTransform,
 } from '@loom/data';
 import { UsageError } from './errors.js';
 
@@ -138,7 +138,7 @@ function csvData(file: string, label: string, seed: number, saved?: Extract<Prep
   const categories: Record<string, string[]> = saved?.categories ?? {};
   for (const c of featureCols) {
     if (!isCategorical(ds.columns.get(c)!)) continue;
-    categories[c] ??= categoriesOf(ds, c);
+    categories[c] ??= categoriesOf(take(ds, parts.train), c); // unseen categories encode as all zeros
     ds = oneHot(ds, c, categories[c]);
   }
   const featureNames = saved?.featureNames ?? [...ds.columns.keys()].filter((c) => c !== label);

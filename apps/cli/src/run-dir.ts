@@ -5,7 +5,7 @@
  *   metrics.jsonl      one JSON object per epoch
  * Reading one validates it, so `eval` and `recommend` fail with a message naming what is wrong.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, parameterLayout, saveModel, type Sequential } from '@loom/tensor-core';
 import type { Preprocessing } from './datasets.js';
@@ -26,9 +26,15 @@ export interface RunConfig {
   layout: Array<{ name: string; offset: number; shape: readonly number[] }>;
 }
 
-/** Creates the run directory and starts an empty metrics.jsonl. */
+/**
+ * Creates the run directory and starts an empty metrics.jsonl. A previous run's config.json and
+ * model.safetensors are removed first, so that a run that fails part-way leaves a directory that
+ * is recognisably unfinished rather than an old model beside new metrics.
+ */
 export function startRun(dir: string): void {
   mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, 'config.json'), { force: true });
+  rmSync(join(dir, 'model.safetensors'), { force: true });
   writeFileSync(join(dir, 'metrics.jsonl'), '');
 }
 

@@ -6,6 +6,8 @@
  * arithmetic that is exact in JavaScript, and good statistical quality. The seed is expanded with
  * splitmix32 so that nearby seeds give unrelated streams.
  */
+import { opError } from './errors.js';
+
 export class Random {
   private s0 = 0;
   private s1 = 0;
@@ -15,7 +17,7 @@ export class Random {
   private spare: number | null = null;
 
   constructor(seed: number) {
-    if (!Number.isInteger(seed)) throw new Error(`Random: seed must be an integer, got ${seed}`);
+    if (!Number.isInteger(seed)) throw opError('Random', `seed must be an integer, got ${seed}`);
     let x = seed >>> 0;
     const next = () => {
       x = (x + 0x9e3779b9) | 0;

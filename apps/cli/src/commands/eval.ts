@@ -8,7 +8,7 @@ import { UsageError } from '../errors.js';
 
 export const EVAL_FLAGS: Flags = {
   run: { type: 'string', arg: 'DIR', help: 'a run directory written by loom train (required)' },
-  dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE', help: "evaluate on another dataset of the run's kind (default: the run's test split)" },
+  dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE', help: "evaluate on the test split of another dataset of the run's kind, preprocessed as in training (default: the run's own dataset)" },
   json: { type: 'boolean', help: 'print one JSON object instead of tables' },
 };
 

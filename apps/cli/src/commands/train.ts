@@ -14,7 +14,7 @@ export const TRAIN_FLAGS: Flags = {
   config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
   dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE', default: 'news', configurable: true, help: 'what to train on' },
   label: { type: 'string', arg: 'COLUMN', configurable: true, help: 'the class column of a CSV dataset' },
-  scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users (1, 10, 100)' },
+  scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users (e.g. 10, 100)' },
   model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'reference = Linear 100→50, ReLU, Linear 50→10' },
   optimizer: { type: 'string', default: 'adam', choices: OPTIMIZERS, configurable: true, help: OPTIMIZERS.join('|') },
   lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },

@@ -270,6 +270,13 @@ describe('the tape', () => {
     expect(y._parents.length).toBe(0);
     expect(() => y.sum().backward()).toThrow(/does not require grad/);
   });
+  it('refuses a second backward through a released graph', () => {
+    const w = Tensor.from([1, 2], [2], true);
+    const loss = ops.sum(ops.mul(w, w));
+    loss.backward();
+    expect(() => loss.backward()).toThrow(/backward: trying to backward through the graph a second time/);
+    expect(w.grad!.toArray()).toEqual([2, 4]);
+  });
   it('needs a gradient for non-scalar outputs', () => {
     const y = ops.mul(Tensor.from([1, 2], [2], true), 2);
     expect(() => y.backward()).toThrow(/backward: a gradient can be created implicitly only for one-element outputs, got shape \[2\]/);

@@ -201,6 +201,9 @@ export class Tensor {
    * loss.backward(); // w.grad is [2, 4, 6]
    */
   backward(gradient?: Tensor): void {
+    if (this._op === 'released') {
+      throw opError('backward', 'trying to backward through the graph a second time: the graph is released after backward (compute the loss again)');
+    }
     if (!this.requiresGrad) {
       throw opError('backward', 'this tensor does not require grad and has no graph (was it computed inside noGrad, or from tensors without requiresGrad?)');
     }
