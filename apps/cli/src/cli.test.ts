@@ -1,7 +1,7 @@
 // The `loom` command end to end, in subprocesses of the built CLI (`pnpm test` builds it first):
 // train → eval → recommend on small data, determinism, config files, and bad input.
 import { describe, expect, it, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,40 @@ describe('loom train on CSV and with a config file', () => {
   });
 });
 
+describe('loom train on worker threads', () => {
+  for (const mode of ['sync', 'async', 'ssp'] as const) {
+    it(`--workers 2 --mode ${mode} writes per-worker throughput${mode === 'sync' ? '' : ' and observed staleness'} to metrics.jsonl`, () => {
+      const r = loom('train', '--epochs', '1', '--workers', '2', '--mode', mode, ...(mode === 'ssp' ? ['--staleness', '1'] : []), '--out', `threads-${mode}`, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      expect(lastJson(r.stdout).validAccuracy).toBeGreaterThan(lastJson(r.stdout).baselines.mostRead);
+      const [m] = readFileSync(join(dir, `threads-${mode}`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(m.workers).toHaveLength(2);
+      for (const w of m.workers) {
+        expect(w.samplesPerSec).toBeGreaterThan(0);
+        if (mode === 'ssp') expect(w.stalenessMax).toBeLessThanOrEqual(1);
+        if (mode === 'sync') expect(w.stalenessMax).toBe(0);
+      }
+    });
+  }
+
+  for (const workers of ['1', '2']) {
+    it(`SIGINT with --workers ${workers} stops after the current step, writes the model and exits 130`, async () => {
+      const child = spawn(process.execPath, [MAIN, 'train', '--epochs', '200', '--workers', workers, '--out', `sigint-${workers}`], { cwd: dir });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('epoch 1:') && !child.killed) child.kill('SIGINT');
+      });
+      const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+      expect(code).toBe(130);
+      expect(stdout).toMatch(/stopped early by SIGINT/);
+      expect(existsSync(join(dir, `sigint-${workers}`, 'model.safetensors'))).toBe(true);
+      const e = loom('eval', '--run', `sigint-${workers}`, '--json');
+      expect(e.code, e.stderr).toBe(0);
+    });
+  }
+});
+
 describe('bad input: a clear error naming the problem, and the documented exit code', () => {
   const usage: Array<[string, string[], RegExp]> = [
     ['an unknown flag', ['train', '--bogus'], /Unknown option '--bogus'/],
@@ -112,6 +146,9 @@ describe('bad input: a clear error naming the problem, and the documented exit c
     ['a run directory that is not one', ['eval', '--run', '.'], /--run \.: not a run directory \(no config.json/],
     ['a missing --run', ['eval'], /--run DIR is required/],
     ['an unknown command', ['fly'], /unknown command 'fly'/],
+    ['a bad --mode', ['train', '--mode', 'bsp'], /--mode must be one of sync, async, ssp, got 'bsp'/],
+    ['--staleness outside ssp', ['train', '--mode', 'sync', '--staleness', '1'], /--staleness applies to --mode ssp only/],
+    ['--workers 0', ['train', '--workers', '0'], /--workers must be at least 1, got 0/],
   ];
   for (const [what, args, message] of usage) {
     it(`${what} → exit 2`, () => {

@@ -7,4 +7,4 @@ export class UsageError extends Error {
 }
 
 /** Exit codes, as documented in `loom --help`. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;

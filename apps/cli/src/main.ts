@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `loom` command. Exit codes: 0 success, 1 runtime failure, 2 usage error (bad flag or value).
+ * The `loom` command. Exit codes: 0 success, 1 runtime failure, 2 usage error (bad flag or value),
+ * 130 interrupted by SIGINT (after writing the model trained so far).
  */
 import { EXIT, UsageError } from './errors.js';
 import { trainCommand } from './commands/train.js';
@@ -21,9 +22,9 @@ Commands:
 ${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join('\n')}
 
 Run \`loom <command> --help\` for a command's flags.
-Exit codes: 0 success, 1 runtime failure, 2 usage error.`;
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted (model written).`;
 
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
@@ -35,8 +36,8 @@ export function main(argv: string[]): number {
     return EXIT.usage;
   }
   try {
-    entry.run(rest);
-    return EXIT.ok;
+    const result = await entry.run(rest);
+    return (result as { interrupted?: boolean } | null)?.interrupted ? EXIT.interrupted : EXIT.ok;
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`loom ${command}: ${e.message.replace(/^loom \w+: /, '')}`);
@@ -48,4 +49,4 @@ export function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -8,6 +8,7 @@ import type { Part } from './datasets.js';
 import { evaluate } from './evaluate.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
 import type { Progress } from './progress.js';
+import type { WorkerMetrics } from '@loom/parameter-server';
 
 export interface TrainOptions {
   optimizer: OptimizerName;
@@ -26,17 +27,23 @@ export interface EpochMetrics {
   validAccuracy: number;
   samplesPerSec: number;
   seconds: number;
+  /** With worker threads: each worker's throughput and, for async and ssp, observed staleness. */
+  workers?: WorkerMetrics[];
 }
 
+/** Lets signal handlers (Ctrl-C) run: the training loop is otherwise synchronous. */
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+const YIELD_EVERY_MS = 50;
+
 /** Trains `model` in place; calls `onEpoch` after each epoch's validation. */
-export function train(
+export async function train(
   model: Sequential,
   data: { train: Part; valid: Part },
   o: TrainOptions,
   onEpoch: (m: EpochMetrics) => void,
   progress?: Progress,
   shouldStop: () => boolean = () => false,
-): FlatParameters {
+): Promise<FlatParameters> {
   const flat = flattenParameters(model);
   const opt = makeOptimizer(o.optimizer, model.parameters(), o.lr);
   const batches = new BatchIterator(
@@ -48,7 +55,12 @@ export function train(
     const t0 = performance.now();
     let lossSum = 0;
     let seen = 0;
+    let yieldedAt = t0;
     for (const batch of batches.epoch(epoch - 1)) {
+      if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
+        await yieldToEventLoop();
+        yieldedAt = performance.now();
+      }
       opt.zeroGrad();
       const x = new Tensor(batch.x, [batch.size, o.width]);
       const loss = crossEntropy(model.forward(x), new IntTensor(batch.y));

@@ -14,13 +14,13 @@ export const DEMO_FLAGS: Flags = {
 
 export const DEMO_HELP = helpText('demo', 'Trains the news recommender on the built-in data and recommends news to a few users.', DEMO_FLAGS);
 
-export function demoCommand(argv: string[], log: (line: string) => void = console.log): void {
+export async function demoCommand(argv: string[], log: (line: string) => void = console.log): Promise<void> {
   const f = parseFlags('demo', argv, DEMO_FLAGS);
   if (f.help) {
     log(DEMO_HELP);
     return;
   }
-  const result = trainCommand(['--dataset', 'news', '--model', 'reference', '--epochs', String(f.epochs), '--out', f.out as string], log)!;
+  const result = (await trainCommand(['--dataset', 'news', '--model', 'reference', '--epochs', String(f.epochs), '--out', f.out as string], log))!;
   if (result.baselines) {
     const margin = result.validAccuracy - Math.max(...Object.values(result.baselines));
     log(`the model beats the best baseline by ${(100 * margin).toFixed(1)} points of validation accuracy`);

@@ -1,5 +1,8 @@
 /** `loom train`: train a model, validating after every epoch, and write a run directory. */
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { MODES, trainThreads, type Mode } from '@loom/parameter-server';
+import type { Sequential } from '@loom/tensor-core';
 import { kernelBackend } from '@loom/tensor-core';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { loadTrainingData } from '../datasets.js';
@@ -8,6 +11,7 @@ import { buildModel, checkModelFits, modelSizes } from '../models.js';
 import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, saveRun, startRun } from '../run-dir.js';
+import { UsageError } from '../errors.js';
 import { train, type EpochMetrics } from '../trainer.js';
 
 export const TRAIN_FLAGS: Flags = {
@@ -22,6 +26,9 @@ export const TRAIN_FLAGS: Flags = {
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles' },
   out: { type: 'string', arg: 'DIR', default: 'runs/latest', configurable: true, help: 'run directory to write' },
+  workers: { type: 'int', arg: 'N', min: 1, configurable: true, help: 'worker threads (default: the number of cores); 1 trains on this thread' },
+  mode: { type: 'string', default: 'sync', choices: MODES, configurable: true, help: 'sync (averaged, lockstep) | async (Hogwild!) | ssp (bounded staleness)' },
+  staleness: { type: 'int', arg: 'S', min: 0, configurable: true, help: 'ssp only: how many updates a worker may run ahead of the slowest (default: 2)' },
   json: { type: 'boolean', configurable: true, help: 'end standard output with one JSON object of the final metrics' },
 };
 
@@ -34,12 +41,14 @@ export const TRAIN_HELP = helpText(
 
 export interface TrainResult extends EpochMetrics {
   out: string;
+  /** True when SIGINT stopped the run early (the model trained so far was written). */
+  interrupted: boolean;
   testAccuracy: number;
   testLoss: number;
   baselines?: Record<string, number>;
 }
 
-export function trainCommand(argv: string[], log: (line: string) => void = console.log): TrainResult | null {
+export async function trainCommand(argv: string[], log: (line: string) => void = console.log): Promise<TrainResult | null> {
   const f = parseFlags('train', argv, TRAIN_FLAGS);
   if (f.help) {
     log(TRAIN_HELP);
@@ -47,53 +56,71 @@ export function trainCommand(argv: string[], log: (line: string) => void = conso
   }
   const sizes = modelSizes(f.model as string);
   const seed = f.seed as number;
+  const workers = (f.workers as number | undefined) ?? availableParallelism();
+  const mode = f.mode as Mode;
+  if (f.staleness !== undefined && mode !== 'ssp') throw new UsageError(`--staleness applies to --mode ssp only (got --mode ${mode})`);
+  const staleness = (f.staleness as number | undefined) ?? 2;
   const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
   checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
   const out = resolve(f.out as string);
   startRun(out);
-  const model = buildModel(sizes, seed);
-  const json = f.json === true;
-  log(`training ${f.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.width} features, ${data.numClasses} classes (kernels: ${kernelBackend.name})`);
-
-  let stop = false;
-  const onSigint = () => {
-    stop = true;
+  const opts = {
+    optimizer: f.optimizer as OptimizerName, lr: f.lr as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
+    seed, width: data.width, numClasses: data.numClasses,
   };
-  process.once('SIGINT', onSigint);
+  const where = workers === 1 ? 'one thread' : `${workers} worker threads, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`;
+  log(`training ${f.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.width} features, ${data.numClasses} classes; ${where} (kernels: ${kernelBackend.name})`);
+
   let last: EpochMetrics | undefined;
+  const onEpoch = (m: EpochMetrics) => {
+    last = m;
+    appendMetrics(out, m);
+    const perWorker = m.workers ? ` [${m.workers.map((w) => `w${w.rank} ${Math.round(w.samplesPerSec)}/s${mode === 'sync' ? '' : ` stale≤${w.stalenessMax}`}`).join(', ')}]` : '';
+    log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid loss ${m.validLoss.toFixed(4)}, valid accuracy ${(100 * m.validAccuracy).toFixed(2)}%, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s${perWorker}`);
+  };
+
+  // Ctrl-C: stop after the current step, keep the model trained so far.
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort();
+  process.once('SIGINT', onSigint);
+  let model: Sequential;
   try {
-    train(
-      model,
-      data,
-      {
-        optimizer: f.optimizer as OptimizerName, lr: f.lr as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
-        seed, width: data.width, numClasses: data.numClasses,
-      },
-      (m) => {
-        last = m;
-        appendMetrics(out, m);
-        log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid loss ${m.validLoss.toFixed(4)}, valid accuracy ${(100 * m.validAccuracy).toFixed(2)}%, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s`);
-      },
-      new Progress(),
-      () => stop,
-    );
+    if (workers === 1) {
+      model = buildModel(sizes, seed);
+      await train(model, data, opts, onEpoch, new Progress(), () => interrupt.signal.aborted);
+    } else {
+      ({ model } = await trainThreads({
+        sizes, seed, workers, mode, staleness, signal: interrupt.signal,
+        optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs,
+        data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
+        onEpoch: (m, shared) => {
+          const v = evaluate(shared, data.valid, data.width, data.numClasses);
+          onEpoch({ epoch: m.epoch, trainLoss: m.trainLoss, validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: m.samplesPerSec, seconds: m.seconds, workers: m.workers });
+        },
+      }));
+    }
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
+  const interrupted = interrupt.signal.aborted;
   saveRun(out, {
     model: { spec: f.model as string, sizes },
     dataset: data.spec,
     preprocessing: data.preprocessing,
     classNames: data.classNames,
-    train: { optimizer: f.optimizer as string, lr: f.lr as number, batchSize: f.batchSize as number, epochs: f.epochs as number, seed },
+    train: { optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs, seed, workers, mode, ...(mode === 'ssp' ? { staleness } : {}) },
   }, model);
   const test = evaluate(model, data.test, data.width, data.numClasses);
   if (data.baselines) {
     const b = Object.entries(data.baselines).map(([k, v]) => `${k} ${(100 * v).toFixed(2)}%`).join(', ');
     log(`baselines on valid: ${b}`);
   }
-  log(`test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}${stop ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
-  const result: TrainResult = { ...last!, out, testAccuracy: test.accuracy, testLoss: test.loss, ...(data.baselines ? { baselines: data.baselines } : {}) };
-  if (json) console.log(JSON.stringify(result));
+  log(`test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}${interrupted ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
+  const result: TrainResult = {
+    ...(last ?? { epoch: 0, trainLoss: NaN, validLoss: NaN, validAccuracy: NaN, samplesPerSec: 0, seconds: 0 }),
+    out, testAccuracy: test.accuracy, testLoss: test.loss, interrupted,
+    ...(data.baselines ? { baselines: data.baselines } : {}),
+  };
+  if (f.json === true) console.log(JSON.stringify(result));
   return result;
 }
