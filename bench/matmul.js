@@ -13,7 +13,7 @@
 // training pays it. ratio = the selected backend's GFLOP/s / PyTorch's (>1 means Loom is faster).
 import { jsBackend } from '../packages/tensor-core/dist/kernels/matmul.js';
 import { backend as selected } from '../packages/tensor-core/dist/kernels/select.js';
-import { loadWasmBackend } from '../packages/tensor-core/dist/kernels/wasm-backend.js';
+import { loadRelaxedWasmBackend, loadWasmBackend } from '../packages/tensor-core/dist/kernels/wasm-backend.js';
 import { printTable, ratio, runReference } from './lib.js';
 
 const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}`));
@@ -63,8 +63,9 @@ function gflops(backend, [, m, k, n, transA, transB], budget = budgetMs) {
   return flops / (best * 1e6);
 }
 
-const wasm = loadWasmBackend();
-if (wasm === null) console.error('[wasm-simd skipped] packages/tensor-core/wasm/gemm.wasm is missing or did not load: run node scripts/build-wasm.js');
+// The best wasm backend, as the selected one would be: relaxed SIMD (FMA) when it loads.
+const wasm = loadRelaxedWasmBackend() ?? loadWasmBackend();
+if (wasm === null) console.error('[wasm skipped] packages/tensor-core/wasm/gemm*.wasm is missing or did not load: run node scripts/build-wasm.js');
 // WebAssembly starts in V8's baseline compiler and tiers up after some calls: get that done first.
 if (wasm) for (let i = 0; i < 200; i++) gflops(wasm, ['warm-up', 32, 32, 32, i & 1, i & 2], 0);
 
@@ -83,7 +84,7 @@ for (const c of CASES) {
     'M×K×N': `${m}×${k}×${n}`,
     op: `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`,
     ...(withJs ? { js } : {}),
-    'wasm-simd': w,
+    [wasm?.name ?? 'wasm-simd']: w,
     torch: t,
     [`${selected.name}/torch`]: ratio(best, t),
     ...(withJs ? { 'wasm/js': ratio(w, js) } : {}),

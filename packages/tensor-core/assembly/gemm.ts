@@ -18,7 +18,9 @@
 // multiplies-adds. The tile is 4 × 8: 8 accumulators + 2 B vectors + 4 broadcasts + 1 temporary
 // fit x64's 16 xmm registers with room to spare, and V8 compiles the loop without spills. 6 × 8
 // (15 live registers) and 8 × 8 or 4 × 12 measured 30–40% slower under V8 on this machine, and so
-// did unrolling the k loop. (Relaxed-SIMD FMA is not on by default in Node 20, so mul then add.)
+// did unrolling the k loop. Every multiply-add goes through madd() (at the end): built with
+// relaxed SIMD (wasm/gemm-relaxed.wasm) it is one fused f32x4.relaxed_madd, ~25% faster here,
+// else a multiply then an add (wasm/gemm.wasm, for engines without relaxed SIMD).
 //
 // Packing a transposed layout (A row-major, the usual case, or B stored (N, K), as nn.Linear's
 // weight is) moves 4 × 4 blocks through registers with shuffles, so all four transpose combinations
@@ -290,17 +292,17 @@ function storeEdge(tile: usize, width: i32, c: usize, ldc: usize, mr: i32, nr: i
     const b0 = v128.load(pb); // op(B)[p, 0..3]
     const b1 = v128.load(pb, 16); // op(B)[p, 4..7]
     let x = v128.load32_splat(pa); // op(A)[0, p] in every lane
-    c00 = f32x4.add(c00, f32x4.mul(x, b0));
-    c01 = f32x4.add(c01, f32x4.mul(x, b1));
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
     x = v128.load32_splat(pa, 4);
-    c10 = f32x4.add(c10, f32x4.mul(x, b0));
-    c11 = f32x4.add(c11, f32x4.mul(x, b1));
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
     x = v128.load32_splat(pa, 8);
-    c20 = f32x4.add(c20, f32x4.mul(x, b0));
-    c21 = f32x4.add(c21, f32x4.mul(x, b1));
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
     x = v128.load32_splat(pa, 12);
-    c30 = f32x4.add(c30, f32x4.mul(x, b0));
-    c31 = f32x4.add(c31, f32x4.mul(x, b1));
+    c30 = madd(x, b0, c30);
+    c31 = madd(x, b1, c31);
     pa += MR << 2;
     pb += NR << 2;
   }
@@ -331,10 +333,10 @@ function storeEdge(tile: usize, width: i32, c: usize, ldc: usize, mr: i32, nr: i
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
   for (let p = 0; p < kc; p++) {
     const b0 = v128.load(pb); // op(B)[p, 0..3]
-    c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pa), b0));
-    c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(pa, 4), b0));
-    c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(pa, 8), b0));
-    c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(pa, 12), b0));
+    c0 = madd(v128.load32_splat(pa), b0, c0);
+    c1 = madd(v128.load32_splat(pa, 4), b0, c1);
+    c2 = madd(v128.load32_splat(pa, 8), b0, c2);
+    c3 = madd(v128.load32_splat(pa, 12), b0, c3);
     pa += MR << 2;
     pb += 16;
   }
@@ -377,10 +379,10 @@ function rowTimesB(row: usize, b: usize, out: usize, k: i32, n: i32, add: bool):
     let bp = b + (<usize>j << 2);
     for (let p = 0; p < k; p++) {
       const x = v128.load32_splat(row + (<usize>p << 2)); // op(A)[i, p] in every lane
-      s0 = f32x4.add(s0, f32x4.mul(x, v128.load(bp)));
-      s1 = f32x4.add(s1, f32x4.mul(x, v128.load(bp, 16)));
-      s2 = f32x4.add(s2, f32x4.mul(x, v128.load(bp, 32)));
-      s3 = f32x4.add(s3, f32x4.mul(x, v128.load(bp, 48)));
+      s0 = madd(x, v128.load(bp), s0);
+      s1 = madd(x, v128.load(bp, 16), s1);
+      s2 = madd(x, v128.load(bp, 32), s2);
+      s3 = madd(x, v128.load(bp, 48), s3);
       bp += ldb;
     }
     const o = out + (<usize>j << 2);
@@ -399,7 +401,7 @@ function rowTimesB(row: usize, b: usize, out: usize, k: i32, n: i32, add: bool):
     let s0 = f32x4.splat(0);
     let bp = b + (<usize>j << 2);
     for (let p = 0; p < k; p++) {
-      s0 = f32x4.add(s0, f32x4.mul(v128.load32_splat(row + (<usize>p << 2)), v128.load(bp)));
+      s0 = madd(v128.load32_splat(row + (<usize>p << 2)), v128.load(bp), s0);
       bp += ldb;
     }
     const o = out + (<usize>j << 2);
@@ -431,10 +433,10 @@ function rowTimesBt(row: usize, b: usize, out: usize, k: i32, n: i32, add: bool)
     for (let p = 0; p < k4; p += 4) {
       const o = <usize>p << 2;
       const x = v128.load(row + o); // op(A)[i, p : p+4]
-      s0 = f32x4.add(s0, f32x4.mul(x, v128.load(b0 + o)));
-      s1 = f32x4.add(s1, f32x4.mul(x, v128.load(b1 + o)));
-      s2 = f32x4.add(s2, f32x4.mul(x, v128.load(b2 + o)));
-      s3 = f32x4.add(s3, f32x4.mul(x, v128.load(b3 + o)));
+      s0 = madd(x, v128.load(b0 + o), s0);
+      s1 = madd(x, v128.load(b1 + o), s1);
+      s2 = madd(x, v128.load(b2 + o), s2);
+      s3 = madd(x, v128.load(b3 + o), s3);
     }
     let d0 = hsum(s0), d1 = hsum(s1), d2 = hsum(s2), d3 = hsum(s3);
     for (let p = k4; p < k; p++) {
@@ -462,13 +464,23 @@ function rowTimesBt(row: usize, b: usize, out: usize, k: i32, n: i32, add: bool)
     let s = f32x4.splat(0);
     for (let p = 0; p < k4; p += 4) {
       const o = <usize>p << 2;
-      s = f32x4.add(s, f32x4.mul(v128.load(row + o), v128.load(bj + o)));
+      s = madd(v128.load(row + o), v128.load(bj + o), s);
     }
     let d = hsum(s);
     for (let p = k4; p < k; p++) d += load<f32>(row + (<usize>p << 2)) * load<f32>(bj + (<usize>p << 2));
     const o = out + (<usize>j << 2);
     store<f32>(o, add ? load<f32>(o) + d : d);
   }
+}
+
+/**
+ * c + a·b in every lane: one fused multiply-add when compiled with relaxed SIMD (rounded once, or
+ * twice where the hardware has no FMA), else a multiply then an add.
+ */
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
 }
 
 /** The sum of the 4 lanes. */

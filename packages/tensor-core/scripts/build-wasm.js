@@ -1,6 +1,10 @@
-// Compiles the AssemblyScript GEMM (assembly/gemm.ts) to wasm/gemm.wasm with WebAssembly SIMD.
-// Run by the package's `build` script before `tsc -b`; the TypeScript side loads the file at runtime
-// (src/kernels/wasm-backend.ts) and falls back to plain JS when it is missing.
+// Compiles the AssemblyScript GEMM (assembly/gemm.ts) twice:
+//   wasm/gemm.wasm          WebAssembly SIMD: f32x4 multiply then add
+//   wasm/gemm-relaxed.wasm  the same source with relaxed SIMD: f32x4.relaxed_madd, one fused
+//                           multiply-add where the CPU has FMA (see madd() in assembly/gemm.ts)
+// Run by the package's `build` script before `tsc -b`; the TypeScript side loads the files at
+// runtime (src/kernels/wasm-backend.ts), preferring the relaxed one when the engine validates it,
+// and falls back to plain JS when neither is there.
 //
 // Usage: node scripts/build-wasm.js [extra asc flags]   e.g. --textFile wasm/gemm.wat to read the output
 import asc from 'assemblyscript/asc';
@@ -10,10 +14,8 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 mkdirSync(new URL('../wasm/', import.meta.url), { recursive: true });
 
-const args = [
+const common = [
   'assembly/gemm.ts',
-  '--outFile', 'wasm/gemm.wasm',
-  '--enable', 'simd',
   '--optimizeLevel', '3',
   '--shrinkLevel', '0',
   '--noAssert',
@@ -21,13 +23,18 @@ const args = [
   // No imports: nothing in the kernel can abort, so the module instantiates with an empty import object.
   '--use', 'abort=',
   '--baseDir', root,
-  ...process.argv.slice(2),
 ];
 
-// asc reports its diagnostics on stderr itself.
-const { error } = await asc.main(args, { stdout: process.stdout, stderr: process.stderr });
-if (error) {
-  console.error(`build-wasm: asc failed: ${error.message}`);
-  process.exit(1);
+for (const [outFile, features] of [
+  ['wasm/gemm.wasm', ['simd']],
+  ['wasm/gemm-relaxed.wasm', ['simd', 'relaxed-simd']],
+]) {
+  const args = [...common, '--outFile', outFile, ...features.flatMap((f) => ['--enable', f]), ...process.argv.slice(2)];
+  // asc reports its diagnostics on stderr itself.
+  const { error } = await asc.main(args, { stdout: process.stdout, stderr: process.stderr });
+  if (error) {
+    console.error(`build-wasm: asc failed on ${outFile}: ${error.message}`);
+    process.exit(1);
+  }
+  console.log(`build-wasm: wrote ${outFile}`);
 }
-console.log('build-wasm: wrote wasm/gemm.wasm');

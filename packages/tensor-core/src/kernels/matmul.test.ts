@@ -6,7 +6,7 @@ import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
 import { matmulReference } from './matmul-reference.js';
 import { defaultBackend, routeTiny } from './select.js';
-import { loadWasmBackend, wasmPath } from './wasm-backend.js';
+import { loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath } from './wasm-backend.js';
 
 /** A small seeded generator (mulberry32), so failures reproduce. Values in [-1, 1). */
 function filled(length: number, seed: number): Float32Array {
@@ -166,16 +166,33 @@ describe.skipIf(!existsSync(wasmPath))('wasm-simd backend', () => {
   });
 });
 
+// The same source built with relaxed SIMD: fused multiply-adds round once, so its products differ
+// from wasm-simd's in the last bits, well inside the suite's tolerance. Node 20 and later load it.
+describe.skipIf(!existsSync(relaxedWasmPath))('wasm-relaxed-simd backend', () => {
+  const wasm = loadRelaxedWasmBackend();
+  it('loads, since wasm/gemm-relaxed.wasm exists', () => {
+    expect(wasm).not.toBeNull();
+    expect(wasm!.name).toBe('wasm-relaxed-simd');
+  });
+  suite(() => {
+    if (wasm === null) throw new Error(`wasm/gemm-relaxed.wasm exists at ${relaxedWasmPath.pathname} but did not load`);
+    return wasm;
+  });
+});
+
 describe('defaultBackend (LOOM_BACKEND)', () => {
+  const best = existsSync(relaxedWasmPath) ? 'wasm-relaxed-simd' : existsSync(wasmPath) ? 'wasm-simd' : 'js';
+
   it("'js' forces the portable kernel", () => expect(defaultBackend('js')).toBe(jsBackend));
 
-  it("'auto' and unset pick wasm-simd when wasm/gemm.wasm exists, else js", () => {
-    const expected = existsSync(wasmPath) ? 'wasm-simd' : 'js';
-    expect(defaultBackend('auto').name).toBe(expected);
-    expect(defaultBackend(undefined).name).toBe(expected);
+  it("'auto' and unset pick wasm-relaxed-simd, else wasm-simd, else js, by which modules exist", () => {
+    expect(defaultBackend('auto').name).toBe(best);
+    expect(defaultBackend(undefined).name).toBe(best);
   });
 
-  it.skipIf(!existsSync(wasmPath))("'wasm' forces wasm-simd", () => expect(defaultBackend('wasm').name).toBe('wasm-simd'));
+  it.skipIf(!existsSync(wasmPath))("'wasm' forces the best wasm backend", () => expect(defaultBackend('wasm').name).toBe(best));
+
+  it.skipIf(!existsSync(wasmPath))("'wasm-simd' forces plain SIMD", () => expect(defaultBackend('wasm-simd').name).toBe('wasm-simd'));
 
   it('routeTiny sends products under the threshold to the small backend, the rest to the large', () => {
     const calls: string[] = [];
@@ -189,6 +206,6 @@ describe('defaultBackend (LOOM_BACKEND)', () => {
   });
 
   it('rejects anything else, naming the value', () => {
-    expect(() => defaultBackend('gpu')).toThrow("LOOM_BACKEND: expected 'js', 'wasm' or 'auto', got 'gpu'");
+    expect(() => defaultBackend('gpu')).toThrow("LOOM_BACKEND: expected 'js', 'wasm', 'wasm-simd' or 'auto', got 'gpu'");
   });
 });

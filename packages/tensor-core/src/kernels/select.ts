@@ -1,12 +1,16 @@
 /**
  * Which matmul backend the kernel tier uses.
  *
- * By default: WebAssembly SIMD when wasm/gemm.wasm loads, else plain JS. The environment variable
- * LOOM_BACKEND forces one:
+ * By default: WebAssembly relaxed SIMD (fused multiply-add) when wasm/gemm-relaxed.wasm loads, else
+ * WebAssembly SIMD when wasm/gemm.wasm loads, else plain JS. The environment variable LOOM_BACKEND
+ * forces one:
  *
- *   LOOM_BACKEND=js     always the portable TypeScript kernel
- *   LOOM_BACKEND=wasm   always WebAssembly SIMD, even for tiny products; throws when it cannot load
- *   unset or 'auto'     WebAssembly SIMD when available (tiny products on js, see below), else js
+ *   LOOM_BACKEND=js         always the portable TypeScript kernel
+ *   LOOM_BACKEND=wasm       always the best WebAssembly kernel, even for tiny products; throws when
+ *                           neither module loads
+ *   LOOM_BACKEND=wasm-simd  always plain WebAssembly SIMD (no FMA: the same bits on every machine)
+ *   unset or 'auto'         the best WebAssembly kernel when available (tiny products on js, see
+ *                           below), else js
  *
  * Tiny products go to js under 'auto'. A wasm call has a fixed cost of about 130 ns (crossing into
  * wasm, copying, packing) that js does not pay. On the development machine js was faster below
@@ -17,37 +21,45 @@ import { existsSync } from 'node:fs';
 import { opError } from '../errors.js';
 import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
-import { loadWasmBackend, wasmPath } from './wasm-backend.js';
+import { loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath } from './wasm-backend.js';
 
 /**
- * The backend for a LOOM_BACKEND value ('js', 'wasm', or 'auto'/undefined for the best available).
+ * The backend for a LOOM_BACKEND value ('js', 'wasm', 'wasm-simd', or 'auto'/undefined for the best
+ * available).
  *
  * @example
  * defaultBackend('js').name; // 'js'
- * defaultBackend().name; // 'wasm-simd' once the package is built, else 'js'
+ * defaultBackend().name; // 'wasm-relaxed-simd' once the package is built, else 'js'
  */
 export function defaultBackend(choice: string | undefined = readEnv()): KernelBackend {
   switch (choice ?? 'auto') {
     case 'js':
       return jsBackend;
-    case 'wasm': {
-      const wasm = loadWasmBackend();
+    case 'wasm':
+    case 'wasm-simd': {
+      const wasm = choice === 'wasm' ? bestWasm() : loadWasmBackend();
       if (wasm === null) {
+        const tried = choice === 'wasm' ? `neither ${relaxedWasmPath.pathname} nor ${wasmPath.pathname} compiles` : `${wasmPath.pathname} does not compile`;
         const found = existsSync(wasmPath)
-          ? `${wasmPath.pathname} does not compile here (no WebAssembly SIMD?)`
+          ? `${tried} here (no WebAssembly SIMD?)`
           : `${wasmPath.pathname} is missing (build the package: node scripts/build-wasm.js)`;
-        throw opError('LOOM_BACKEND', `'wasm' expects the WebAssembly SIMD kernel to load, but ${found}`);
+        throw opError('LOOM_BACKEND', `'${choice}' expects a WebAssembly SIMD kernel to load, but ${found}`);
       }
       return wasm;
     }
     case 'auto':
     case '': {
-      const wasm = loadWasmBackend();
+      const wasm = bestWasm();
       return wasm === null ? jsBackend : routeTiny(wasm, jsBackend, TINY);
     }
     default:
-      throw opError('LOOM_BACKEND', `expected 'js', 'wasm' or 'auto', got '${choice}'`);
+      throw opError('LOOM_BACKEND', `expected 'js', 'wasm', 'wasm-simd' or 'auto', got '${choice}'`);
   }
+}
+
+/** Relaxed SIMD (fused multiply-add) when it loads, else plain SIMD, else null. */
+function bestWasm(): KernelBackend | null {
+  return loadRelaxedWasmBackend() ?? loadWasmBackend();
 }
 
 /** Products with fewer multiply-adds (M·K·N) than this run on js under 'auto'; measured above. */
