@@ -4,7 +4,7 @@
  * softmax probabilities and then takes their log.
  */
 import { fmtShape, opError } from '../errors.js';
-import { logSoftmax } from '../kernels/softmax.js';
+import { softmaxCrossEntropy } from '../kernels/softmax.js';
 import { IntTensor, Tensor, gradBuffer, record } from './tensor.js';
 
 export type Reduction = 'mean' | 'sum';
@@ -37,21 +37,16 @@ export function crossEntropy(logits: Tensor, labels: IntTensor, reduction: Reduc
   for (let i = 0; i < n; i++) {
     if (y[i]! < 0 || y[i]! >= c) throw opError('crossEntropy', `label ${y[i]} at position ${i} is out of range for ${c} classes`);
   }
-  const lsm = new Float32Array(n * c); // (N, C) log-probabilities, kept for backward
-  logSoftmax(logits.data, lsm, n, c);
-  let total = 0;
-  for (let i = 0; i < n; i++) total -= lsm[i * c + y[i]!]!;
+  const probs = new Float32Array(n * c); // (N, C) softmax, kept for backward
+  const total = softmaxCrossEntropy(logits.data, y, probs, n, c);
   const scale = reduction === 'mean' ? 1 / n : 1;
   const out = new Tensor(Float32Array.of(total * scale), []);
   return record(out, 'crossEntropy', [logits], () => {
     // d/dlogits = (softmax − onehot(label)) · scale · dLoss
     const g = out.grad!.data[0]! * scale;
     const dx = gradBuffer(logits);
-    for (let i = 0; i < n; i++) {
-      const base = i * c;
-      for (let j = 0; j < c; j++) dx[base + j]! += Math.exp(lsm[base + j]!) * g;
-      dx[base + y[i]!]! -= g;
-    }
+    for (let i = 0; i < n * c; i++) dx[i]! += probs[i]! * g;
+    for (let i = 0; i < n; i++) dx[i * c + y[i]!]! -= g;
   });
 }
 

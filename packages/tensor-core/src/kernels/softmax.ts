@@ -33,6 +33,30 @@ export function logSoftmax(x: Float32Array, out: Float32Array, rows: number, col
   }
 }
 
+/**
+ * probs(N, C) = softmax of each row of x(N, C), and the return value Σ_r −log softmax(x_r)[label_r]:
+ * cross-entropy's forward pass with one exp per element. The log-probability of the label is taken
+ * as x[label] − max − log Σ exp(x − max), never as log(probs[label]), which underflows to −∞.
+ */
+export function softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number {
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) {
+      const e = Math.exp(x[base + c]! - max);
+      probs[base + c] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let c = 0; c < cols; c++) probs[base + c]! *= inv;
+    total += max + Math.log(sum) - x[base + labels[r]!]!;
+  }
+  return total;
+}
+
 /** dx += y ⊙ (dy − Σ_c dy·y), with y = softmax(x): the gradient of softmax. */
 export function softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
