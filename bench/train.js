@@ -21,7 +21,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'loom-bench-train-'));
 /** Runs `loom train` and returns its per-epoch metrics and the final result. */
 function loomTrain(args, epochs) {
   const out = join(tmp, `run-${Math.random().toString(36).slice(2)}`);
-  const r = spawnSync(process.execPath, [CLI, 'train', ...args, '--epochs', String(epochs), '--out', out, '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'train', ...args, '--workers', '1', '--epochs', String(epochs), '--out', out, '--json'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`loom train failed: ${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
   const epochLines = lines.filter((l) => l.startsWith('epoch ')).map((l) => Number(/(\d+) samples\/s/.exec(l)[1]));
