@@ -39,6 +39,8 @@ export interface WorkerMetrics {
   rank: number;
   rows: number;
   samplesPerSec: number;
+  /** Fraction of the epoch spent in forward/backward (the rest: waiting, reducing, stepping). */
+  computeFraction?: number;
   /** Ssp and async: updates between the parameters a worker computed with and the newest. */
   stalenessMax: number;
   stalenessMean: number;
@@ -158,6 +160,7 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
           rank: r.rank,
           rows: r.rows,
           samplesPerSec: r.rows / Math.max(r.seconds, 1e-9),
+          computeFraction: r.computeSeconds / Math.max(r.seconds, 1e-9),
           stalenessMax: r.staleness.max,
           stalenessMean: r.staleness.count > 0 ? r.staleness.sum / r.staleness.count : 0,
         })),
