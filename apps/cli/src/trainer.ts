@@ -3,7 +3,7 @@
  * an optimizer step over the flat parameters, then validation after every epoch.
  */
 import { BatchIterator } from '@loom/data';
-import { IntTensor, Tensor, crossEntropy, flattenParameters, type FlatParameters, type Sequential } from '@loom/tensor-core';
+import { BufferPool, IntTensor, Tensor, crossEntropy, flattenParameters, reusingBuffers, type FlatParameters, type Sequential } from '@loom/tensor-core';
 import type { Part } from './datasets.js';
 import { evaluate } from './evaluate.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
@@ -50,6 +50,7 @@ export async function train(
     { features: data.train.features, labels: data.train.labels, width: o.width },
     { batchSize: o.batchSize, rows: data.train.rows, shuffle: true, seed: o.seed },
   );
+  const pool = new BufferPool(); // a step's buffers are reused by the next (see reusingBuffers)
   model.train();
   for (let epoch = 1; epoch <= o.epochs && !shouldStop(); epoch++) {
     const t0 = performance.now();
@@ -62,11 +63,13 @@ export async function train(
         yieldedAt = performance.now();
       }
       opt.zeroGrad();
-      const x = new Tensor(batch.x, [batch.size, o.width]);
-      const loss = crossEntropy(model.forward(x), new IntTensor(batch.y));
-      loss.backward();
+      const loss = reusingBuffers(pool, () => {
+        const l = crossEntropy(model.forward(new Tensor(batch.x, [batch.size, o.width])), new IntTensor(batch.y));
+        l.backward();
+        return l.item();
+      });
       opt.step();
-      lossSum += loss.item() * batch.size;
+      lossSum += loss * batch.size;
       seen += batch.size;
       progress?.update(`epoch ${epoch}/${o.epochs}`, batch.index + 1, batches.batchesPerEpoch, `loss ${(lossSum / seen).toFixed(4)}`);
       if (shouldStop()) break;

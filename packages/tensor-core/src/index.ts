@@ -7,6 +7,7 @@
  */
 export { Tensor, IntTensor, numel, type Shape } from './autograd/tensor.js';
 export { noGrad, isGradEnabled } from './autograd/grad-mode.js';
+export { BufferPool, reusingBuffers } from './autograd/buffers.js';
 export {
   add, sub, mul, div, neg, relu, sigmoid, tanh, exp, log, reshape, cat, sum, mean, softmax, logSoftmax,
   matmul, linear, embedding, dropout,

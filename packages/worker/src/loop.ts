@@ -4,7 +4,7 @@
  * gradients are flat arrays (see @loom/tensor-core's flattenParameters) that the transport reads
  * and writes — in shared memory they are the shared buffers themselves, so nothing is copied.
  */
-import { IntTensor, Tensor, crossEntropy, type FlatParameters, type Module } from '@loom/tensor-core';
+import { BufferPool, IntTensor, Tensor, crossEntropy, reusingBuffers, type FlatParameters, type Module } from '@loom/tensor-core';
 import type { GlobalBatchSchedule } from './schedule.js';
 import type { StepInfo, Transport } from './transport.js';
 
@@ -44,6 +44,9 @@ export async function runEpoch({ model, flat, transport, schedule, epoch, firstS
   const t0 = performance.now();
   const report: EpochReport = { steps: 0, rows: 0, lossSum: 0, seconds: 0, computeSeconds: 0, stopped: false };
   const width = schedule.width;
+  // Every tensor of a step is the loop's own, so a step's buffers are reused by the next one: no
+  // allocation per step, which is what lets threads in one process scale (see reusingBuffers).
+  const pool = new BufferPool();
   model.train();
   for (const part of schedule.epoch(epoch)) {
     const info: StepInfo = { epoch, step: firstStep + part.index, rows: part.rows, batchRows: part.batchRows };
@@ -56,9 +59,11 @@ export async function runEpoch({ model, flat, transport, schedule, epoch, firstS
     const c0 = performance.now();
     flat.grads.fill(0);
     if (part.rows > 0) {
-      const loss = crossEntropy(model.forward(new Tensor(part.x, [part.rows, width])), new IntTensor(part.y));
-      loss.backward();
-      report.lossSum += loss.item() * part.rows;
+      report.lossSum += part.rows * reusingBuffers(pool, () => {
+        const loss = crossEntropy(model.forward(new Tensor(part.x, [part.rows, width])), new IntTensor(part.y));
+        loss.backward();
+        return loss.item();
+      });
     }
     report.computeSeconds += (performance.now() - c0) / 1000;
     const pushed = transport.push(flat.grads, info);

@@ -6,6 +6,7 @@
 import { fmtShape, opError } from '../errors.js';
 import { softmaxCrossEntropy } from '../kernels/softmax.js';
 import { IntTensor, Tensor, gradBuffer, record } from './tensor.js';
+import { scratch } from './buffers.js';
 
 export type Reduction = 'mean' | 'sum';
 
@@ -37,7 +38,7 @@ export function crossEntropy(logits: Tensor, labels: IntTensor, reduction: Reduc
   for (let i = 0; i < n; i++) {
     if (y[i]! < 0 || y[i]! >= c) throw opError('crossEntropy', `label ${y[i]} at position ${i} is out of range for ${c} classes`);
   }
-  const probs = new Float32Array(n * c); // (N, C) softmax, kept for backward
+  const probs = scratch(n * c); // (N, C) softmax, kept for backward
   const total = softmaxCrossEntropy(logits.data, y, probs, n, c);
   const scale = reduction === 'mean' ? 1 / n : 1;
   const out = new Tensor(Float32Array.of(total * scale), []);

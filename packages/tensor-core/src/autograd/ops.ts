@@ -14,6 +14,10 @@ import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
 import * as sm from '../kernels/softmax.js';
 import { copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
 import { IntTensor, Tensor, gradBuffer, numel, record, willRecord, type Shape } from './tensor.js';
+import { scratch } from './buffers.js';
+
+/** An op's output tensor, its buffer from the active pool when there is one (see buffers.ts). */
+const output = (shape: Shape): Tensor => new Tensor(scratch(numel(shape)), shape);
 import type { Random } from '../random.js';
 
 function asTensor(x: Tensor | number): Tensor {
@@ -73,7 +77,7 @@ function binaryOp(name: string, op: BinaryOp, x: Tensor | number, y: Tensor | nu
   requireFloat(name, b, 'the second operand');
   const plan = broadcastPlan(name, a.shape, b.shape);
   const { rows, cols } = plan;
-  const out = Tensor.zeros(plan.shape);
+  const out = output(plan.shape);
   binary(op, a.data, plan.a, b.data, plan.b, out.data, rows, cols);
   return record(out, name, [a, b], () => {
     const dy = out.grad!.data;
@@ -84,7 +88,7 @@ function binaryOp(name: string, op: BinaryOp, x: Tensor | number, y: Tensor | nu
       else if (op === BinaryOp.Mul) reduceBroadcast(dy, ga, plan.a, rows, cols, 1, b.data, plan.b);
       else {
         // d(a/b)/da = 1/b: dy/b equals dy·(a/b)/a only when a ≠ 0, so divide explicitly.
-        const tmp = new Float32Array(rows * cols);
+        const tmp = scratch(rows * cols);
         binary(BinaryOp.Div, dy, flat, b.data, plan.b, tmp, rows, cols);
         reduceBroadcast(tmp, ga, plan.a, rows, cols, 1);
       }
@@ -96,7 +100,7 @@ function binaryOp(name: string, op: BinaryOp, x: Tensor | number, y: Tensor | nu
       else if (op === BinaryOp.Mul) reduceBroadcast(dy, gb, plan.b, rows, cols, 1, a.data, plan.a);
       else {
         // d(a/b)/db = −(a/b)/b = −out/b
-        const tmp = new Float32Array(rows * cols);
+        const tmp = scratch(rows * cols);
         binary(BinaryOp.Div, out.data, flat, b.data, plan.b, tmp, rows, cols);
         reduceBroadcast(dy, gb, plan.b, rows, cols, -1, tmp, flat);
       }
@@ -121,7 +125,7 @@ type Backward = (x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32
 
 function unaryOp(name: string, x: Tensor, forward: Forward, backward: Backward): Tensor {
   requireFloat(name, x, 'the input');
-  const out = Tensor.zeros(x.shape);
+  const out = output(x.shape);
   forward(x.data, out.data, x.size);
   return record(out, name, [x], () => backward(x.data, out.data, out.grad!.data, gradBuffer(x), x.size));
 }
@@ -131,7 +135,7 @@ export const neg = (x: Tensor): Tensor => unaryOp('neg', x, unary.neg, (_x, _y, 
 /** max(x, 0) */
 export function relu(x: Tensor): Tensor {
   requireFloat('relu', x, 'the input');
-  const out = Tensor.zeros(x.shape);
+  const out = output(x.shape);
   unary.relu(x.data, out.data, x.size);
   return record(out, 'relu', [x], () => {
     // x's gradient usually starts here (x is a linear's output): then write it rather than add to zeros.
@@ -188,7 +192,7 @@ export function cat(xs: readonly Tensor[]): Tensor {
     total += x.shape[1]!;
   });
   const n = rows ?? 0;
-  const out = Tensor.zeros([n, total]);
+  const out = output([n, total]);
   let offset = 0;
   const offsets = xs.map((x) => {
     const o = offset;
@@ -228,7 +232,7 @@ function reduceOp(op: string, x: Tensor, axis: number | undefined, keepDim: bool
   const v = axisView(op, x.shape, axis);
   const shape = keepDim ? x.shape.map((d, i) => (i === v.axis ? 1 : d)) : x.shape.filter((_, i) => i !== v.axis);
   const scale = mean ? 1 / v.len : 1;
-  const out = Tensor.zeros(shape);
+  const out = output(shape);
   sumAxis(x.data, out.data, v.outer, v.len, v.inner, scale);
   return record(out, op, [x], () => expandAxis(out.grad!.data, gradBuffer(x), v.outer, v.len, v.inner, scale));
 }
@@ -253,7 +257,7 @@ function lastAxis(op: string, x: Tensor, axis: number): { rows: number; cols: nu
 /** Softmax over the last axis, stable for large inputs. */
 export function softmax(x: Tensor, axis = -1): Tensor {
   const { rows, cols } = lastAxis('softmax', x, axis);
-  const out = Tensor.zeros(x.shape);
+  const out = output(x.shape);
   sm.softmax(x.data, out.data, rows, cols);
   return record(out, 'softmax', [x], () => sm.softmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
 }
@@ -261,7 +265,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 /** Log-softmax over the last axis, stable for large inputs. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const { rows, cols } = lastAxis('logSoftmax', x, axis);
-  const out = Tensor.zeros(x.shape);
+  const out = output(x.shape);
   sm.logSoftmax(x.data, out.data, rows, cols);
   return record(out, 'logSoftmax', [x], () => sm.logSoftmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
 }
@@ -307,7 +311,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [m, k] = a.shape as [number, number];
   const [k2, n] = b.shape as [number, number];
   if (k !== k2) throw opError('matmul', `inner dimensions differ: ${fmtShape(a.shape)} · ${fmtShape(b.shape)}`);
-  const out = Tensor.zeros([m, n]);
+  const out = output([m, n]);
   backend.matmul(a.data, b.data, out.data, m, k, n, false, false, false);
   return record(out, 'matmul', [a, b], () => {
     const dy = out.grad!.data; // (M, N)
@@ -342,7 +346,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     requireFloat('linear', bias, 'the bias');
     if (bias.size !== outF || bias.ndim !== 1) throw opError('linear', `bias has shape ${fmtShape(bias.shape)}, expected [${outF}]`);
   }
-  const out = Tensor.zeros([n, outF]);
+  const out = output([n, outF]);
   const y = out.data; // (N, out)
   if (bias !== null) for (let r = 0; r < n; r++) y.set(bias.data, r * outF); // y = b in every row
   backend.matmul(x.data, weight.data, y, n, inF, outF, false, true, bias !== null); // y (+)= x·Wᵀ
@@ -379,7 +383,7 @@ export function embedding(weight: Tensor, indices: IntTensor): Tensor {
   for (let i = 0; i < idx.length; i++) {
     if (idx[i]! < 0 || idx[i]! >= v) throw opError('embedding', `index ${idx[i]} at position ${i} is out of range for ${v} rows`);
   }
-  const out = Tensor.zeros([...indices.shape, d]);
+  const out = output([...indices.shape, d]);
   gatherRows(weight.data, idx, out.data, idx.length, d);
   return record(out, 'embedding', [weight], () => scatterAddRows(out.grad!.data, idx, gradBuffer(weight), idx.length, d));
 }
@@ -391,10 +395,10 @@ export function embedding(weight: Tensor, indices: IntTensor): Tensor {
 export function dropout(x: Tensor, p: number, rng: Random): Tensor {
   requireFloat('dropout', x, 'the input');
   if (!(p >= 0 && p < 1)) throw opError('dropout', `probability must be in [0, 1), got ${p}`);
-  const mask = new Float32Array(x.size);
+  const mask = scratch(x.size);
   const keep = 1 / (1 - p);
   for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < p ? 0 : keep;
-  const out = Tensor.zeros(x.shape);
+  const out = output(x.shape);
   for (let i = 0; i < mask.length; i++) out.data[i] = x.data[i]! * mask[i]!;
   return record(out, 'dropout', [x], () => unary.mulAccumulate(out.grad!.data, mask, gradBuffer(x), x.size));
 }

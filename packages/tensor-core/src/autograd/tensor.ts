@@ -9,6 +9,7 @@
  */
 import { fmtShape, opError } from '../errors.js';
 import { isGradEnabled } from './grad-mode.js';
+import { scratch } from './buffers.js';
 import type { Random } from '../random.js';
 // Methods below delegate to the op functions; the cycle is safe because neither module uses the
 // other while it is being evaluated.
@@ -236,9 +237,12 @@ export class Tensor {
   }
 }
 
-/** The tensor's gradient buffer, created as zeros on first use. */
+/**
+ * The tensor's gradient buffer, created as zeros on first use. Only intermediate tensors' gradients
+ * may come from a buffer pool: a leaf's (a parameter's) gradient outlives the step.
+ */
 export function gradBuffer(t: Tensor): Float32Array {
-  if (t.grad === null) t.grad = Tensor.zeros(t.shape);
+  if (t.grad === null) t.grad = new Tensor(t._parents.length > 0 ? scratch(t.size) : new Float32Array(t.size), t.shape);
   return t.grad.data;
 }
 

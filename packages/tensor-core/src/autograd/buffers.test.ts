@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { Random } from '../random.js';
+import { IntTensor, Tensor } from './tensor.js';
+import { crossEntropy } from './losses.js';
+import { BufferPool, reusingBuffers } from './buffers.js';
+import { mlp } from '../nn/mlp.js';
+import { flattenParameters } from '../nn/flat.js';
+
+describe('reusingBuffers', () => {
+  const rng = new Random(1);
+  const x = Tensor.uniform([8, 6], rng, -1, 1);
+  const y = IntTensor.from([0, 1, 2, 0, 1, 2, 0, 1]);
+
+  function step(model: ReturnType<typeof mlp>, pool: BufferPool | null) {
+    const run = () => {
+      const loss = crossEntropy(model.forward(x), y);
+      loss.backward();
+      return loss.item();
+    };
+    return pool === null ? run() : reusingBuffers(pool, run);
+  }
+
+  it('gives the same losses and gradients as fresh buffers, step after step', () => {
+    const a = mlp([6, 5, 3], { rng: new Random(2) });
+    const b = mlp([6, 5, 3], { rng: new Random(2) });
+    const fa = flattenParameters(a);
+    const fb = flattenParameters(b);
+    const pool = new BufferPool();
+    for (let i = 0; i < 3; i++) {
+      fa.grads.fill(0);
+      fb.grads.fill(0);
+      expect(step(b, pool)).toBe(step(a, null));
+      expect(fb.grads).toEqual(fa.grads);
+      for (let j = 0; j < fa.params.length; j++) {
+        fa.params[j]! -= 0.1 * fa.grads[j]!;
+        fb.params[j]! -= 0.1 * fb.grads[j]!;
+      }
+    }
+  });
+
+  it('lends the same arrays again on the next step, and never a parameter gradient', () => {
+    const m = mlp([6, 5, 3], { rng: new Random(3) }); // not flattened: grads are created by backward
+    const pool = new BufferPool();
+    reusingBuffers(pool, () => crossEntropy(m.forward(x), y).backward());
+    const grads = m.parameters().map((p) => p.grad!.data);
+    // Ten steps reuse a handful of arrays; fresh allocation would give ten distinct outputs.
+    const outputs = new Set<Float32Array>();
+    for (let i = 0; i < 10; i++) reusingBuffers(pool, () => void outputs.add(m.forward(x).data));
+    expect(outputs.size).toBeLessThanOrEqual(2);
+    const lent = new Set<Float32Array>();
+    reusingBuffers(pool, () => {
+      for (let i = 0; i < 20; i++) {
+        const out = m.forward(x);
+        crossEntropy(out, y).backward();
+        lent.add(out.data);
+      }
+    });
+    for (const g of grads) expect(lent.has(g)).toBe(false);
+  });
+});
