@@ -84,4 +84,35 @@ describe('BatchIterator', () => {
     expect(() => new BatchIterator({ ...source, width: 4 }, { batchSize: 2 })).toThrow('expected labels.length × width = 10 × 4 values');
     expect(() => new BatchIterator(source, { batchSize: 2, rows: Int32Array.from([10]) })).toThrow('invalid rows[0]: expected a row in [0, 10), found 10');
   });
+
+  it('part: W workers each fill only their rows, and together they make the whole batch', () => {
+    const n = 50;
+    const width = 3;
+    const features = Float32Array.from({ length: n * width }, (_, i) => i);
+    const labels = Int32Array.from({ length: n }, (_, i) => i);
+    const whole = new BatchIterator({ features, labels, width }, { batchSize: 16, seed: 9 });
+    for (const w of [2, 3]) {
+      const parts = Array.from({ length: w }, (_, r) => new BatchIterator({ features, labels, width }, { batchSize: 16, seed: 9, part: [r, w] }));
+      const expected: Array<{ y: number[]; x: number[]; size: number }> = [];
+      for (const b of whole.epoch(1)) expected.push({ y: Array.from(b.y), x: Array.from(b.x), size: b.size }); // the batch object is refilled: copy
+      const got = expected.map(() => ({ y: [] as number[], x: [] as number[], sizes: [] as number[], global: 0 }));
+      for (const it of parts) {
+        let k = 0;
+        for (const b of it.epoch(1)) {
+          got[k]!.y.push(...b.y);
+          got[k]!.x.push(...b.x);
+          got[k]!.sizes.push(b.size);
+          got[k]!.global = b.globalSize;
+          k++;
+        }
+      }
+      expected.forEach((e, k) => {
+        expect(got[k]!.y).toEqual(e.y);
+        expect(got[k]!.x).toEqual(e.x);
+        expect(got[k]!.global).toBe(e.size); // 16, 16, 16, then the short 2
+        expect(Math.max(...got[k]!.sizes) - Math.min(...got[k]!.sizes)).toBeLessThanOrEqual(1);
+      });
+    }
+    expect(() => new BatchIterator({ features, labels, width }, { batchSize: 4, part: [2, 2] })).toThrow(/part/);
+  });
 });

@@ -28,6 +28,12 @@ export interface BatchOptions {
   seed?: number;
   /** Skip the last batch when it is shorter than batchSize. Default false. */
   dropLast?: boolean;
+  /**
+   * [rank, worldSize]: fill only this worker's part of each batch — rows [⌊r·B/W⌋, ⌊(r+1)·B/W⌋)
+   * of a batch of B — so that W data-parallel workers walking the same batches each copy only
+   * their own rows. Default [0, 1]: the whole batch.
+   */
+  part?: readonly [number, number];
 }
 
 /** One mini-batch. The same object, refilled, at every step: copy anything you keep. */
@@ -38,8 +44,10 @@ export interface Batch {
   y: Int32Array;
   /** (size) dataset row of each example. */
   rows: Int32Array;
-  /** Examples in this batch: batchSize, or fewer for the last batch. */
+  /** Examples in this batch (this worker's part of it, with `part`): batchSize, or fewer for the last batch. */
   size: number;
+  /** Examples in the whole batch, all parts together; equals `size` without `part`. */
+  globalSize: number;
   /** Position of this batch in the epoch, from 0. */
   index: number;
   /** The epoch being iterated. */
@@ -67,6 +75,8 @@ export class BatchIterator implements IterableIterator<Batch> {
   private readonly order: Int32Array; // this epoch's order
   private readonly shuffle: boolean;
   private readonly seed: number;
+  private readonly rank: number;
+  private readonly worldSize: number;
   private readonly rng = new Random(0);
   private readonly full: { x: Float32Array; y: Int32Array; rows: Int32Array };
   private readonly short: { x: Float32Array; y: Int32Array; rows: Int32Array };
@@ -95,14 +105,22 @@ export class BatchIterator implements IterableIterator<Batch> {
     this.order = rows.slice();
     this.shuffle = options.shuffle ?? true;
     this.seed = options.seed ?? 0;
+    const [rank, worldSize] = options.part ?? [0, 1];
+    if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
+      throw invalidArgument('BatchIterator', 'part', '[rank, worldSize] with 0 ≤ rank < worldSize', options.part);
+    }
+    this.rank = rank;
+    this.worldSize = worldSize;
     const whole = Math.floor(rows.length / batchSize);
     const rest = rows.length - whole * batchSize;
     const dropLast = options.dropLast ?? false;
     this.batchesPerEpoch = whole + (rest > 0 && !dropLast ? 1 : 0);
-    this.full = { x: new Float32Array(batchSize * width), y: new Int32Array(batchSize), rows: new Int32Array(batchSize) };
-    const last = rest > 0 && !dropLast ? rest : batchSize;
+    const partOf = (size: number) => Math.floor(((rank + 1) * size) / worldSize) - Math.floor((rank * size) / worldSize);
+    const fullRows = partOf(batchSize);
+    this.full = { x: new Float32Array(fullRows * width), y: new Int32Array(fullRows), rows: new Int32Array(fullRows) };
+    const last = partOf(rest > 0 && !dropLast ? rest : batchSize);
     this.short = { x: this.full.x.subarray(0, last * width), y: this.full.y.subarray(0, last), rows: this.full.rows.subarray(0, last) };
-    this.batch = { ...this.full, size: 0, index: -1, epoch: -1 };
+    this.batch = { ...this.full, size: 0, globalSize: 0, index: -1, epoch: -1 };
     this.result = { value: this.batch, done: false };
     this.cursor = this.batchesPerEpoch; // nothing to serve until an epoch begins
   }
@@ -137,13 +155,15 @@ export class BatchIterator implements IterableIterator<Batch> {
     this.fresh = false;
     const b = this.batch;
     const start = this.cursor * this.batchSize;
-    const size = Math.min(this.batchSize, this.order.length - start);
-    const bufs = size === this.batchSize ? this.full : this.short;
+    const globalSize = Math.min(this.batchSize, this.order.length - start);
+    const lo = Math.floor((this.rank * globalSize) / this.worldSize);
+    const size = Math.floor(((this.rank + 1) * globalSize) / this.worldSize) - lo;
+    const bufs = globalSize === this.batchSize ? this.full : this.short;
     const { features, labels } = this.source;
     const w = this.width;
     const x = bufs.x;
     for (let i = 0; i < size; i++) {
-      const row = this.order[start + i]!;
+      const row = this.order[start + lo + i]!;
       bufs.rows[i] = row;
       bufs.y[i] = labels[row]!;
       for (let j = 0, o = row * w, d = i * w; j < w; j++) x[d + j] = features[o + j]!;
@@ -152,6 +172,7 @@ export class BatchIterator implements IterableIterator<Batch> {
     b.y = bufs.y;
     b.rows = bufs.rows;
     b.size = size;
+    b.globalSize = globalSize;
     b.index = this.cursor++;
     r.done = false;
     return r;

@@ -36,23 +36,20 @@ export class GlobalBatchSchedule {
     if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
       throw new Error(`GlobalBatchSchedule: rank ${rank} is not in [0, ${worldSize})`);
     }
-    this.batches = new BatchIterator(source, { batchSize, rows, shuffle: true, seed });
+    this.batches = new BatchIterator(source, { batchSize, rows, shuffle: true, seed, part: [rank, worldSize] });
     this.batchesPerEpoch = this.batches.batchesPerEpoch;
     this.width = source.width;
     this.part = { x: new Float32Array(0), y: new Int32Array(0), rows: 0, batchRows: 0, index: 0 };
   }
 
-  /** This worker's part of each batch of epoch `e`, in order; the same object every step. */
+  /** This worker's part of each batch of epoch `e`, in order (only its rows are copied); the same object every step. */
   *epoch(e: number): Generator<WorkerBatch> {
-    const w = this.batches.width;
     for (const b of this.batches.epoch(e)) {
-      const lo = Math.floor((this.rank * b.size) / this.worldSize);
-      const hi = Math.floor(((this.rank + 1) * b.size) / this.worldSize);
       const p = this.part;
-      p.x = b.x.subarray(lo * w, hi * w);
-      p.y = b.y.subarray(lo, hi);
-      p.rows = hi - lo;
-      p.batchRows = b.size;
+      p.x = b.x;
+      p.y = b.y;
+      p.rows = b.size;
+      p.batchRows = b.globalSize;
       p.index = b.index;
       yield p;
     }
