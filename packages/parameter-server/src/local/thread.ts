@@ -3,7 +3,7 @@
  * run. The model and transport are built on the thread's first task of a run and kept for the
  * next epochs; the model's parameters are views of the shared parameters, never a copy.
  */
-import { Random, flattenParameters, mlp, type FlatParameters, type Module } from '@loom/tensor-core';
+import { flattenParameters, mlp, type FlatParameters, type Module } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
 import { localTransport, type LocalTransport } from './policies.js';
@@ -24,7 +24,8 @@ function setUp(task: EpochTask): ThreadState {
   const { run, rank } = task;
   const { algorithm, options } = namedOptimizer(task.optimizer.name, { lr: task.optimizer.lr });
   const transport = localTransport({ run, rank, algorithm, options });
-  const model = mlp(task.sizes, { init: 'xavier', rng: new Random(task.seed) });
+  // No initialisation: the model adopts the shared parameters the coordinator initialised.
+  const model = mlp(task.sizes, { init: 'none' });
   // Adopt the shared parameters (the coordinator initialised them) and accumulate gradients
   // where the transport reads them.
   const flat = flattenParameters(model, { params: views(run).params, grads: transport.gradBuffer });

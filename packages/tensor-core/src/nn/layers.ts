@@ -11,6 +11,12 @@ import { defaultGenerator, kaimingUniform, normal, uniform } from './init.js';
 
 export interface LinearOptions {
   bias?: boolean;
+  /**
+   * Leave the parameters at zero instead of initialising them (PyTorch's `skip_init`): for a model
+   * that is about to adopt parameters from elsewhere (flattenParameters with `params`). The zero
+   * pages are never touched, so they cost no resident memory.
+   */
+  skipInit?: boolean;
   /** Generator for the initial weights; the default one (see manualSeed) when omitted. */
   rng?: Random;
 }
@@ -29,15 +35,16 @@ export class Linear extends Module {
   weight: Tensor;
   bias: Tensor | null;
 
-  constructor(inFeatures: number, outFeatures: number, { bias = true, rng = defaultGenerator() }: LinearOptions = {}) {
+  constructor(inFeatures: number, outFeatures: number, { bias = true, rng = defaultGenerator(), skipInit = false }: LinearOptions = {}) {
     super();
     checkSize('Linear', 'inFeatures', inFeatures);
     checkSize('Linear', 'outFeatures', outFeatures);
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     this.weight = Tensor.zeros([outFeatures, inFeatures], true);
-    kaimingUniform(this.weight, { a: Math.sqrt(5), rng });
     this.bias = bias ? Tensor.zeros([outFeatures], true) : null;
+    if (skipInit) return;
+    kaimingUniform(this.weight, { a: Math.sqrt(5), rng });
     if (this.bias !== null) {
       const bound = 1 / Math.sqrt(inFeatures);
       uniform(this.bias, -bound, bound, { rng });

@@ -8,8 +8,11 @@ import type { Module } from './module.js';
 export interface MlpOptions {
   /** The nonlinearity between layers. */
   activation?: 'relu' | 'tanh' | 'sigmoid';
-  /** 'xavier': Xavier-uniform weights and zero biases; 'default': PyTorch's nn.Linear default. */
-  init?: 'xavier' | 'default';
+  /**
+   * 'xavier': Xavier-uniform weights and zero biases; 'default': PyTorch's nn.Linear default;
+   * 'none': all zeros, untouched (for a model that will adopt shared parameters).
+   */
+  init?: 'xavier' | 'default' | 'none';
   rng?: Random;
 }
 
@@ -23,12 +26,12 @@ export interface MlpOptions {
  */
 export function mlp(sizes: readonly number[], { activation = 'relu', init = 'default', rng = defaultGenerator() }: MlpOptions = {}): Sequential {
   if (sizes.length < 2) throw opError('mlp', `needs at least an input and an output size, got [${sizes.join(', ')}]`);
-  if (init !== 'xavier' && init !== 'default') throw opError('mlp', `init must be 'xavier' or 'default', got '${init}'`);
+  if (init !== 'xavier' && init !== 'default' && init !== 'none') throw opError('mlp', `init must be 'xavier', 'default' or 'none', got '${init}'`);
   const act = { relu: ReLU, tanh: Tanh, sigmoid: Sigmoid }[activation];
   if (act === undefined) throw opError('mlp', `activation must be relu, tanh or sigmoid, got '${activation}'`);
   const layers: Module<any>[] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
-    const layer = new Linear(sizes[i]!, sizes[i + 1]!, { rng });
+    const layer = new Linear(sizes[i]!, sizes[i + 1]!, { rng, skipInit: init === 'none' });
     if (init === 'xavier') {
       xavierUniform(layer.weight, { rng });
       zeros(layer.bias!);

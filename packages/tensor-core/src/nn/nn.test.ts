@@ -160,6 +160,12 @@ describe('layers', () => {
     expect(new Dropout(0.5, { seed: 1 }).forward(x).toArray()).toEqual(a);
     expect(() => new Dropout(1)).toThrow(/Dropout: probability must be in \[0, 1\), got 1/);
   });
+  it("mlp init 'none' leaves every parameter zero, with the same layout", () => {
+    const m = mlp([5, 4, 3], { init: 'none' });
+    expect(m.parameters().every((p) => p.data.every((v) => v === 0))).toBe(true);
+    expect(parameterLayout(m)).toEqual(parameterLayout(mlp([5, 4, 3])));
+    expect(() => mlp([5, 3], { init: 'he' as never })).toThrow(/init must be 'xavier', 'default' or 'none', got 'he'/);
+  });
   it('constructors reject bad sizes', () => {
     expect(() => new Linear(0, 3)).toThrow('Linear: inFeatures must be a positive integer, got 0');
     expect(() => mlp([5])).toThrow(/mlp: needs at least an input and an output size/);
