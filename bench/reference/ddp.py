@@ -7,6 +7,7 @@ Prints one JSON line.
 """
 import argparse, json, os, socket, time
 import torch
+from mlp import mlp
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -22,12 +23,7 @@ def worker(rank, a, port, out):
         dist.init_process_group("gloo", rank=rank, world_size=a.procs)
     torch.manual_seed(0)
     sizes = [int(s) for s in a.sizes.split(",")]
-    layers = []
-    for i in range(len(sizes) - 1):
-        if i > 0:
-            layers.append(torch.nn.ReLU())
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-    model = torch.nn.Sequential(*layers)
+    model = mlp(sizes)
     if a.procs > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -6,6 +6,7 @@ Prints one JSON line: {"stepsPerSec": ..., "batch": ..., "sizes": [...]}.
 """
 import argparse, json, time
 import torch
+from mlp import mlp
 
 p = argparse.ArgumentParser()
 p.add_argument("--sizes", default="100,50,10")
@@ -16,15 +17,7 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 sizes = [int(s) for s in a.sizes.split(",")]
-layers = []
-for i in range(len(sizes) - 1):
-    if i > 0:
-        layers.append(torch.nn.ReLU())
-    lin = torch.nn.Linear(sizes[i], sizes[i + 1])
-    torch.nn.init.xavier_uniform_(lin.weight)
-    torch.nn.init.zeros_(lin.bias)
-    layers.append(lin)
-model = torch.nn.Sequential(*layers)
+model = mlp(sizes)
 x = torch.randn(a.batch, sizes[0])
 y = torch.randint(0, sizes[-1], (a.batch,))
 

@@ -9,6 +9,7 @@ Prints one JSON line.
 import argparse, gzip, json, os, statistics, time
 import numpy as np
 import torch
+from mlp import mlp
 
 p = argparse.ArgumentParser()
 p.add_argument("--data")
@@ -54,15 +55,7 @@ if a.holdout > 0:  # train on the same amount of data as loom train, which valid
     keep = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(a.seed))[: int(round(len(xtr) * (1 - a.holdout)))]
     xtr, ytr = xtr[keep], ytr[keep]
 sizes = [int(s) for s in a.sizes.split(",")]
-layers = []
-for i in range(len(sizes) - 1):
-    if i > 0:
-        layers.append(torch.nn.ReLU())
-    lin = torch.nn.Linear(sizes[i], sizes[i + 1])
-    torch.nn.init.xavier_uniform_(lin.weight)
-    torch.nn.init.zeros_(lin.bias)
-    layers.append(lin)
-model = torch.nn.Sequential(*layers)
+model = mlp(sizes)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 rates = []
 for epoch in range(a.epochs):

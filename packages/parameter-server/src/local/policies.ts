@@ -28,6 +28,12 @@ export interface StalenessStats {
   count: number;
 }
 
+function observe(s: StalenessStats, stale: number): void {
+  s.max = Math.max(s.max, stale);
+  s.sum += stale;
+  s.count++;
+}
+
 export interface PolicyOptions {
   run: SharedRun;
   rank: number;
@@ -112,7 +118,7 @@ class SyncPolicy implements LocalTransport {
     const g = reduceSlots(this.slots, this.v.weights, 0, run.workers, this.lo, this.hi, this.scratch);
     if (this.hi > this.lo) algorithm.step(this.v.params, g, this.v.state, options, info.step + 1, this.lo, this.hi);
     barrier(this.v.ctrl, run.workers); // every slice is stepped: the parameters are step t's result
-    this.staleness.count++;
+    observe(this.staleness, 0);
   }
 }
 
@@ -136,10 +142,7 @@ class SspPolicy implements LocalTransport {
     if (this.stopping()) return false;
     const applied = waitAtLeast(this.v.ctrl, Word.Applied, info.step - this.o.run.staleness, this.stopping);
     if (applied < 0) return false;
-    const stale = info.step - applied;
-    this.staleness.max = Math.max(this.staleness.max, stale);
-    this.staleness.sum += stale;
-    this.staleness.count++;
+    observe(this.staleness, info.step - applied);
     return true;
   }
 
@@ -183,10 +186,7 @@ class AsyncPolicy implements LocalTransport {
     const { run, algorithm, options } = this.o;
     const step = Atomics.add(this.v.ctrl, at(Word.Updates), 1) + 1;
     // Updates other workers applied between this worker's read of the parameters and its own.
-    const stale = step - 1 - this.readAt;
-    this.staleness.max = Math.max(this.staleness.max, stale);
-    this.staleness.sum += stale;
-    this.staleness.count++;
+    observe(this.staleness, step - 1 - this.readAt);
     algorithm.step(this.v.params, grads, this.v.state, options, step, 0, run.size);
   }
 }
