@@ -1,0 +1,389 @@
+/**
+ * A parameter server over WebSocket: one process owns one key range of the flat parameter vector
+ * (a ShardStore) and answers workers' pulls and pushes under the run's policy.
+ *
+ * What the server guarantees whatever it receives:
+ *  - nothing is read from a connection before a hello with the cluster token; a connection that
+ *    sends anything else first, or a wrong token, is closed with 1008 and a reason, and the attempt
+ *    is logged with its address (never the token);
+ *  - every request is checked before it is used; a bad one is answered with an error reply naming
+ *    the problem (and counted in stats), and the server goes on serving everyone else;
+ *  - memory stays bounded: frames are at most `maxFrameBytes` (ws closes larger ones with 1009),
+ *    a connection has at most `maxInFlight` unanswered requests, pushes are accepted only within
+ *    the policy's window of steps, and a client that does not read its replies stops being read.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { PsError } from './errors.js';
+import { FramePool, PROTOCOL_VERSION, decodeFrame, encodeFrame, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
+import { ShardStore, type StoreOptions } from './store.js';
+import { tokensEqual } from './token.js';
+
+export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' | 'shards' | 'nonFinite'> {
+  staleness?: number;
+  /** This server's shard i of S (default 0 of 1). */
+  shard?: number;
+  shards?: number;
+  nonFinite?: 'reject' | 'skip';
+  /** The cluster token every connection must present first. */
+  token: string;
+  host?: string;
+  /** 0 (the default) picks a free port; see `port` after start. */
+  port?: number;
+  /** PEM certificate and key: serve wss:// instead of ws://. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Largest frame accepted, in bytes (default 256 MiB + 64 KiB: 64M floats and a header). */
+  maxFrameBytes?: number;
+  /** Unanswered requests one connection may have (default 64). */
+  maxInFlight?: number;
+  /** How long a new connection has to send its hello (default 10 s). */
+  helloTimeoutMs?: number;
+  /** Where the server reports connections, refusals and shutdown (default: nowhere). */
+  log?: (line: string) => void;
+}
+
+const DEFAULT_MAX_FRAME = 256 * 1024 * 1024 + 64 * 1024;
+/** Stop reading a client whose unsent replies exceed this; resume below half of it. */
+const HIGH_WATER = 64 * 1024 * 1024;
+
+interface Conn {
+  ws: WebSocket;
+  addr: string;
+  authed: boolean;
+  role: 'worker' | 'observer';
+  rank: number;
+  inflight: number;
+  paused: boolean;
+}
+
+interface Waiter {
+  conn: Conn;
+  id: number;
+  step: number;
+  lo: number;
+  hi: number;
+  need: number;
+  stale: number;
+}
+
+/** WebSocket close reasons are at most 123 bytes. */
+const reason = (s: string) => (Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '…');
+
+/**
+ * A running parameter server.
+ *
+ * @example
+ * const server = await ParameterServer.start({ sizes: [100, 50, 10], seed: 42, optimizer: 'adam', lr: 1e-3,
+ *   mode: 'sync', workers: 2, shard: 0, shards: 1, token: process.env.LOOM_TOKEN!, port: 0 });
+ * console.log(server.url); // ws://127.0.0.1:40123
+ * await server.closed;     // resolves after a `shutdown {exit: true}` or close()
+ */
+export class ParameterServer {
+  readonly store: ShardStore;
+  /** Resolves when the server has closed (after close() or a shutdown request with exit). */
+  readonly closed: Promise<void>;
+  private readonly http: HttpServer;
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<Conn>();
+  private readonly ranks = new Map<number, Conn>();
+  private waiters: Waiter[] = [];
+  private readonly barriers = new Map<string, Map<number, { conn: Conn; id: number }>>();
+  private stopped = false;
+  private closing = false;
+  private resolveClosed!: () => void;
+  private readonly counts = { pushes: 0, pulls: 0, bytesIn: 0, bytesOut: 0 };
+  private readonly errors: ServerStats['errors'] = {};
+  private readonly log: (line: string) => void;
+  private readonly maxInFlight: number;
+  private readonly frames = new FramePool(8);
+
+  private constructor(readonly o: ServerOptions) {
+    if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
+    this.store = new ShardStore({ ...o, staleness: o.staleness ?? 0, shard: o.shard ?? 0, shards: o.shards ?? 1, nonFinite: o.nonFinite ?? 'reject' });
+    this.log = o.log ?? (() => {});
+    this.maxInFlight = o.maxInFlight ?? 64;
+    this.http = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }) : createHttpServer();
+    this.http.on('request', (_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end('a Loom parameter server: connect with WebSocket\n'));
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: o.maxFrameBytes ?? DEFAULT_MAX_FRAME, perMessageDeflate: false });
+    this.wss.on('connection', (ws, req) => this.onConnection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+    this.wss.on('error', (e) => this.log(`server error: ${e.message}`));
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  /** Starts a server and resolves once it listens. */
+  static async start(o: ServerOptions): Promise<ParameterServer> {
+    const s = new ParameterServer(o);
+    await new Promise<void>((resolve, reject) => {
+      s.http.once('error', reject);
+      s.http.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => {
+        s.http.off('error', reject);
+        resolve();
+      });
+    });
+    return s;
+  }
+
+  get port(): number {
+    return (this.http.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    const host = this.o.host ?? '127.0.0.1';
+    return `${this.o.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  stats(): ServerStats {
+    const s = this.store;
+    return {
+      shard: s.o.shard, shards: s.o.shards, lo: s.lo, hi: s.hi, mode: s.o.mode, workers: s.o.workers, applied: s.applied,
+      stopped: this.stopped, connections: this.conns.size, ...this.counts, errors: { ...this.errors }, skippedNonFinite: s.skippedNonFinite,
+    };
+  }
+
+  /** Stops training: every waiting and later worker pull is answered with `stop`. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.log(`stopping after ${this.store.applied} updates`);
+    this.answerWaiters();
+  }
+
+  /** Closes every connection and the listening socket. */
+  async close(): Promise<void> {
+    if (this.closing) return this.closed;
+    this.closing = true;
+    for (const c of this.conns) c.ws.close(1001, 'server shutting down');
+    await new Promise<void>((r) => this.wss.close(() => r()));
+    const force = setTimeout(() => {
+      for (const c of this.conns) c.ws.terminate();
+    }, 1000);
+    await new Promise<void>((r) => this.http.close(() => r()));
+    clearTimeout(force);
+    this.resolveClosed();
+  }
+
+  // ---- connections ---------------------------------------------------------------------------
+
+  private onConnection(ws: WebSocket, addr: string): void {
+    const c: Conn = { ws, addr, authed: false, role: 'observer', rank: -1, inflight: 0, paused: false };
+    this.conns.add(c);
+    const timer = setTimeout(() => this.refuse(c, 'authentication required', 'no hello within the time allowed'), this.o.helloTimeoutMs ?? 10_000);
+    ws.on('message', (data, isBinary) => {
+      const bytes = data as Buffer; // binaryType 'nodebuffer': fragmented messages arrive joined
+      this.counts.bytesIn += bytes.length;
+      if (!c.authed) {
+        clearTimeout(timer);
+        this.onHello(c, bytes, isBinary);
+      } else {
+        this.onRequest(c, bytes, isBinary);
+      }
+    });
+    ws.on('error', (e) => this.log(`connection ${addr}: ${e.message}`));
+    ws.on('close', (code, why) => {
+      clearTimeout(timer);
+      this.conns.delete(c);
+      this.waiters = this.waiters.filter((w) => w.conn !== c);
+      for (const arrived of this.barriers.values()) if (arrived.get(c.rank)?.conn === c) arrived.delete(c.rank);
+      if (c.authed && c.role === 'worker' && this.ranks.get(c.rank) === c) {
+        this.ranks.delete(c.rank);
+        if (!this.closing) this.log(`worker ${c.rank} (${addr}) disconnected (${code}${why.length ? ` ${why.toString()}` : ''})`);
+      }
+    });
+  }
+
+  private count(code: keyof ServerStats['errors']): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  }
+
+  /** Closes an unauthenticated connection with 1008 and logs the attempt (never the token). */
+  private refuse(c: Conn, why: string, detail: string): void {
+    this.count('auth');
+    this.log(`refused ${c.addr}: ${why} (${detail})`);
+    c.ws.close(1008, why);
+  }
+
+  private onHello(c: Conn, bytes: Buffer, isBinary: boolean): void {
+    if (!isBinary) return this.refuse(c, 'authentication required', 'sent a text frame before hello');
+    let header: unknown;
+    try {
+      header = decodeFrame(bytes).header;
+    } catch (e) {
+      return this.refuse(c, 'authentication required', `first frame unreadable: ${(e as Error).message}`);
+    }
+    const h = header as Record<string, unknown> | null;
+    if (typeof h !== 'object' || h === null || h.type !== 'hello') {
+      return this.refuse(c, 'authentication required', `first message was ${typeof h?.type === 'string' ? `'${h.type.slice(0, 40)}'` : 'not a hello'}`);
+    }
+    if (h.v !== PROTOCOL_VERSION) {
+      this.count('version');
+      const msg = `protocol version ${typeof h.v === 'number' ? h.v : String(h.v)} is not supported (this server speaks ${PROTOCOL_VERSION})`;
+      this.log(`refused ${c.addr}: ${msg}`);
+      this.sendError(c, -1, new PsError('version', msg));
+      return c.ws.close(1002, reason(msg));
+    }
+    if (typeof h.token !== 'string' || !tokensEqual(h.token, this.o.token)) return this.refuse(c, 'bad token', 'hello with a wrong token');
+    let hello;
+    try {
+      hello = parseHello(h)!;
+    } catch (e) {
+      return this.closeWith(c, e as PsError);
+    }
+    const s = this.store;
+    if (hello.size !== s.size || hello.workers !== s.o.workers) {
+      return this.closeWith(c, new PsError('config-mismatch', `this server trains ${s.size} parameters with ${s.o.workers} workers; the client has ${hello.size} and ${hello.workers}`));
+    }
+    if (hello.role === 'worker') {
+      if (this.ranks.has(hello.rank)) return this.closeWith(c, new PsError('rank-taken', `worker rank ${hello.rank} is already connected`));
+      this.ranks.set(hello.rank, c);
+      this.log(`worker ${hello.rank} connected from ${c.addr}`);
+    }
+    Object.assign(c, { authed: true, role: hello.role, rank: hello.rank });
+    const welcome: Welcome = {
+      type: 'welcome', v: PROTOCOL_VERSION, shard: s.o.shard, shards: s.o.shards, lo: s.lo, hi: s.hi, size: s.size,
+      workers: s.o.workers, mode: s.o.mode, staleness: s.o.staleness, applied: s.applied,
+    };
+    this.send(c, encodeFrame(welcome));
+  }
+
+  /** Sends an error reply, then closes with 1008 and the message. */
+  private closeWith(c: Conn, e: PsError): void {
+    this.log(`refused ${c.addr}: ${e.message}`);
+    this.sendError(c, -1, e);
+    c.ws.close(1008, reason(e.message));
+  }
+
+  // ---- requests ------------------------------------------------------------------------------
+
+  private onRequest(c: Conn, bytes: Buffer, isBinary: boolean): void {
+    if (!isBinary) return this.sendError(c, -1, new PsError('bad-frame', 'text frames are not part of the protocol; send binary frames'));
+    let header: unknown;
+    let payload: Float32Array;
+    try {
+      ({ header, payload } = decodeFrame(bytes));
+    } catch (e) {
+      return this.sendError(c, -1, e);
+    }
+    let req: Request;
+    try {
+      req = parseRequest(header);
+    } catch (e) {
+      return this.sendError(c, idOf(header), e);
+    }
+    if (c.inflight >= this.maxInFlight) {
+      return this.sendError(c, req.id, new PsError('too-many-requests', `more than ${this.maxInFlight} requests in flight on one connection`));
+    }
+    c.inflight++;
+    try {
+      this.handle(c, req, payload);
+    } catch (e) {
+      c.inflight--;
+      this.sendError(c, req.id, e);
+    }
+  }
+
+  private handle(c: Conn, req: Request, payload: Float32Array): void {
+    const s = this.store;
+    switch (req.type) {
+      case 'pull': {
+        if (req.lo > req.hi || req.lo < s.lo || req.hi > s.hi) throw new PsError('not-owner', `pull [${req.lo}, ${req.hi}) is not within this server's range [${s.lo}, ${s.hi})`);
+        this.counts.pulls++;
+        this.park(c, req, 0);
+        return;
+      }
+      case 'push':
+      case 'pushpull':
+        return this.onPush(c, req, payload);
+      case 'barrier': {
+        if (c.role !== 'worker') throw new PsError('not-worker', 'barrier: only workers take part in barriers');
+        let arrived = this.barriers.get(req.name);
+        if (arrived === undefined) this.barriers.set(req.name, (arrived = new Map()));
+        arrived.set(c.rank, { conn: c, id: req.id });
+        if (arrived.size === s.o.workers) {
+          this.barriers.delete(req.name);
+          for (const a of arrived.values()) this.reply(a.conn, encodeFrame({ type: 'ack', id: a.id, stale: 0 }));
+        }
+        return;
+      }
+      case 'stats':
+        return this.reply(c, encodeFrame({ type: 'stats', id: req.id, stats: this.stats() }));
+      case 'shutdown':
+        this.log(`shutdown requested by ${c.addr}${req.exit ? ' (exit)' : ''}`);
+        this.stop();
+        this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale: 0 }));
+        if (req.exit) setImmediate(() => void this.close());
+        return;
+    }
+  }
+
+  private onPush(c: Conn, req: Push, payload: Float32Array): void {
+    const s = this.store;
+    if (c.role !== 'worker') throw new PsError('not-worker', `${req.type}: an observer cannot push`);
+    if (req.lo !== s.lo) throw new PsError('not-owner', `${req.type} at key ${req.lo}: this server owns [${s.lo}, ${s.hi})`);
+    if (payload.length !== s.hi - s.lo) throw new PsError('bad-length', `${req.type}: a gradient for [${s.lo}, ${s.hi}) has ${s.hi - s.lo} floats, got ${payload.length}`);
+    const { appliedNow, stale } = s.push(c.rank, req.step, req.rows, req.batchRows, payload);
+    this.counts.pushes++;
+    if (req.type === 'push') this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale }));
+    else this.park(c, { type: 'pull', id: req.id, step: req.step + 1, lo: s.lo, hi: s.hi }, stale);
+    if (appliedNow > 0) this.answerWaiters();
+  }
+
+  /** Answers a pull now if its step is ready, or keeps it until it is. */
+  private park(c: Conn, p: Pull, stale: number): void {
+    const s = this.store;
+    const need = c.role === 'worker' ? s.needFor(p.step) : p.step;
+    const w: Waiter = { conn: c, id: p.id, step: p.step, lo: p.lo, hi: p.hi, need, stale };
+    if (this.stopped || s.applied >= need) this.answer(w);
+    else this.waiters.push(w);
+  }
+
+  private answerWaiters(): void {
+    const s = this.store;
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (this.stopped || s.applied >= w.need) this.answer(w);
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  private answer(w: Waiter): void {
+    const s = this.store;
+    if (w.conn.role === 'worker') s.notePull(w.conn.rank);
+    const header: Params = { type: 'params', id: w.id, step: w.step, applied: s.applied, stop: this.stopped, lo: w.lo, stale: w.stale };
+    this.reply(w.conn, encodeFrame(header, s.params, w.lo - s.lo, w.hi - s.lo, this.frames));
+  }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  /** Sends the answer to a request. */
+  private reply(c: Conn, frame: Buffer): void {
+    c.inflight--;
+    this.send(c, frame);
+  }
+
+  private sendError(c: Conn, id: number, e: unknown): void {
+    const err = e instanceof PsError ? e : new PsError('internal', (e as Error)?.message ?? String(e));
+    if (err.code === 'internal') this.log(`internal error on ${c.addr}: ${(e as Error)?.stack ?? String(e)}`);
+    this.count(err.code);
+    const reply: ErrorReply = { type: 'error', id, code: err.code, message: err.message };
+    this.send(c, encodeFrame(reply));
+  }
+
+  private send(c: Conn, frame: Buffer): void {
+    if (c.ws.readyState !== c.ws.OPEN) return;
+    this.counts.bytesOut += frame.length;
+    c.ws.send(frame, { binary: true }, (e) => {
+      if (!e) this.frames.give(frame);
+      if (c.paused && c.ws.bufferedAmount < HIGH_WATER / 2) {
+        c.paused = false;
+        c.ws.resume();
+      }
+    });
+    if (!c.paused && c.ws.bufferedAmount > HIGH_WATER) {
+      c.paused = true;
+      c.ws.pause();
+    }
+  }
+}
