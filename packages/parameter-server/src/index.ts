@@ -1,7 +1,9 @@
 /**
  * @loom/parameter-server — the coordinator that aggregates workers' gradients and applies the
  * optimizer. Local mode: worker threads sharing one copy of the parameters in a SharedArrayBuffer,
- * synchronously (sync), without locks (async), or with bounded staleness (ssp).
+ * synchronously (sync), without locks (async), or with bounded staleness (ssp). Across machines:
+ * parameter servers that each own a key range, and remote workers, over WebSocket (src/net).
  */
 export { trainThreads, WorkerFailed, type ThreadTrainingOptions, type ThreadEpochMetrics, type WorkerMetrics } from './local/coordinator.js';
 export { MODES, type Mode } from './local/shared.js';
+export * from './net/index.js';

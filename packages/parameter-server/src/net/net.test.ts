@@ -1,0 +1,219 @@
+// The network parameter server in one process, over real sockets on 127.0.0.1: frames, the
+// policies against local threads and single-process training, authentication and bad input.
+// (test/cluster.test.ts runs the same with real `loom serve` and `loom worker` processes.)
+import { afterAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { prepareNews } from '@loom/data';
+import { Random, flattenParameters, mlp } from '@loom/tensor-core';
+import { trainThreads } from '../local/coordinator.js';
+import { PROTOCOL_VERSION, decodeFrame, encodeFrame } from './protocol.js';
+import { ParameterServer, type ServerOptions } from './server.js';
+import { PsClient } from './client.js';
+import { trainRemote } from './worker.js';
+import { shardRange } from './shards.js';
+import type { Mode } from '../local/shared.js';
+
+const news = prepareNews({ seed: 7 });
+const ROWS = news.split.train.subarray(0, 1000); // 16 steps of 64
+const data = { features: news.features, labels: news.labels, width: news.width, rows: ROWS };
+const base = { sizes: [100, 50, 10], seed: 3, optimizer: 'adam', lr: 1e-3 };
+const P = flattenParameters(mlp(base.sizes, { init: 'xavier', rng: new Random(base.seed) })).size;
+const TOKEN = 'test-token-0123456789';
+const servers: ParameterServer[] = [];
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function cluster(shards: number, workers: number, mode: Mode, extra: Partial<ServerOptions> = {}): Promise<ParameterServer[]> {
+  const started = await Promise.all(
+    Array.from({ length: shards }, (_, shard) => ParameterServer.start({ ...base, mode, staleness: 1, workers, shard, shards, token: TOKEN, ...extra })),
+  );
+  servers.push(...started);
+  return started;
+}
+
+/** Runs W remote workers (in this process, over sockets) and returns the servers' final parameters. */
+async function trainOver(ss: ParameterServer[], workers: number, epochs = 1) {
+  const urls = ss.map((s) => s.url);
+  const reports = await Promise.all(
+    Array.from({ length: workers }, (_, rank) => {
+      const seen: number[] = [];
+      return trainRemote({ ...base, urls, token: TOKEN, rank, workers, batchSize: 64, epochs, data, onEpoch: (r) => void seen.push(r.stalenessMax) }).then(() => seen);
+    }),
+  );
+  const observer = await PsClient.connect(urls, { token: TOKEN, role: 'observer', workers, size: P });
+  const params = new Float32Array(P);
+  await observer.pull(0, params);
+  await observer.close();
+  return { params, staleness: reports.flat() };
+}
+
+describe('frames', () => {
+  it('carry a msgpack header and the floats as raw bytes, viewed in place', () => {
+    const x = Float32Array.from({ length: 1000 }, (_, i) => i / 7);
+    const frame = encodeFrame({ type: 'push', id: 1 }, x, 10, 20);
+    const { header, payload } = decodeFrame(frame);
+    expect(header).toEqual({ type: 'push', id: 1 });
+    expect(payload).toEqual(x.subarray(10, 20));
+    if (frame.byteOffset % 4 === 0) expect(payload.buffer).toBe(frame.buffer); // a view, not a copy
+  });
+
+  it('are refused when truncated or malformed, naming what is wrong', () => {
+    const frame = encodeFrame({ type: 'pull', id: 1 }, new Float32Array(4));
+    expect(() => decodeFrame(frame.subarray(0, 3))).toThrow('a frame is at least 4 bytes, got 3');
+    expect(() => decodeFrame(frame.subarray(0, 8))).toThrow(/runs past the end/);
+    expect(() => decodeFrame(frame.subarray(0, frame.length - 1))).toThrow(/not padding plus whole float32 values/);
+    expect(() => decodeFrame(Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2]))).toThrow(/header length \d+ is not in/);
+    expect(() => decodeFrame(Buffer.from([2, 0, 0, 0, 0x81, 0xa1]))).toThrow(/not valid msgpack/);
+  });
+});
+
+describe('key ranges', () => {
+  it('tile [0, P) in order, on multiples of 16', () => {
+    for (const [size, shards] of [[5560, 2], [5560, 3], [235146, 4], [10, 3], [0, 2]] as const) {
+      let next = 0;
+      for (let i = 0; i < shards; i++) {
+        const [lo, hi] = shardRange(size, shards, i);
+        expect(lo).toBe(next);
+        expect(lo % 16 === 0 || lo === size).toBe(true);
+        expect(hi).toBeGreaterThanOrEqual(lo);
+        next = hi;
+      }
+      expect(next).toBe(size);
+    }
+  });
+});
+
+describe('sync over sockets equals local training', () => {
+  it('1 server, 1 worker: bitwise equal to one local thread', async () => {
+    const local = await trainThreads({ ...base, data, batchSize: 64, epochs: 1, workers: 1, mode: 'sync' });
+    const { params } = await trainOver(await cluster(1, 1, 'sync'), 1);
+    expect(params).toEqual(flattenParameters(local.model).params);
+  });
+
+  it('2 servers, 2 workers: bitwise equal to 2 local threads (same reduction, in rank order)', async () => {
+    const local = await trainThreads({ ...base, data, batchSize: 64, epochs: 1, workers: 2, mode: 'sync' });
+    const { params } = await trainOver(await cluster(2, 2, 'sync'), 2);
+    expect(params).toEqual(flattenParameters(local.model).params);
+  });
+
+  it('ssp with staleness 1 stays within its bound; async trains', async () => {
+    const ssp = await trainOver(await cluster(2, 2, 'ssp'), 2);
+    expect(Math.max(...ssp.staleness)).toBeLessThanOrEqual(1);
+    const initial = flattenParameters(mlp(base.sizes, { init: 'xavier', rng: new Random(base.seed) })).params;
+    const hogwild = await trainOver(await cluster(1, 2, 'async'), 2);
+    expect(hogwild.params).not.toEqual(initial);
+    expect(hogwild.params.every(Number.isFinite)).toBe(true);
+  });
+});
+
+/** A raw WebSocket client that speaks frames by hand. */
+async function raw(url: string): Promise<{ ws: WebSocket; next: () => Promise<{ header: any; payload: Float32Array }>; closed: Promise<{ code: number; reason: string }> }> {
+  const ws = new WebSocket(url);
+  const inbox: Buffer[] = [];
+  const waiting: Array<(b: Buffer) => void> = [];
+  ws.on('message', (d) => (waiting.length ? waiting.shift()!(d as Buffer) : inbox.push(d as Buffer)));
+  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, why) => r({ code, reason: why.toString() })));
+  await new Promise((r, j) => ws.once('open', r).once('error', j));
+  const next = () => new Promise<Buffer>((r) => (inbox.length ? r(inbox.shift()!) : waiting.push(r))).then((b) => decodeFrame(b));
+  return { ws, next, closed };
+}
+
+describe('authentication', () => {
+  it('closes a connection that does not start with a hello carrying the token, and logs it without the token', async () => {
+    const log: string[] = [];
+    const [s] = await cluster(1, 1, 'sync', { log: (l) => void log.push(l) });
+    const a = await raw(s!.url);
+    a.ws.send(encodeFrame({ type: 'pull', id: 0, step: 0, lo: 0, hi: 16 }));
+    expect(await a.closed).toEqual({ code: 1008, reason: 'authentication required' });
+    const b = await raw(s!.url);
+    b.ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token: 'guess-guess', role: 'worker', rank: 0, workers: 1, size: P }));
+    expect(await b.closed).toEqual({ code: 1008, reason: 'bad token' });
+    const c = await raw(s!.url);
+    c.ws.send(Buffer.from('GET / HTTP/1.1'));
+    expect((await c.closed).code).toBe(1008);
+    await expect(PsClient.connect([s!.url], { token: 'nope', workers: 1, size: P })).rejects.toThrow(/refused the connection \(1008: bad token\)/);
+    expect(log.filter((l) => l.startsWith('refused 127.0.0.1:'))).toHaveLength(4);
+    expect(log.join('\n')).not.toContain('guess-guess');
+    expect(s!.stats().errors.auth).toBe(4);
+  });
+
+  it('refuses a wrong protocol version and a mismatched model, saying why', async () => {
+    const [s] = await cluster(1, 1, 'sync');
+    const a = await raw(s!.url);
+    a.ws.send(encodeFrame({ type: 'hello', v: 99, token: TOKEN, role: 'worker', rank: 0, workers: 1, size: P }));
+    expect((await a.next()).header).toMatchObject({ type: 'error', code: 'version', message: 'protocol version 99 is not supported (this server speaks 1)' });
+    expect((await a.closed).code).toBe(1002);
+    await expect(PsClient.connect([s!.url], { token: TOKEN, workers: 1, size: P + 1 })).rejects.toThrow(`this server trains ${P} parameters with 1 workers; the client has ${P + 1} and 1`);
+  });
+});
+
+describe('bad input is answered, and the server goes on', () => {
+  it('each bad request gets an error naming the problem', async () => {
+    const [s] = await cluster(2, 1, 'sync');
+    const [lo, hi] = shardRange(P, 2, 0);
+    const a = await raw(s!.url);
+    a.ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token: TOKEN, role: 'worker', rank: 0, workers: 1, size: P }));
+    expect((await a.next()).header).toMatchObject({ type: 'welcome', lo, hi, size: P });
+    const ask = async (frame: Buffer | string) => {
+      a.ws.send(frame);
+      return (await a.next()).header;
+    };
+    const n = hi - lo;
+    expect(await ask(Buffer.from([1, 2, 3]))).toMatchObject({ type: 'error', id: -1, code: 'bad-frame' });
+    expect(await ask('{"type":"pull"}')).toMatchObject({ code: 'bad-frame', message: /text frames/ });
+    expect(await ask(encodeFrame({ type: 'evaluate', id: 4, code: 'process.exit(1)' }))).toMatchObject({ id: 4, code: 'unknown-type' });
+    expect(await ask(encodeFrame({ type: 'pull', id: 5, step: -1, lo, hi }))).toMatchObject({ id: 5, code: 'bad-request', message: /step must be an integer/ });
+    expect(await ask(encodeFrame({ type: 'pull', id: 6, step: 0, lo: hi, hi: P }))).toMatchObject({ id: 6, code: 'not-owner' });
+    expect(await ask(encodeFrame({ type: 'push', id: 7, step: 0, lo: hi, rows: 1, batchRows: 1 }, new Float32Array(P - hi)))).toMatchObject({ id: 7, code: 'not-owner' });
+    expect(await ask(encodeFrame({ type: 'push', id: 8, step: 0, lo, rows: 1, batchRows: 1 }, new Float32Array(n - 1)))).toMatchObject({ id: 8, code: 'bad-length' });
+    const nan = new Float32Array(n);
+    nan[3] = NaN;
+    expect(await ask(encodeFrame({ type: 'push', id: 9, step: 0, lo, rows: 1, batchRows: 1 }, nan))).toMatchObject({ id: 9, code: 'non-finite' });
+    nan[3] = -Infinity;
+    expect(await ask(encodeFrame({ type: 'push', id: 10, step: 0, lo, rows: 1, batchRows: 1 }, nan))).toMatchObject({ id: 10, code: 'non-finite' });
+    expect(await ask(encodeFrame({ type: 'push', id: 11, step: 5, lo, rows: 1, batchRows: 1 }, new Float32Array(n)))).toMatchObject({ id: 11, code: 'bad-step' });
+    expect(s!.store.applied).toBe(0); // nothing bad was applied …
+    expect(await ask(encodeFrame({ type: 'push', id: 12, step: 0, lo, rows: 1, batchRows: 1 }, new Float32Array(n)))).toMatchObject({ type: 'ack', id: 12 });
+    expect(s!.store.applied).toBe(1); // … and a good push still is
+    const stats = s!.stats();
+    expect(stats.errors).toMatchObject({ 'bad-frame': 2, 'unknown-type': 1, 'bad-request': 1, 'not-owner': 2, 'bad-length': 1, 'non-finite': 2, 'bad-step': 1 });
+    a.ws.close();
+  });
+
+  it('skips a non-finite gradient as zero when configured to, and counts it', async () => {
+    const [s] = await cluster(1, 1, 'sync', { nonFinite: 'skip' });
+    const c = await PsClient.connect([s!.url], { token: TOKEN, workers: 1, size: P });
+    const before = new Float32Array(P);
+    await c.pull(0, before);
+    const g = new Float32Array(P).fill(NaN);
+    const after = new Float32Array(P);
+    await c.pushPull(0, g, after, { rows: 64, batchRows: 64 });
+    expect(after.every(Number.isFinite)).toBe(true);
+    expect((await c.stats())[0]).toMatchObject({ applied: 1, skippedNonFinite: 1 });
+    await c.close();
+  });
+});
+
+describe('TLS', () => {
+  it('serves wss:// with a certificate the user supplies, and a client that trusts it trains over it', async () => {
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { spawnSync } = await import('node:child_process');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const d = mkdtempSync(join(tmpdir(), 'loom-tls-'));
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(d, 'key.pem'), '-out', join(d, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    if (made.status !== 0) return; // no openssl on this machine
+    const cert = readFileSync(join(d, 'cert.pem'));
+    const [s] = await cluster(1, 1, 'sync', { tls: { cert, key: readFileSync(join(d, 'key.pem')) } });
+    expect(s!.url).toMatch(/^wss:\/\//);
+    await expect(PsClient.connect([s!.url], { token: TOKEN, workers: 1, size: P })).rejects.toThrow(/self.signed/);
+    const c = await PsClient.connect([s!.url], { token: TOKEN, workers: 1, size: P, ca: cert });
+    const p = new Float32Array(P);
+    await c.pull(0, p);
+    await c.pushPull(0, new Float32Array(P).fill(0.01), p, { rows: 1, batchRows: 1 });
+    expect((await c.stats())[0]!.applied).toBe(1);
+    await c.close();
+  });
+});
