@@ -8,12 +8,16 @@ import { trainCommand } from './commands/train.js';
 import { evalCommand } from './commands/eval.js';
 import { recommendCommand } from './commands/recommend.js';
 import { demoCommand } from './commands/demo.js';
+import { serveCommand } from './commands/serve.js';
+import { workerCommand } from './commands/worker.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: string }> = {
   train: { run: trainCommand, summary: 'train a model and write a run directory' },
   eval: { run: evalCommand, summary: 'evaluate a run: loss, accuracy, precision/recall, confusion matrix' },
   recommend: { run: recommendCommand, summary: 'recommend news to a user of the built-in dataset' },
   demo: { run: demoCommand, summary: 'train the news recommender and show recommendations (pnpm start)' },
+  serve: { run: serveCommand, summary: 'run a parameter server owning one key range, over WebSocket' },
+  worker: { run: workerCommand, summary: 'train as one worker of a cluster, against parameter servers' },
 };
 
 const USAGE = `Usage: loom <command> [flags]

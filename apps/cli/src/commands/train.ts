@@ -13,6 +13,7 @@ import { Progress } from '../progress.js';
 import { appendMetrics, saveRun, startRun } from '../run-dir.js';
 import { UsageError } from '../errors.js';
 import { train, type EpochMetrics } from '../trainer.js';
+import { parseCluster, trainCluster } from './cluster.js';
 
 export const TRAIN_FLAGS: Flags = {
   config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
@@ -30,6 +31,7 @@ export const TRAIN_FLAGS: Flags = {
   mode: { type: 'string', default: 'sync', choices: MODES, configurable: true, help: 'sync (averaged, lockstep) | async (Hogwild!) | ssp (bounded staleness)' },
   staleness: { type: 'int', arg: 'S', min: 0, configurable: true, help: 'ssp only: how many updates a worker may run ahead of the slowest (default: 2)' },
   json: { type: 'boolean', configurable: true, help: 'end standard output with one JSON object of the final metrics' },
+  cluster: { type: 'string', arg: 'local:S,W', configurable: true, help: 'train on S parameter-server and W worker processes of this machine, over WebSocket' },
 };
 
 export const TRAIN_HELP = helpText(
@@ -60,6 +62,8 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   const mode = f.mode as Mode;
   if (f.staleness !== undefined && mode !== 'ssp') throw new UsageError(`--staleness applies to --mode ssp only (got --mode ${mode})`);
   const staleness = (f.staleness as number | undefined) ?? 2;
+  const cluster = f.cluster !== undefined ? parseCluster(f.cluster as string) : undefined;
+  if (cluster && f.workers !== undefined) throw new UsageError('--workers and --cluster do not go together (--cluster local:S,W names the workers)');
   const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
   checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
   const out = resolve(f.out as string);
@@ -68,7 +72,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     optimizer: f.optimizer as OptimizerName, lr: f.lr as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
     seed, width: data.width, numClasses: data.numClasses,
   };
-  const where = workers === 1 ? 'one thread' : `${workers} worker threads, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`;
+  const where = cluster ? `${cluster.servers} server and ${cluster.workers} worker processes, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}` : workers === 1 ? 'one thread' : `${workers} worker threads, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`;
   log(`training ${f.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.width} features, ${data.numClasses} classes; ${where} (kernels: ${kernelBackend.name})`);
 
   let last: EpochMetrics | undefined;
@@ -85,7 +89,17 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   process.once('SIGINT', onSigint);
   let model: Sequential;
   try {
-    if (workers === 1) {
+    if (cluster) {
+      ({ model } = await trainCluster({
+        ...cluster, sizes, model: f.model as string, dataset: { spec: f.dataset as string, label: f.label as string | undefined, scale: f.scale as number },
+        seed, mode, staleness, signal: interrupt.signal, optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs,
+        data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
+        onEpoch: (m, pulled) => {
+          const v = evaluate(pulled, data.valid, data.width, data.numClasses);
+          onEpoch({ ...m, validLoss: v.loss, validAccuracy: v.accuracy });
+        },
+      }));
+    } else if (workers === 1) {
       model = buildModel(sizes, seed);
       await train(model, data, opts, onEpoch, new Progress(), () => interrupt.signal.aborted);
     } else {
@@ -108,7 +122,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     dataset: data.spec,
     preprocessing: data.preprocessing,
     classNames: data.classNames,
-    train: { optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs, seed, workers, mode, ...(mode === 'ssp' ? { staleness } : {}) },
+    train: { optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs, seed, workers: cluster ? cluster.workers : workers, mode, ...(mode === 'ssp' ? { staleness } : {}), ...(cluster ? { cluster: f.cluster } : {}) },
   }, model);
   const test = evaluate(model, data.test, data.width, data.numClasses);
   if (data.baselines) {

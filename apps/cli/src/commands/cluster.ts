@@ -1,0 +1,228 @@
+/**
+ * `loom train --cluster local:S,W`: a whole cluster on this machine in one command. Starts S
+ * `loom serve` and W `loom worker` child processes on 127.0.0.1 (free ports, a fresh token passed in
+ * LOOM_TOKEN — never on a command line), and coordinates them:
+ *
+ *  - the servers initialise their key ranges from the seeded model and apply every update;
+ *  - the workers print one JSON line per epoch (rows, Σ loss, seconds, staleness);
+ *  - this process connects as an observer and, for every epoch, pulls the parameters as of the
+ *    epoch's last update (sync and ssp: update e·B; async: e·B·W, the epoch's share of the update
+ *    counter), validates them, and reports the same metrics as local training.
+ *
+ * Every child is killed when this ends, however it ends: the children watch the pipe to their
+ * stdin, and run in their own process groups so that a terminal's Ctrl-C reaches only this
+ * process, which then stops the run cleanly (the servers answer `stop`, the workers end, and the
+ * model trained so far is pulled and kept).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { BatchIterator } from '@loom/data';
+import { PsClient, generateToken, type Mode, type WorkerMetrics } from '@loom/parameter-server';
+import { flattenParameters, type Sequential } from '@loom/tensor-core';
+import { UsageError } from '../errors.js';
+import { buildModel } from '../models.js';
+
+const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/** Parses `local:S,W`. */
+export function parseCluster(spec: string): { servers: number; workers: number } {
+  const m = /^local:(\d+),(\d+)$/.exec(spec);
+  const [servers, workers] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!(servers >= 1 && workers >= 1)) throw new UsageError(`--cluster must be local:S,W with S servers ≥ 1 and W workers ≥ 1, got '${spec}'`);
+  return { servers, workers };
+}
+
+export interface ClusterOptions {
+  servers: number;
+  workers: number;
+  sizes: number[];
+  /** Flags every child shares: --model, --seed, and the workers' --dataset/--label/--scale. */
+  model: string;
+  dataset: { spec: string; label?: string; scale: number };
+  seed: number;
+  optimizer: string;
+  lr: number;
+  batchSize: number;
+  epochs: number;
+  mode: Mode;
+  staleness: number;
+  /** The training rows and width, to count the steps of an epoch as the workers do. */
+  data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array };
+  signal?: AbortSignal;
+  onEpoch: (m: ClusterEpochMetrics, model: Sequential) => void | Promise<void>;
+}
+
+export interface ClusterEpochMetrics {
+  epoch: number;
+  trainLoss: number;
+  samplesPerSec: number;
+  seconds: number;
+  workers: WorkerMetrics[];
+}
+
+interface WorkerEpoch {
+  epoch: number;
+  rank: number;
+  rows: number;
+  lossSum: number;
+  seconds: number;
+  computeSeconds: number;
+  stalenessMax: number;
+  stalenessMean: number;
+}
+
+class Child {
+  readonly exited: Promise<number | null>;
+  readonly tail: string[] = [];
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    this.exited = new Promise((r) => proc.once('exit', (code, signal) => r(signal ? null : code)));
+    createInterface({ input: proc.stderr! }).on('line', (l) => {
+      if (process.env.LOOM_DEBUG) console.error(`[${name}] ${l}`);
+      this.tail.push(l);
+      if (this.tail.length > 20) this.tail.shift();
+    });
+  }
+
+  failure(code: number | null): Error {
+    const why = this.tail.filter((l) => l.trim() !== '').at(-1) ?? (code === null ? 'killed' : `exit code ${code}`);
+    return new Error(`${this.name} failed: ${why.replace(/^loom \w+: /, '')}`);
+  }
+}
+
+function spawnLoom(name: string, args: string[], token: string): Child {
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, LOOM_TOKEN: token, LOOM_EXIT_WITH_PARENT: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true, // its own process group: Ctrl-C reaches the coordinator only
+  });
+  return new Child(name, proc);
+}
+
+/** Trains on a local cluster of processes; resolves with the model (parameters pulled from the servers). */
+export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequential; stopped: boolean }> {
+  const token = generateToken();
+  const children: Child[] = [];
+  const killAll = () => {
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  let observer: PsClient | null = null;
+  let stopRequested = false;
+  try {
+    // Servers: any free port, each printing the URL it listens on.
+    const serverArgs = (i: number) => [
+      'serve', '--port', '0', '--shard', `${i}/${o.servers}`, '--workers', String(o.workers), '--model', o.model, '--seed', String(o.seed),
+      '--optimizer', o.optimizer, '--lr', String(o.lr), '--mode', o.mode, ...(o.mode === 'ssp' ? ['--staleness', String(o.staleness)] : []),
+    ];
+    const servers = Array.from({ length: o.servers }, (_, i) => spawnLoom(`server ${i}`, serverArgs(i), token));
+    children.push(...servers);
+    const urls = await Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<string>((resolve, reject) => {
+            createInterface({ input: s.proc.stdout! }).on('line', (l) => {
+              const m = / listening on (wss?:\/\/\S+)$/.exec(l);
+              if (m) resolve(m[1]!);
+            });
+            void s.exited.then((code) => reject(s.failure(code)));
+          }),
+      ),
+    );
+
+    // Workers: the data split of local threads, each reporting its epochs as JSON lines.
+    const reports = new Map<number, WorkerEpoch[]>();
+    let notify = () => {};
+    const workerArgs = (rank: number) => [
+      'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(o.workers), '--dataset', o.dataset.spec,
+      ...(o.dataset.label !== undefined ? ['--label', o.dataset.label] : []), '--scale', String(o.dataset.scale), '--model', o.model,
+      '--seed', String(o.seed), '--batch-size', String(o.batchSize), '--epochs', String(o.epochs), '--json',
+    ];
+    const workers = Array.from({ length: o.workers }, (_, rank) => spawnLoom(`worker ${rank}`, workerArgs(rank), token));
+    children.push(...workers);
+    for (const w of workers) {
+      createInterface({ input: w.proc.stdout! }).on('line', (l) => {
+        let r: WorkerEpoch & { event?: string };
+        try {
+          r = JSON.parse(l);
+        } catch {
+          return;
+        }
+        if (r.event !== 'epoch') return;
+        const list = reports.get(r.epoch) ?? [];
+        list.push(r);
+        reports.set(r.epoch, list);
+        notify();
+      });
+    }
+    // Any child that exits with an error (or a server that exits at all) fails the run.
+    let failed!: (e: Error) => void;
+    const failure = new Promise<never>((_, reject) => (failed = reject));
+    failure.catch(() => {});
+    for (const c of children) {
+      void c.exited.then((code) => {
+        if (code !== 0 || servers.includes(c)) failed(c.failure(code));
+      });
+    }
+    const workersDone = Promise.all(workers.map((w) => w.exited));
+
+    const model = buildModel(o.sizes, o.seed);
+    const size = flattenParameters(model).size;
+    observer = await Promise.race([PsClient.connect(urls, { token, role: 'observer', workers: o.workers, size }), failure]);
+    const stop = () => {
+      stopRequested = true;
+      void observer?.shutdown(false).catch(() => {});
+    };
+    o.signal?.addEventListener('abort', stop, { once: true });
+    if (o.signal?.aborted) stop();
+
+    const stepsPerEpoch = new BatchIterator(o.data, { batchSize: o.batchSize, rows: o.data.rows, shuffle: true, seed: o.seed }).batchesPerEpoch;
+    const target = (epoch: number) => epoch * stepsPerEpoch * (o.mode === 'async' ? o.workers : 1);
+    const buffers = [new Float32Array(size), new Float32Array(size)];
+    // The next epoch's pull is in flight while this one is validated, so it is parked at the
+    // server before the epoch it waits for ends, and answered at exactly that update.
+    let next = observer.pull(target(1), buffers[1]!);
+    let stopped = false;
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const r = await Promise.race([next, failure]);
+      if (r.stop) {
+        stopped = true;
+        break;
+      }
+      const params = buffers[epoch % 2]!;
+      if (epoch < o.epochs) next = observer.pull(target(epoch + 1), buffers[(epoch + 1) % 2]!);
+      while ((reports.get(epoch)?.length ?? 0) < o.workers) {
+        await Promise.race([new Promise<void>((r) => (notify = r)), failure]);
+      }
+      const rs = reports.get(epoch)!.sort((a, b) => a.rank - b.rank);
+      const rows = rs.reduce((s, w) => s + w.rows, 0);
+      const seconds = Math.max(...rs.map((w) => w.seconds));
+      flattenParameters(model, { params });
+      await o.onEpoch(
+        {
+          epoch, trainLoss: rs.reduce((s, w) => s + w.lossSum, 0) / Math.max(rows, 1), samplesPerSec: rows / seconds, seconds,
+          workers: rs.map((w) => ({ rank: w.rank, rows: w.rows, samplesPerSec: w.rows / Math.max(w.seconds, 1e-9), computeFraction: w.computeSeconds / Math.max(w.seconds, 1e-9), stalenessMax: w.stalenessMax, stalenessMean: w.stalenessMean })),
+        },
+        model,
+      );
+    }
+    await Promise.race([workersDone, failure]);
+    // Every worker has ended and every push it made is applied: take the final parameters.
+    const final = new Float32Array(size);
+    await observer.pull(0, final);
+    flattenParameters(model, { params: final });
+    await observer.shutdown(true).catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(servers.map((s) => s.exited)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    o.signal?.removeEventListener('abort', stop);
+    return { model, stopped: stopped || stopRequested };
+  } finally {
+    await observer?.close().catch(() => {});
+    killAll();
+    process.removeListener('exit', killAll);
+  }
+}

@@ -1,0 +1,80 @@
+/** `loom serve`: a parameter server owning one key range of the model, over WebSocket. */
+import { readFileSync } from 'node:fs';
+import { MODES, ParameterServer, parseShard, type Mode } from '@loom/parameter-server';
+import { helpText, parseFlags, type Flags } from '../args.js';
+import { exitWithParent, resolveToken } from '../cluster-token.js';
+import { UsageError } from '../errors.js';
+import { modelSizes } from '../models.js';
+import { OPTIMIZERS } from '../optimizers.js';
+
+export const SERVE_FLAGS: Flags = {
+  config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
+  port: { type: 'int', arg: 'P', default: 7070, min: 0, configurable: true, help: 'port to listen on (0: any free port)' },
+  host: { type: 'string', arg: 'ADDR', default: '127.0.0.1', configurable: true, help: 'address to listen on (0.0.0.0 for every interface)' },
+  shard: { type: 'string', arg: 'i/S', default: '0/1', configurable: true, help: 'own key range i of S' },
+  workers: { type: 'int', arg: 'W', default: 1, min: 1, configurable: true, help: 'workers in the run (sync and ssp wait for all of them)' },
+  model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'the model, as the workers name it' },
+  seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds the initial weights (the same as the workers)' },
+  optimizer: { type: 'string', default: 'adam', choices: OPTIMIZERS, configurable: true, help: OPTIMIZERS.join('|') },
+  lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },
+  mode: { type: 'string', default: 'sync', choices: MODES, configurable: true, help: 'sync | async | ssp' },
+  staleness: { type: 'int', arg: 'S', min: 0, configurable: true, help: 'ssp only: how many updates a worker may run ahead (default: 2)' },
+  'token-file': { type: 'string', arg: 'PATH', configurable: true, help: 'the cluster token (else LOOM_TOKEN, else ~/.loom/token, created if missing)' },
+  'tls-cert': { type: 'string', arg: 'PEM', configurable: true, help: 'certificate file: serve wss:// (with --tls-key)' },
+  'tls-key': { type: 'string', arg: 'PEM', configurable: true, help: 'private key file for --tls-cert' },
+  'max-frame-mib': { type: 'int', arg: 'N', default: 256, min: 1, configurable: true, help: 'largest frame accepted, in MiB' },
+  'max-in-flight': { type: 'int', arg: 'N', default: 64, min: 1, configurable: true, help: 'unanswered requests one connection may have' },
+  'non-finite': { type: 'string', default: 'reject', choices: ['reject', 'skip'], configurable: true, help: 'a gradient with NaN/Inf: reject it with an error, or skip it (counted as zero)' },
+};
+
+export const SERVE_HELP = helpText(
+  'serve',
+  'Runs a parameter server: owns key range i of S of the model, applies the optimizer to it, and\nanswers workers\' pulls and pushes. Every connection must present the cluster token first.',
+  SERVE_FLAGS,
+  '\nExample:\n  LOOM_TOKEN=… loom serve --port 7070 --shard 0/2 --workers 4 --mode sync\n',
+);
+
+export async function serveCommand(argv: string[], log: (line: string) => void = console.log): Promise<null> {
+  const f = parseFlags('serve', argv, SERVE_FLAGS);
+  if (f.help) {
+    log(SERVE_HELP);
+    return null;
+  }
+  let shard;
+  try {
+    shard = parseShard(f.shard as string);
+  } catch (e) {
+    throw new UsageError(`--shard ${(e as Error).message.replace(/^shard /, '')}`);
+  }
+  const mode = f.mode as Mode;
+  if (f.staleness !== undefined && mode !== 'ssp') throw new UsageError(`--staleness applies to --mode ssp only (got --mode ${mode})`);
+  if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const readPem = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new UsageError(`${flag}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  };
+  const tls = f.tlsCert !== undefined ? { cert: readPem('--tls-cert', f.tlsCert as string), key: readPem('--tls-key', f.tlsKey as string) } : undefined;
+  const { token, source } = resolveToken(f.tokenFile as string | undefined, true);
+  const say = (line: string) => console.error(`loom serve [${shard.index}/${shard.count}]: ${line}`);
+  say(`using ${source}`);
+  const server = await ParameterServer.start({
+    sizes: modelSizes(f.model as string), seed: f.seed as number, optimizer: f.optimizer as string, lr: f.lr as number,
+    mode, staleness: mode === 'ssp' ? ((f.staleness as number | undefined) ?? 2) : 0, workers: f.workers as number,
+    shard: shard.index, shards: shard.count, token, host: f.host as string, port: f.port as number, ...(tls ? { tls } : {}),
+    maxFrameBytes: (f.maxFrameMib as number) * 1024 * 1024 + 64 * 1024, maxInFlight: f.maxInFlight as number,
+    nonFinite: f.nonFinite as 'reject' | 'skip', log: say,
+  });
+  const s = server.store;
+  log(`shard ${shard.index}/${shard.count}: keys [${s.lo}, ${s.hi}) of ${s.size}, ${mode}, ${s.o.workers} workers; listening on ${server.url}`);
+  exitWithParent();
+  const stop = () => void server.close();
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+  await server.closed;
+  process.removeListener('SIGINT', stop).removeListener('SIGTERM', stop);
+  const st = server.stats();
+  say(`closed after ${st.applied} updates (${st.pushes} pushes, ${st.pulls} pulls, refused: ${JSON.stringify(st.errors)})`);
+  return null;
+}

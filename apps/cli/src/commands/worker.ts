@@ -1,0 +1,75 @@
+/** `loom worker`: trains its part of every global batch against parameter servers over WebSocket. */
+import { readFileSync } from 'node:fs';
+import { trainRemote } from '@loom/parameter-server';
+import { helpText, parseFlags, type Flags } from '../args.js';
+import { exitWithParent, resolveToken } from '../cluster-token.js';
+import { loadTrainingData } from '../datasets.js';
+import { UsageError } from '../errors.js';
+import { checkModelFits, modelSizes } from '../models.js';
+
+export const WORKER_FLAGS: Flags = {
+  config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
+  connect: { type: 'string', arg: 'ws://HOST:PORT[,…]', configurable: true, help: 'every parameter server of the run (one per shard, any order)' },
+  rank: { type: 'int', arg: 'R', default: 0, min: 0, configurable: true, help: 'this worker\'s rank, 0 … W−1' },
+  workers: { type: 'int', arg: 'W', default: 1, min: 1, configurable: true, help: 'workers in the run' },
+  dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE', default: 'news', configurable: true, help: 'what to train on (the same on every worker)' },
+  label: { type: 'string', arg: 'COLUMN', configurable: true, help: 'the class column of a CSV dataset' },
+  scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users' },
+  model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'the model, as the servers name it' },
+  'batch-size': { type: 'int', default: 64, min: 1, configurable: true, help: 'the global mini-batch (split across workers)' },
+  epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
+  seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles (the same everywhere)' },
+  'token-file': { type: 'string', arg: 'PATH', configurable: true, help: 'the cluster token (else LOOM_TOKEN, else ~/.loom/token)' },
+  'tls-ca': { type: 'string', arg: 'PEM', configurable: true, help: 'certificate to trust for wss:// (a self-signed server certificate)' },
+  'max-in-flight': { type: 'int', arg: 'N', default: 4, min: 1, configurable: true, help: 'requests outstanding per server' },
+  json: { type: 'boolean', configurable: true, help: 'print one JSON object per epoch instead of a line of text' },
+};
+
+export const WORKER_HELP = helpText(
+  'worker',
+  'Trains worker R of W against parameter servers: pulls the parameters, computes the gradient of\nits part of each global batch, pushes it to the server that owns each key range.',
+  WORKER_FLAGS,
+  '\nExample:\n  LOOM_TOKEN=… loom worker --connect ws://10.0.0.1:7070,ws://10.0.0.2:7070 --rank 0 --workers 4\n',
+);
+
+export async function workerCommand(argv: string[], log: (line: string) => void = console.log): Promise<{ interrupted: boolean } | null> {
+  const f = parseFlags('worker', argv, WORKER_FLAGS);
+  if (f.help) {
+    log(WORKER_HELP);
+    return null;
+  }
+  if (f.connect === undefined) throw new UsageError('--connect is required: ws://HOST:PORT of every server, comma-separated');
+  const urls = (f.connect as string).split(',').map((u) => u.trim());
+  for (const u of urls) if (!/^wss?:\/\/[^/\s]+\/?$/.test(u)) throw new UsageError(`--connect: '${u}' is not ws://HOST:PORT or wss://HOST:PORT`);
+  const rank = f.rank as number;
+  const workers = f.workers as number;
+  if (rank >= workers) throw new UsageError(`--rank ${rank} must be less than --workers ${workers}`);
+  const { token } = resolveToken(f.tokenFile as string | undefined, false);
+  let ca: Buffer | undefined;
+  if (f.tlsCa !== undefined) {
+    try {
+      ca = readFileSync(f.tlsCa as string);
+    } catch (e) {
+      throw new UsageError(`--tls-ca: cannot read ${String(f.tlsCa)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  const seed = f.seed as number;
+  const sizes = modelSizes(f.model as string);
+  const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
+  checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
+  exitWithParent();
+  const json = f.json === true;
+  if (!json) log(`worker ${rank}/${workers}: ${data.train.rows.length} train rows, batch ${String(f.batchSize)}, connecting to ${urls.join(', ')}`);
+  const result = await trainRemote({
+    urls, token, rank, workers, sizes, seed, batchSize: f.batchSize as number, epochs: f.epochs as number,
+    data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
+    maxInFlight: f.maxInFlight as number, ...(ca ? { ca } : {}),
+    onEpoch: (r) => {
+      const line = { event: 'epoch', epoch: r.epoch + 1, rank, steps: r.steps, rows: r.rows, lossSum: r.lossSum, seconds: r.seconds, computeSeconds: r.computeSeconds, stalenessMax: r.stalenessMax, stalenessMean: r.stalenessMean, stopped: r.stopped };
+      if (json) log(JSON.stringify(line));
+      else log(`worker ${rank} epoch ${line.epoch}: train loss ${(r.lossSum / Math.max(r.rows, 1)).toFixed(4)}, ${Math.round(r.rows / r.seconds)} samples/s (${Math.round((100 * r.computeSeconds) / r.seconds)}% computing), ${r.seconds.toFixed(2)} s${r.stopped ? ', stopped by the servers' : ''}`);
+    },
+  });
+  if (json) log(JSON.stringify({ event: 'done', rank, epochs: result.epochs, stopped: result.stopped }));
+  return { interrupted: false };
+}
