@@ -1,0 +1,149 @@
+// The network parameter server on loopback, beside references measured in the same run:
+//   1. push-pull round trips of 1M and 10M floats (a worker's pushpull: the gradient up, the
+//      parameters down), in GB/s of payload, beside raw TCP moving the same bytes the same way
+//      with Node's `net` (a client writes 4·n bytes, an echo server writes them back); the server
+//      runs in another process in both cases;
+//   2. training throughput of 1 server + 2 worker processes (`loom train --cluster local:1,2`)
+//      beside 2 local threads (`loom train --workers 2`), on the reference model (news) and the
+//      Fashion-MNIST MLP (when dataset-fashion-mnist is installed).
+// Usage: node bench/ps.js [--quick]
+// Large frames: glibc maps every allocation over 32 MiB afresh, and ws allocates each received
+// message, so 10M-float messages pay page faults on every receive; MALLOC_MMAP_THRESHOLD_ (in the
+// environment of both processes) changes that — see the table's second run when it is set.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { ParameterServer, PsClient } from '@loom/parameter-server';
+import { median, printTable } from './lib.js';
+
+const quick = process.argv.includes('--quick');
+const SELF = fileURLToPath(import.meta.url);
+const CLI = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
+const FMNIST = '/usr/share/datasets/fashion-mnist';
+const TOKEN = 'bench-token';
+
+// ---- child processes: the servers ------------------------------------------------------------
+if (process.argv[2] === '--child-ps') {
+  const sizes = JSON.parse(process.argv[3]);
+  // async + sgd: each push is applied at once, the cheapest update there is.
+  const s = await ParameterServer.start({ sizes, seed: 1, optimizer: 'sgd', lr: 1e-6, mode: 'async', workers: 1, token: TOKEN, port: 0 });
+  console.log(s.url);
+  await s.closed;
+  process.exit(0);
+}
+if (process.argv[2] === '--child-tcp') {
+  // The exchange a parameter server makes, without the server: read the whole message of n bytes,
+  // then send n bytes back (a streaming echo would overlap the two directions, which a server that
+  // must see the whole gradient before it answers cannot).
+  const n = Number(process.argv[3]);
+  const server = createServer({ noDelay: true }, (sock) => {
+    let chunks = [];
+    let got = 0;
+    sock.on('data', (d) => {
+      chunks.push(d);
+      got += d.length;
+      if (got < n) return;
+      sock.cork();
+      for (const c of chunks) sock.write(c);
+      sock.uncork();
+      chunks = [];
+      got = 0;
+    });
+  });
+  server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+  process.stdin.on('end', () => process.exit(0)).resume();
+  await new Promise(() => {}); // serve until the parent closes stdin
+}
+
+function child(args) {
+  const proc = spawn(process.execPath, [SELF, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const first = new Promise((r) => createInterface({ input: proc.stdout }).once('line', r));
+  return { proc, first };
+}
+
+/** Seconds per round trip of `fn`, the median of `reps` after `warm` warm-ups, bounded by time. */
+async function timeIt(fn, reps, warm = 2) {
+  for (let i = 0; i < warm; i++) await fn();
+  const t = [];
+  const until = performance.now() + 20_000;
+  for (let i = 0; i < reps && performance.now() < until; i++) {
+    const t0 = performance.now();
+    await fn();
+    t.push((performance.now() - t0) / 1000);
+  }
+  return median(t);
+}
+
+async function psRoundTrip(sizes, n, reps) {
+  const { proc, first } = child(['--child-ps', JSON.stringify(sizes)]);
+  const url = await first;
+  const client = await PsClient.connect([url], { token: TOKEN, rank: 0, workers: 1, size: n });
+  const grads = new Float32Array(n).fill(1e-3);
+  const params = new Float32Array(n);
+  await client.pull(0, params);
+  let step = 0;
+  const s = await timeIt(() => client.pushPull(step++, grads, params, { rows: 1, batchRows: 1 }), reps);
+  await client.shutdown(true);
+  await client.close();
+  await new Promise((r) => proc.once('exit', r));
+  return s;
+}
+
+async function tcpRoundTrip(n, reps) {
+  const { proc, first } = child(['--child-tcp', String(4 * n)]);
+  const port = Number(await first);
+  const sock = createConnection({ port, host: '127.0.0.1', noDelay: true });
+  await new Promise((r) => sock.once('connect', r));
+  const bytes = Buffer.from(new Float32Array(n).fill(1e-3).buffer);
+  let want = 0;
+  let done = () => {};
+  sock.on('data', (d) => {
+    want -= d.length;
+    if (want === 0) done();
+  });
+  const once = () =>
+    new Promise((r) => {
+      want = bytes.length;
+      done = r;
+      sock.write(bytes);
+    });
+  const s = await timeIt(once, reps);
+  sock.destroy();
+  proc.stdin.end();
+  await new Promise((r) => proc.once('exit', r));
+  return s;
+}
+
+const rows = [];
+// mlp:1000,1000 has 1,001,000 parameters; mlp:3162,3162 has 10,001,406.
+for (const [label, sizes, n, reps] of [['1M', [1000, 1000], 1_001_000, quick ? 10 : 30], ['10M', [3162, 3162], 10_001_406, quick ? 4 : 10]]) {
+  const ps = await psRoundTrip(sizes, n, reps);
+  const tcp = await tcpRoundTrip(n, reps);
+  const gb = (s) => (8 * n) / s / 1e9; // 4n bytes up, 4n down
+  rows.push({ floats: label, 'pushpull ms': ps * 1e3, 'pushpull GB/s': gb(ps), 'raw TCP ms': tcp * 1e3, 'raw TCP GB/s': gb(tcp), 'ps/tcp': ((100 * tcp) / ps).toFixed(0) + '%' });
+}
+printTable('push-pull round trip on loopback (payload both ways; server in another process; async sgd applies each push)', rows);
+
+// ---- training throughput -------------------------------------------------------------------
+const tmp = mkdtempSync(join(tmpdir(), 'loom-bench-ps-'));
+function loomRate(args, epochs) {
+  const out = join(tmp, `run-${Math.random().toString(36).slice(2)}`);
+  const r = spawnSync(process.execPath, [CLI, 'train', ...args, '--epochs', String(epochs), '--out', out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`loom train ${args.join(' ')} failed: ${r.stderr}`);
+  const rates = r.stdout.split('\n').filter((l) => l.startsWith('epoch ')).map((l) => Number(/(\d+) samples\/s/.exec(l)[1]));
+  return Math.max(...(rates.length > 1 ? rates.slice(1) : rates)); // epoch 1 includes start-up and JIT warm-up
+}
+const workloads = [{ name: 'news, reference 100→50→10', args: ['--dataset', 'news', '--model', 'reference', '--batch-size', '64'], epochs: quick ? 2 : 3 }];
+if (existsSync(FMNIST)) workloads.push({ name: 'fmnist 784→256→128→10', args: ['--dataset', `idx:${FMNIST}`, '--model', 'mlp:784,256,128,10', '--batch-size', '128'], epochs: 2 });
+else console.error(`[skipped] Fashion-MNIST is not installed at ${FMNIST}: apt-get install -y dataset-fashion-mnist`);
+const train = [];
+for (const w of workloads) {
+  const threads = loomRate([...w.args, '--workers', '2'], w.epochs);
+  const cluster = loomRate([...w.args, '--cluster', 'local:1,2'], w.epochs);
+  train.push({ workload: w.name, '2 threads samples/s': threads, '1 server + 2 workers samples/s': cluster, 'cluster/threads': (cluster / threads).toFixed(2) + '×' });
+}
+printTable('training throughput, sync (best epoch after the first)', train);
