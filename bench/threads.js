@@ -18,7 +18,7 @@ async function loomRate(data, sizes, batchSize, workers, mode, rowsPerEpoch) {
   const rows = data.rows.subarray(0, Math.min(rowsPerEpoch, data.rows.length));
   let best = 0;
   await trainThreads({
-    sizes, data: { ...data, rows }, optimizer: 'adam', lr: 1e-3, batchSize, epochs: quick ? 2 : 3, seed: 1, workers, mode, staleness: 2,
+    sizes, data: { ...data, rows }, optimizer: 'adam', lr: 1e-3, batchSize, epochs: quick ? 3 : 4, seed: 1, workers, mode, staleness: 2,
     onEpoch: (m) => {
       if (m.epoch > 1) best = Math.max(best, m.samplesPerSec);
     },
@@ -35,7 +35,7 @@ const workloads = [
 if (existsSync(FMNIST)) {
   const { train } = loadIdxDataset(FMNIST);
   const rows = Int32Array.from({ length: train.length }, (_, i) => i);
-  workloads.push({ name: 'fmnist 784→256→128→10', data: { features: train.features, labels: train.labels, width: 784, rows }, sizes: [784, 256, 128, 10], batch: 128, rows: quick ? 6_400 : 12_800 });
+  workloads.push({ name: 'fmnist 784→256→128→10', data: { features: train.features, labels: train.labels, width: 784, rows }, sizes: [784, 256, 128, 10], batch: 128, rows: quick ? 12_800 : 25_600 });
 } else {
   console.error(`[skipped] Fashion-MNIST is not installed at ${FMNIST}: apt-get install -y dataset-fashion-mnist`);
 }
