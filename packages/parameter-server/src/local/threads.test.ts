@@ -64,9 +64,12 @@ const common = { ...base, sizes: [...base.sizes], data: data(SMALL) };
 describe('sync mode equals single-thread training with the same global batch', () => {
   const reference = singleThread({ ...base, sizes: [...base.sizes] }, SMALL);
 
-  it('1 worker: bitwise', async () => {
+  it('1 worker: bitwise, and no thread survives the finished run', async () => {
+    const before = osThreads();
     const { model } = await trainThreads({ ...common, workers: 1, mode: 'sync' });
     expect(params(model)).toEqual(reference);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(osThreads()).toBeLessThanOrEqual(before);
   });
   for (const workers of [2, 3]) {
     it(`${workers} workers: within float32 rounding of the reduction`, async () => {
