@@ -1,14 +1,16 @@
 /**
- * The functional cores: the WebAssembly SIMD kernels give the same bits as the plain loops, and
- * stepping a buffer in slices (2 and 3 uneven ones, in any order, on either backend) gives the same
- * bits as one step over the whole buffer.
+ * The functional cores: the WebAssembly SIMD kernels give the same bits as the plain loops — on
+ * ordinary arrays (copied through WebAssembly memory) and in place on arrays in optimizerMemory —
+ * and stepping a buffer in slices (2 and 3 uneven ones, in any order, on either backend) gives the
+ * same bits as one step over the whole buffer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   adagrad, adam, adamw, resolveOptions, rmsprop, sgd, setKernelBackend, getKernelBackend,
-  type Algorithm, type KernelBackend,
+  optimizerMemory, type Algorithm, type KernelBackend,
 } from '@loom/optimizer';
 import { CHUNK, compileKernel } from '../simd/kernel.js';
+import { STAGING_BYTES, kernelHeap } from '../simd/memory.js';
 
 afterEach(() => setKernelBackend('auto'));
 
@@ -169,5 +171,64 @@ describe('step function arguments', () => {
   it('switches backends only by name', () => {
     expect(getKernelBackend()).toBe('auto');
     expect(() => setKernelBackend('gpu' as never)).toThrow("setKernelBackend: unknown backend 'gpu'");
+  });
+});
+
+describe('in place in the optimizer memory: the same bits as the copying path and the plain loops', () => {
+  /** A copy of `w` whose arrays live in optimizerMemory: whole allocations, or (`unaligned`) slices of them starting off a 16-byte boundary. */
+  const inMemory = (w: World, which: 'all' | 'params and grads', unaligned: boolean) => {
+    const blocks: Float32Array[] = [];
+    const place = (a: Float32Array, i: number) => {
+      const skip = unaligned ? 1 + (i % 3) : 0, block = optimizerMemory.alloc(a.length + skip);
+      blocks.push(block);
+      const view = block.subarray(skip, skip + a.length);
+      view.set(a);
+      return view;
+    };
+    const state = Object.fromEntries(Object.entries(w.state).map(([k, v], i) => [k, which === 'all' ? place(v, i + 2) : v.slice()]));
+    return { world: { params: place(w.params, 0), grads: place(w.grads, 1), state }, free: () => blocks.forEach((b) => optimizerMemory.free(b)) };
+  };
+
+  it('has a shared WebAssembly memory in this runtime (otherwise these would all take the copying path)', () => {
+    expect(optimizerMemory.available).toBe(true);
+  });
+
+  for (const [alg, optionList] of cases) {
+    it(`${alg.name}: every option combination, whole, in slices and mixed with ordinary arrays, 3 steps`, () => {
+      const inUse = optimizerMemory.bytesInUse;
+      optionList.forEach((given, ci) => {
+        const options = resolveOptions(alg, given);
+        const w = world(alg, options, N, 2000 + ci);
+        const js = clone(w), copied = clone(w);
+        const whole = inMemory(w, 'all', false), sliced = inMemory(w, 'all', true), mixed = inMemory(w, 'params and grads', true);
+        for (const m of [whole, sliced, mixed]) for (const a of [m.world.params, ...Object.values(m.world.state)]) expect(optimizerMemory.contains(a)).toBe(m !== mixed || a === m.world.params);
+        for (let step = 1; step <= 3; step++) {
+          stepAll(alg, js, options, step, [[0, N]], ['js']);
+          stepAll(alg, copied, options, step, [[0, N]], ['wasm']);
+          stepAll(alg, whole.world, options, step, [[0, N]], ['wasm']);
+          stepAll(alg, sliced.world, options, step, [[3, N - 1], [0, 3], [N - 1, N]], ['wasm']); // unaligned starts, odd tails
+          stepAll(alg, mixed.world, options, step, [[CHUNK + 5, N], [0, CHUNK + 5]], ['wasm', 'auto']);
+        }
+        const what = `${alg.name}(${JSON.stringify(given)})`;
+        expectSameBits(js, copied, `${what} copying path`);
+        expectSameBits(js, whole.world, `${what} in place`);
+        expectSameBits(js, sliced.world, `${what} in place, in slices`);
+        expectSameBits(js, mixed.world, `${what} state outside the memory`);
+        [whole, sliced, mixed].forEach((m) => m.free());
+      });
+      expect(optimizerMemory.bytesInUse).toBe(inUse);
+    });
+  }
+
+  it('runs in place (the staging area is untouched) only when every array is in the memory', () => {
+    const staging = new Uint8Array(kernelHeap()!.memory.buffer, 0, STAGING_BYTES);
+    const options = resolveOptions(sgd, { lr: 0.1, momentum: 0.9 });
+    const plain = world(sgd as unknown as Algorithm<object>, options, N, 5), m = inMemory(plain, 'all', true);
+    staging.fill(0xab);
+    sgd.step(m.world.params, m.world.grads, m.world.state, options, 2);
+    expect(staging.every((b) => b === 0xab)).toBe(true);
+    sgd.step(plain.params, plain.grads, plain.state, options, 2);
+    expect(staging.every((b) => b === 0xab)).toBe(false);
+    m.free();
   });
 });

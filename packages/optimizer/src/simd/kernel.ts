@@ -15,20 +15,18 @@
  *    A lane of the vector loop, the scalar tail loop and the plain JavaScript reference loop
  *    therefore produce the same bits for the same element, wherever the element falls in a slice.
  *    (WebAssembly's own FMA is in relaxed SIMD, whose results may differ between machines.)
- *  - WebAssembly can only read its own memory, so `run` copies the arrays in chunks of CHUNK
- *    elements into the module's memory, runs the loop and copies back the arrays it wrote. A chunk
- *    (at most 6 arrays × 16 KiB) stays in L2, so main memory is still read and written once.
- *
- * Memory layout of every kernel module (byte offsets):
- *   [0, 64)                 scalars, f32, in the order the kernel declares them
- *   [64 + a·CHUNK·4, ...)   array a, CHUNK f32 elements   (a = 0 .. arrays.length-1)
- * The exported function `run(n: i32)` processes elements [0, n) of every array, n ≤ CHUNK.
+ *  - WebAssembly can only read its own memory. Every kernel imports the one shared memory of
+ *    memory.ts, and `run(p₀, …, pₐ₋₁, n, s₀, …)` takes each array's byte address, the element count
+ *    and the scalars as arguments, so it runs on any region of that memory. Arrays allocated there
+ *    (`optimizerMemory.alloc`) are stepped in place, in one call. Any other array is copied through
+ *    a staging area in chunks of CHUNK elements (at most MAX_ARRAYS × 16 KiB, staying in L2, so
+ *    main memory is still read and written once per element) and the arrays it wrote are copied
+ *    back. Both paths run the same code on the same values: the same bits.
  */
+import { CHUNK, MAX_ARRAYS, MAX_PAGES, inKernelMemory, kernelHeap } from './memory.js';
 
-/** Elements per chunk copied into WebAssembly memory. 4096 f32 = 16 KiB per array. */
-export const CHUNK = 4096;
+export { CHUNK };
 const MAX_SCALARS = 16;
-const ARRAYS_AT = MAX_SCALARS * 4;
 
 export type BinaryOp = 'add' | 'mul' | 'div' | 'max';
 export type UnaryOp = 'sqrt' | 'neg';
@@ -70,6 +68,7 @@ export class KernelBuilder<A extends string, S extends string> {
     readonly scalars: readonly S[],
   ) {
     if (scalars.length > MAX_SCALARS) throw new Error(`kernel: at most ${MAX_SCALARS} scalars`);
+    if (arrays.length > MAX_ARRAYS) throw new Error(`kernel: at most ${MAX_ARRAYS} arrays`);
   }
 
   load(array: A): Expr {
@@ -160,17 +159,24 @@ const JOIN_LOWS = shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 2
 const F64X2_SPLAT = simd(0x14), F64_PROMOTE = [0xbb], F32_DEMOTE = [0xb6], F64_ADD = [0xa0], F64_MUL = [0xa2];
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22, I32_CONST = 0x41, BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b;
 const I32_ADD = 0x6a, I32_AND = 0x71, I32_SHL = 0x74, I32_GE_U = 0x4f, VOID = 0x40;
-const F32_LOAD = [0x2a, 2], F32_STORE = [0x38, 2]; // opcode, log2(align)
-const V128_LOAD = [...simd(0x00), 4], V128_STORE = [...simd(0x0b), 4], V128_LOAD32_SPLAT = [...simd(0x09), 2];
+// opcode, log2(align); the memory offset follows. Alignment is a hint: slices may start anywhere.
+const F32_LOAD = [0x2a, 2], F32_STORE = [0x38, 2], V128_LOAD = [...simd(0x00), 4], V128_STORE = [...simd(0x0b), 4];
+const F32X4_SPLAT = simd(0x13);
 
-/** The bytes of a module exporting `memory` and `run(n)` for these statements. */
-function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLocals: number): Uint8Array {
-  // Locals: 0 = n (param), 1 = byte offset, 2 = loop end; then, all v128: the scalars splat to
-  // f32x4 and to f64x2, the vector loop's values, and their low and high halves promoted to f64x2
-  // (computed on their first use by an fma, reused after); then the scalar loop's f32 values.
-  const OFF = 1, END_AT = 2, SPLAT = 3, SPLAT64 = SPLAT + nScalars, VLOC = SPLAT64 + nScalars;
+/**
+ * The bytes of a module that imports `env.memory` (shared or not, as `shared` says) and exports
+ * `run(p₀, …, pₐ₋₁: i32, n: i32, s₀, …: f32)`: the statements over elements [0, n) of the arrays at
+ * byte addresses p₀, …, with scalars s₀, ….
+ */
+function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLocals: number, shared: boolean): Uint8Array {
+  // Locals: the parameters (0 .. nArrays-1 = array addresses, N = n, then the f32 scalars); then
+  // OFF = byte offset of the current element, END_AT = loop end; then, all v128: the scalars splat
+  // to f32x4 and to f64x2, the vector loop's values, and their low and high halves promoted to
+  // f64x2 (computed on their first use by an fma, reused after); then the scalar loop's f32 values.
+  const N = nArrays, SCALAR = N + 1, OFF = SCALAR + nScalars, END_AT = OFF + 1, SPLAT = END_AT + 1, SPLAT64 = SPLAT + nScalars, VLOC = SPLAT64 + nScalars;
   const VLO = VLOC + nLocals, VHI = VLO + nLocals, SLOC = VHI + nLocals;
-  const base = (a: number) => uleb(ARRAYS_AT + a * CHUNK * 4);
+  /** The address of the current element of array a. */
+  const address = (a: number) => [LOCAL_GET, ...uleb(a), LOCAL_GET, ...uleb(OFF), I32_ADD];
   let promoted = new Set<string>();
 
   /** A leaf's lanes 0–1 (or 2–3) as f64x2. */
@@ -186,7 +192,7 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
   const expr = (e: Expr, v: 0 | 1): number[] => {
     switch (e.k) {
       case 'scalar':
-        return v ? [LOCAL_GET, ...uleb(SPLAT + e.index)] : [I32_CONST, 0, ...F32_LOAD, ...uleb(e.index * 4)];
+        return [LOCAL_GET, ...uleb((v ? SPLAT : SCALAR) + e.index)];
       case 'local':
         return [LOCAL_GET, ...uleb((v ? VLOC : SLOC) + e.index)];
       case 'unary':
@@ -210,43 +216,42 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
       const loc = (i: number) => uleb((v ? VLOC : SLOC) + i);
       switch (s.k) {
         case 'load':
-          return [LOCAL_GET, OFF, ...(v ? V128_LOAD : F32_LOAD), ...base(s.array), LOCAL_SET, ...loc(s.local)];
+          return [...address(s.array), ...(v ? V128_LOAD : F32_LOAD), 0, LOCAL_SET, ...loc(s.local)];
         case 'let':
           return [...expr(s.value, v), LOCAL_SET, ...loc(s.local)];
         case 'store':
-          return [LOCAL_GET, OFF, ...expr(s.value, v), ...(v ? V128_STORE : F32_STORE), ...base(s.array)];
+          return [...address(s.array), ...expr(s.value, v), ...(v ? V128_STORE : F32_STORE), 0];
       }
     });
   };
   // while (off < end) { body; off += step }
   const loop = (v: 0 | 1): number[] => [
     BLOCK, VOID, LOOP, VOID,
-    LOCAL_GET, OFF, LOCAL_GET, END_AT, I32_GE_U, BR_IF, 1,
+    LOCAL_GET, ...uleb(OFF), LOCAL_GET, ...uleb(END_AT), I32_GE_U, BR_IF, 1,
     ...body(v),
-    LOCAL_GET, OFF, I32_CONST, ...sleb(v ? 16 : 4), I32_ADD, LOCAL_SET, OFF,
+    LOCAL_GET, ...uleb(OFF), I32_CONST, ...sleb(v ? 16 : 4), I32_ADD, LOCAL_SET, ...uleb(OFF),
     BR, 0, END, END,
   ];
+  const setEnd = (mask: number) => [LOCAL_GET, ...uleb(N), I32_CONST, ...sleb(mask), I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, ...uleb(END_AT)];
   const code = [
     ...uleb(3), 2, I32, ...uleb(2 * nScalars + 3 * nLocals), V128, ...uleb(nLocals), F32,
     ...Array.from({ length: nScalars }, (_, j) => [
-      I32_CONST, 0, ...V128_LOAD32_SPLAT, ...uleb(j * 4), LOCAL_SET, ...uleb(SPLAT + j),
-      I32_CONST, 0, ...F32_LOAD, ...uleb(j * 4), ...F64_PROMOTE, ...F64X2_SPLAT, LOCAL_SET, ...uleb(SPLAT64 + j),
+      LOCAL_GET, ...uleb(SCALAR + j), ...F32X4_SPLAT, LOCAL_SET, ...uleb(SPLAT + j),
+      LOCAL_GET, ...uleb(SCALAR + j), ...F64_PROMOTE, ...F64X2_SPLAT, LOCAL_SET, ...uleb(SPLAT64 + j),
     ]).flat(),
-    // end = (n & ~3) * 4: the vector loop covers whole groups of four
-    LOCAL_GET, 0, I32_CONST, ...sleb(-4), I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, END_AT,
-    ...loop(1),
-    // end = n * 4: the scalar loop finishes the last 0–3 elements
-    LOCAL_GET, 0, I32_CONST, 2, I32_SHL, LOCAL_SET, END_AT,
-    ...loop(0),
+    // The vector loop covers whole groups of four (end = (n & ~3) * 4), the scalar loop the last 0–3 elements.
+    ...setEnd(-4), ...loop(1),
+    ...setEnd(-1), ...loop(0),
     END,
   ];
-  const pages = Math.ceil((ARRAYS_AT + nArrays * CHUNK * 4) / 65536);
+  const params = [...Array<number>(nArrays + 1).fill(I32), ...Array<number>(nScalars).fill(F32)];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, 1, I32, 0]), // type 0: (i32) -> ()
+    ...section(1, [1, 0x60, ...uleb(params.length), ...params, 0]), // type 0: (i32 × (arrays + 1), f32 × scalars) -> ()
+    // import env.memory: limits min 0 (max 4 GiB, shared) or no max
+    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, ...(shared ? [0x03, 0, ...uleb(MAX_PAGES)] : [0x00, 0])]),
     ...section(3, [1, 0]), // function 0 has type 0
-    ...section(5, [1, 0x00, ...uleb(pages)]), // one memory, `pages` pages
-    ...section(7, [2, ...name('run'), 0x00, 0, ...name('memory'), 0x02, 0]),
+    ...section(7, [1, ...name('run'), 0x00, 0]),
     ...section(10, [1, ...uleb(code.length), ...code]),
   ]);
 }
@@ -254,13 +259,13 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
 /** The part of the WebAssembly API used here (typed locally: the build's lib has no DOM types). */
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
 }
 const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** A compiled kernel: `run(arrays, scalars, start, end)` applies it to elements [start, end). */
 export interface Kernel {
-  run(arrays: readonly Float32Array[], scalars: ArrayLike<number>, start: number, end: number): void;
+  run(arrays: readonly (Float32Array | undefined)[], scalars: ArrayLike<number>, start: number, end: number): void;
 }
 
 /**
@@ -274,28 +279,47 @@ export function compileKernel<A extends string, S extends string>(
 ): Kernel | null {
   const k = new KernelBuilder(arrays, scalars);
   build(k);
-  const bytes = encode(k.stmts, arrays.length, scalars.length, k.locals);
-  let run: (n: number) => void, memory: { buffer: ArrayBuffer };
+  const heap = kernelHeap();
+  if (!wasm || !heap) return null;
+  const bytes = encode(k.stmts, arrays.length, scalars.length, k.locals, heap.shared);
+  let fn: (...args: number[]) => void;
   try {
-    if (!wasm) return null;
-    const instance = new wasm.Instance(new wasm.Module(bytes));
-    run = instance.exports.run as (n: number) => void;
-    memory = instance.exports.memory as { buffer: ArrayBuffer };
+    const instance = new wasm.Instance(new wasm.Module(bytes), { env: { memory: heap.memory } });
+    fn = instance.exports.run as typeof fn;
   } catch {
     return null; // no SIMD in this runtime
   }
   const reads = [...new Set(k.stmts.flatMap((s) => (s.k === 'load' ? [s.array] : [])))];
   const writes = [...new Set(k.stmts.flatMap((s) => (s.k === 'store' ? [s.array] : [])))];
-  const scalarView = new Float32Array(memory.buffer, 0, scalars.length);
-  const views = arrays.map((_, a) => new Float32Array(memory.buffer, ARRAYS_AT + a * CHUNK * 4, CHUNK));
+  const used = [...new Set([...reads, ...writes])];
+  const nArrays = arrays.length;
+  // The arguments of fn, reused: array addresses, n, scalars. Unused arrays' addresses stay 0.
+  const args: number[] = new Array<number>(nArrays + 1 + scalars.length).fill(0);
+  const staged: boolean[] = new Array<boolean>(nArrays).fill(false);
+  // The staging area is at the bottom of the memory. Growth never detaches a shared memory's
+  // views, and a non-shared one never grows (alloc does not use it), so these views stay valid.
+  const staging = (a: number) => a * CHUNK * 4;
+  const views = arrays.map((_, a) => new Float32Array(heap.memory.buffer, staging(a), CHUNK));
   return {
     run(data, values, start, end) {
-      scalarView.set(values); // rounds each scalar to float32, as Math.fround does
+      for (let j = 0; j < values.length; j++) args[nArrays + 1 + j] = values[j]!; // rounded to f32 by the call, as Math.fround does
+      let copies = false;
+      for (const a of used) copies = (staged[a] = !inKernelMemory(data[a])) || copies;
+      if (!copies) {
+        // Every array lives in the kernels' memory: one call, in place.
+        for (const a of used) args[a] = data[a]!.byteOffset + start * 4;
+        args[nArrays] = end - start;
+        fn(...args);
+        return;
+      }
+      for (const a of used) if (staged[a]) args[a] = staging(a);
       for (let i = start; i < end; i += CHUNK) {
         const n = Math.min(CHUNK, end - i);
-        for (const a of reads) views[a]!.set(data[a]!.subarray(i, i + n));
-        run(n);
-        for (const a of writes) data[a]!.set(n === CHUNK ? views[a]! : views[a]!.subarray(0, n), i);
+        for (const a of used) if (!staged[a]) args[a] = data[a]!.byteOffset + i * 4;
+        for (const a of reads) if (staged[a]) views[a]!.set(data[a]!.subarray(i, i + n));
+        args[nArrays] = n;
+        fn(...args);
+        for (const a of writes) if (staged[a]) data[a]!.set(n === CHUNK ? views[a]! : views[a]!.subarray(0, n), i);
       }
     },
   };
