@@ -4,11 +4,15 @@
 // Run after a build:  cd packages/optimizer && npx tsc -b && cd ../.. && node bench/optimizer.js
 // Options: --sizes=1000000,10000000   --js (also time the plain JavaScript loops)
 //
+// "loom ms" steps parameters allocated in the optimizer's WebAssembly memory (optimizerMemory.alloc,
+// as allocateFlat does for a model), so the kernel runs in place; the ratio is computed from it.
+// "copy ms" steps ordinary Float32Arrays, which the kernel copies through its memory in chunks.
+//
 // GB/s counts the bytes of state an optimizer must touch once per element: params read and
 // written, grads read, each state array read and written (4 bytes each). PyTorch's op-by-op
 // implementation touches memory several times per element, so its "GB/s" here is the useful rate,
 // not its memory traffic. ratio = Loom's throughput / PyTorch's (>1 means Loom is faster).
-import { Adagrad, Adam, AdamW, RMSprop, SGD, setKernelBackend } from '@loom/optimizer';
+import { Adagrad, Adam, AdamW, RMSprop, SGD, optimizerMemory, setKernelBackend } from '@loom/optimizer';
 import { median, printTable, ratio, runReference } from './lib.js';
 
 const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}`));
@@ -40,8 +44,9 @@ function timeSteps(opt, budgetMs = 400) {
   return median(times);
 }
 
-function randomParam(n) {
-  const data = new Float32Array(n), grad = new Float32Array(n);
+/** A parameter of n random values and its gradient, in ordinary arrays or (with `alloc`) in the optimizer memory. */
+function randomParam(n, alloc = (k) => new Float32Array(k)) {
+  const data = alloc(n), grad = alloc(n);
   for (let i = 0; i < n; i++) {
     data[i] = Math.random() * 2 - 1;
     grad[i] = (Math.random() * 2 - 1) * 1e-2;
@@ -55,9 +60,14 @@ const torch = runReference('optimizer_step.py', sizes);
 const rows = [];
 for (const [name, Cls, options, bytes] of CONFIGS) {
   for (const n of sizes) {
-    const param = randomParam(n);
     setKernelBackend('auto');
-    const ms = timeSteps(new Cls([param], options));
+    const param = randomParam(n, optimizerMemory.alloc);
+    const opt = new Cls([param], options); // its state is allocated in optimizerMemory too
+    const ms = timeSteps(opt);
+    opt.dispose();
+    optimizerMemory.free(param.data);
+    optimizerMemory.free(param.grad.data);
+    const copyMs = timeSteps(new Cls([randomParam(n)], options));
     let jsMs;
     if (withJs) {
       setKernelBackend('js');
@@ -71,13 +81,15 @@ for (const [name, Cls, options, bytes] of CONFIGS) {
       optimizer: name,
       params: n,
       'loom ms': ms,
+      'copy ms': copyMs,
       ...(withJs ? { 'loom js ms': jsMs } : {}),
       'torch ms': torchMs,
       'torch impl': t ? (t.single <= t.foreach ? 'single' : 'foreach') : '–',
       'loom GB/s': gbs(ms),
       'torch GB/s': gbs(torchMs),
       'ratio': ratio(gbs(ms), gbs(torchMs)),
+      'copy ratio': ratio(gbs(copyMs), gbs(torchMs)),
     });
   }
 }
-printTable(`@loom/optimizer vs torch.optim ${torch ? torch.torch : '(not run)'}: one step`, rows);
+printTable(`@loom/optimizer (in place; copy: ordinary arrays) vs torch.optim ${torch ? torch.torch : '(not run)'}: one step`, rows);

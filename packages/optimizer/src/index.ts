@@ -20,6 +20,7 @@ export {
   type StateArrays,
 } from './core/common.js';
 export { resolveOptions } from './options.js';
+export { optimizerMemory, allocateFlat } from './simd/memory.js';
 export { sgd, sgdStep, sgdDefaults, type SGDOptions, type SGDState } from './core/sgd.js';
 export { rmsprop, rmspropStep, rmspropDefaults, type RMSpropOptions, type RMSpropState } from './core/rmsprop.js';
 export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type AdamOptions, type AdamState } from './core/adam.js';

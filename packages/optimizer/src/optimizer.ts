@@ -7,10 +7,14 @@
  * so are their gradients and, because state is allocated in one piece per step, their state arrays),
  * the whole contiguous range is stepped in one call. Otherwise each parameter is its own call. The
  * results are the same bits either way, because every step function is element-wise.
+ *
+ * When parameters live in the optimizer memory (`optimizerMemory.alloc`, `allocateFlat`), their
+ * state arrays are allocated there too, so the kernels step all of them in place.
  */
 import type { Algorithm } from './core/common.js';
 import { OptimizerError, fmtValue, stateDictError } from './errors.js';
 import { resolveOptions } from './options.js';
+import { optimizerMemory } from './simd/memory.js';
 
 /**
  * What an optimizer needs from a parameter: its values and its gradient, as Float32Arrays of the
@@ -70,6 +74,8 @@ export class Optimizer<O extends object> {
   readonly defaults: Readonly<O>;
   readonly paramGroups: ParamGroup<O>[] = [];
   private readonly state = new Map<ParamLike, ParamState>();
+  /** The state buffers this optimizer allocated in optimizerMemory, freed by dispose(). */
+  private readonly owned: Float32Array[] = [];
 
   constructor(algorithm: Algorithm<O>, params: Iterable<ParamLike> | Iterable<ParamGroupSpec<O>>, options: Partial<O> = {}) {
     this.algorithm = algorithm;
@@ -151,7 +157,21 @@ export class Optimizer<O extends object> {
     }
   }
 
-  /** The step count and state arrays of one parameter (the live arrays, not copies), or undefined before its first step. */
+  /**
+   * Forgets all state (step counts and state arrays, as in a new optimizer) and frees the state
+   * arrays this optimizer allocated in optimizerMemory. Call it when the optimizer is done with if
+   * its parameters live there; otherwise the garbage collector reclaims the state. Stepping again
+   * starts from fresh state.
+   */
+  dispose(): void {
+    this.state.clear();
+    for (const a of this.owned.splice(0)) optimizerMemory.free(a);
+  }
+
+  /**
+   * The step count and state arrays of one parameter (the live arrays, not copies), or undefined
+   * before its first step. The arrays stay valid until loadStateDict or dispose.
+   */
   getState(param: ParamLike): { readonly step: number; readonly arrays: Readonly<Record<string, Float32Array>> } | undefined {
     return this.state.get(param);
   }
@@ -244,7 +264,7 @@ export class Optimizer<O extends object> {
     dict.paramGroups.forEach((saved, gi) => {
       if (saved.initialLr !== undefined) this.paramGroups[gi]!.initialLr = saved.initialLr;
     });
-    this.state.clear();
+    this.dispose();
     this.paramGroups.forEach((group) => {
       const params = group.params.filter((p) => loaded.has(p));
       this.ensureState(params, this.algorithm.stateKeys(group), group);
@@ -259,7 +279,8 @@ export class Optimizer<O extends object> {
 
   /**
    * Gives every parameter in `params` the state arrays `keys` it lacks, allocating one buffer per
-   * key for all of them so that contiguous parameters get contiguous state.
+   * key for all of them so that contiguous parameters get contiguous state — in optimizerMemory
+   * when all their data is there, so that steps run in place.
    */
   private ensureState(params: readonly ParamLike[], keys: readonly string[], options: O): void {
     for (const p of params) if (!this.state.has(p)) this.state.set(p, { step: 0, arrays: {} });
@@ -267,7 +288,9 @@ export class Optimizer<O extends object> {
       const missing = params.filter((p) => this.state.get(p)!.arrays[key] === undefined);
       if (missing.length === 0) continue;
       const total = missing.reduce((n, p) => n + p.data.length, 0);
-      const buffer = new Float32Array(total);
+      const inMemory = missing.every((p) => optimizerMemory.contains(p.data));
+      const buffer = inMemory ? optimizerMemory.alloc(total) : new Float32Array(total);
+      if (inMemory) this.owned.push(buffer);
       const init = this.algorithm.initialValue(key, options);
       if (init !== 0) buffer.fill(init);
       let offset = 0;
@@ -298,17 +321,22 @@ export class Optimizer<O extends object> {
   }
 }
 
-/** Whether `b` starts where `a` ends, in the same buffer. */
+/**
+ * Whether `b` starts where `a` ends, in the same memory: the same buffer, or two of the buffer
+ * objects the optimizer memory has had (each growth gives it a new, longer one).
+ */
 function adjacent(a: Float32Array, b: Float32Array): boolean {
-  return a.buffer === b.buffer && a.byteOffset + a.byteLength === b.byteOffset;
+  const sameMemory = a.buffer === b.buffer || (optimizerMemory.contains(a) && optimizerMemory.contains(b));
+  return sameMemory && a.byteOffset + a.byteLength === b.byteOffset;
 }
 
-/** One view over adjacent arrays (the array itself when there is one). */
+/** One view over adjacent arrays (the array itself when there is one), on the longest of their buffers. */
 function span(arrays: readonly Float32Array[]): Float32Array {
   const first = arrays[0]!;
   if (arrays.length === 1) return first;
   const length = arrays.reduce((n, a) => n + a.length, 0);
-  return new Float32Array(first.buffer, first.byteOffset, length);
+  const buffer = arrays.reduce((b, a) => (a.buffer.byteLength > b.byteLength ? a.buffer : b), first.buffer);
+  return new Float32Array(buffer, first.byteOffset, length);
 }
 
 function isGroupSpec(x: unknown): x is ParamGroupSpec<object> {
