@@ -7,6 +7,7 @@ import { BufferPool, IntTensor, Tensor, crossEntropy, flattenParameters, reusing
 import type { Part } from './datasets.js';
 import { evaluate } from './evaluate.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
+import { allocateFlat } from '@loom/optimizer';
 import type { Progress } from './progress.js';
 import type { WorkerMetrics } from '@loom/parameter-server';
 
@@ -44,7 +45,12 @@ export async function train(
   progress?: Progress,
   shouldStop: () => boolean = () => false,
 ): Promise<FlatParameters> {
-  const flat = flattenParameters(model);
+  // The flat parameters and gradients live in the optimizer's WebAssembly memory, so its SIMD
+  // step runs in place instead of copying every array in and out (the state follows them there).
+  const initial = flattenParameters(model);
+  const inPlace = allocateFlat(initial.size);
+  inPlace.params.set(initial.params);
+  const flat = flattenParameters(model, inPlace);
   const opt = makeOptimizer(o.optimizer, model.parameters(), o.lr);
   const batches = new BatchIterator(
     { features: data.train.features, labels: data.train.labels, width: o.width },
