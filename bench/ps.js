@@ -7,9 +7,9 @@
 //      beside 2 local threads (`loom train --workers 2`), on the reference model (news) and the
 //      Fashion-MNIST MLP (when dataset-fashion-mnist is installed).
 // Usage: node bench/ps.js [--quick]
-// Large frames: glibc maps every allocation over 32 MiB afresh, and ws allocates each received
-// message, so 10M-float messages pay page faults on every receive; MALLOC_MMAP_THRESHOLD_ (in the
-// environment of both processes) changes that — see the table's second run when it is set.
+// Large payloads travel in parts of PART_FLOATS floats (protocol v2): glibc maps every allocation
+// over 32 MiB afresh and ws allocates each received message, so one 40 MB message paid ~24 ms of
+// page faults per hop; parts are recycled by malloc and joined into memory the receiver reuses.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';

@@ -38,6 +38,28 @@ export function startRun(dir: string): void {
   writeFileSync(join(dir, 'metrics.jsonl'), '');
 }
 
+/**
+ * Reopens a run directory to resume it: like startRun, but metrics.jsonl keeps the lines of epochs
+ * 1 … `epochs` (those before the checkpoint resumed from; later ones are trained again).
+ */
+export function resumeRun(dir: string, epochs: number): void {
+  const path = join(dir, 'metrics.jsonl');
+  const kept = existsSync(path)
+    ? readFileSync(path, 'utf8').split('\n').filter((l) => {
+        try {
+          return l.trim() !== '' && (JSON.parse(l) as { epoch?: number }).epoch! <= epochs;
+        } catch {
+          return false;
+        }
+      })
+    : [];
+  rmSync(join(dir, 'config.json'), { force: true });
+  rmSync(join(dir, 'model.safetensors'), { force: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
+  renameSync(tmp, path);
+}
+
 /** Appends one epoch's metrics. */
 export function appendMetrics(dir: string, metrics: object): void {
   appendFileSync(join(dir, 'metrics.jsonl'), JSON.stringify(metrics) + '\n');

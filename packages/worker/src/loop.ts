@@ -30,6 +30,8 @@ export interface EpochOptions {
   epoch: number;
   /** The global step index of the epoch's first step. */
   firstStep: number;
+  /** Begin at this batch of the epoch, skipping the ones before it (a run resumed mid-epoch). Default 0. */
+  startIndex?: number;
 }
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
@@ -40,7 +42,7 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
  * Runs one epoch of this worker's part of training. Blocks inside the transport when it is a
  * shared-memory one; awaits it when it is a network one.
  */
-export async function runEpoch({ model, flat, transport, schedule, epoch, firstStep }: EpochOptions): Promise<EpochReport> {
+export async function runEpoch({ model, flat, transport, schedule, epoch, firstStep, startIndex = 0 }: EpochOptions): Promise<EpochReport> {
   const t0 = performance.now();
   const report: EpochReport = { steps: 0, rows: 0, lossSum: 0, seconds: 0, computeSeconds: 0, stopped: false };
   const width = schedule.width;
@@ -49,6 +51,7 @@ export async function runEpoch({ model, flat, transport, schedule, epoch, firstS
   const pool = new BufferPool();
   model.train();
   for (const part of schedule.epoch(epoch)) {
+    if (part.index < startIndex) continue;
     const info: StepInfo = { epoch, step: firstStep + part.index, rows: part.rows, batchRows: part.batchRows };
     const pulled = transport.pull(flat.params, info);
     const go = isPromise(pulled) ? await pulled : pulled;

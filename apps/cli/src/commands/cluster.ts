@@ -13,6 +13,12 @@
  * stdin, and run in their own process groups so that a terminal's Ctrl-C reaches only this
  * process, which then stops the run cleanly (the servers answer `stop`, the workers end, and the
  * model trained so far is pulled and kept).
+ *
+ * Failures: a worker killed by a signal (kill -9, the OOM killer) does not end the run — the
+ * servers drop it from the barrier and the others go on; the run fails only when every worker is
+ * gone or one exits with an error. With `out`, the servers checkpoint into out/checkpoints every
+ * `checkpointEvery` updates and at the end; with `resume`, they start from the latest complete
+ * checkpoint there, and so do the workers and this coordinator's epochs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -50,6 +56,14 @@ export interface ClusterOptions {
   /** The training rows and width, to count the steps of an epoch as the workers do. */
   data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array };
   signal?: AbortSignal;
+  /** The run directory: the servers save checkpoints in out/checkpoints. */
+  out?: string;
+  /** Updates between checkpoints (0: only at the end; default 100). */
+  checkpointEvery?: number;
+  /** Start from the latest complete checkpoint in out/checkpoints. */
+  resume?: boolean;
+  /** Where a dropped worker is reported (default: standard error). */
+  log?: (line: string) => void;
   onEpoch: (m: ClusterEpochMetrics, model: Sequential) => void | Promise<void>;
 }
 
@@ -117,6 +131,8 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
     const serverArgs = (i: number) => [
       'serve', '--port', '0', '--shard', `${i}/${o.servers}`, '--workers', String(o.workers), '--model', o.model, '--seed', String(o.seed),
       '--optimizer', o.optimizer, '--lr', String(o.lr), '--mode', o.mode, ...(o.mode === 'ssp' ? ['--staleness', String(o.staleness)] : []),
+      ...(o.out !== undefined ? ['--checkpoint', o.out, '--checkpoint-every', String(o.checkpointEvery ?? 100)] : []),
+      ...(o.out !== undefined && o.resume ? ['--resume', o.out] : []),
     ];
     const servers = Array.from({ length: o.servers }, (_, i) => spawnLoom(`server ${i}`, serverArgs(i), token));
     children.push(...servers);
@@ -158,13 +174,21 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
         notify();
       });
     }
-    // Any child that exits with an error (or a server that exits at all) fails the run.
+    // A server that exits at all, or a worker that exits with an error, fails the run; a worker
+    // killed by a signal is dropped by the servers and the run goes on without it.
     let failed!: (e: Error) => void;
     const failure = new Promise<never>((_, reject) => (failed = reject));
     failure.catch(() => {});
+    const killed = new Set<number>();
+    const log = o.log ?? ((line: string) => console.error(line));
     for (const c of children) {
       void c.exited.then((code) => {
-        if (code !== 0 || servers.includes(c)) failed(c.failure(code));
+        const rank = workers.indexOf(c);
+        if (rank >= 0 && code === null && killed.size + 1 < o.workers) {
+          killed.add(rank);
+          log(`${c.name} was killed (${c.proc.signalCode}); the run goes on with ${o.workers - killed.size} of ${o.workers} workers`);
+          notify();
+        } else if (code !== 0 || servers.includes(c)) failed(c.failure(code));
       });
     }
     const workersDone = Promise.all(workers.map((w) => w.exited));
@@ -182,11 +206,19 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
     const stepsPerEpoch = new BatchIterator(o.data, { batchSize: o.batchSize, rows: o.data.rows, shuffle: true, seed: o.seed }).batchesPerEpoch;
     const target = (epoch: number) => epoch * stepsPerEpoch * (o.mode === 'async' ? o.workers : 1);
     const buffers = [new Float32Array(size), new Float32Array(size)];
+    // Resumed: the first epoch to report is the one the checkpoint's step falls in.
+    const first = Math.floor(Math.min(...observer.applied) / target(1)) + 1;
     // The next epoch's pull is in flight while this one is validated, so it is parked at the
     // server before the epoch it waits for ends, and answered at exactly that update.
-    let next = observer.pull(target(1), buffers[1]!);
+    let next = observer.pull(target(first), buffers[first % 2]!);
     let stopped = false;
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    // Every worker has reported epoch e, or was killed without reporting it.
+    const reported = (epoch: number) => {
+      const ranks = new Set((reports.get(epoch) ?? []).map((r) => r.rank));
+      for (const r of killed) ranks.add(r);
+      return ranks.size >= o.workers;
+    };
+    for (let epoch = first; epoch <= o.epochs; epoch++) {
       const r = await Promise.race([next, failure]);
       if (r.stop) {
         stopped = true;
@@ -194,10 +226,10 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
       }
       const params = buffers[epoch % 2]!;
       if (epoch < o.epochs) next = observer.pull(target(epoch + 1), buffers[(epoch + 1) % 2]!);
-      while ((reports.get(epoch)?.length ?? 0) < o.workers) {
+      while (!reported(epoch)) {
         await Promise.race([new Promise<void>((r) => (notify = r)), failure]);
       }
-      const rs = reports.get(epoch)!.sort((a, b) => a.rank - b.rank);
+      const rs = (reports.get(epoch) ?? []).sort((a, b) => a.rank - b.rank);
       const rows = rs.reduce((s, w) => s + w.rows, 0);
       const seconds = Math.max(...rs.map((w) => w.seconds));
       flattenParameters(model, { params });

@@ -1,6 +1,6 @@
 /** `loom serve`: a parameter server owning one key range of the model, over WebSocket. */
 import { readFileSync } from 'node:fs';
-import { MODES, ParameterServer, parseShard, type Mode } from '@loom/parameter-server';
+import { CheckpointError, MODES, ParameterServer, parseShard, type Mode } from '@loom/parameter-server';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { UsageError } from '../errors.js';
@@ -25,6 +25,10 @@ export const SERVE_FLAGS: Flags = {
   'max-frame-mib': { type: 'int', arg: 'N', default: 256, min: 1, configurable: true, help: 'largest frame accepted, in MiB' },
   'max-in-flight': { type: 'int', arg: 'N', default: 64, min: 1, configurable: true, help: 'unanswered requests one connection may have' },
   'non-finite': { type: 'string', default: 'reject', choices: ['reject', 'skip'], configurable: true, help: 'a gradient with NaN/Inf: reject it with an error, or skip it (counted as zero)' },
+  checkpoint: { type: 'string', arg: 'DIR', configurable: true, help: 'save this range and its optimizer state in DIR/checkpoints (a run directory) every --checkpoint-every updates and on shutdown' },
+  'checkpoint-every': { type: 'int', arg: 'K', default: 100, min: 0, configurable: true, help: 'updates between checkpoints (0: only on shutdown)' },
+  resume: { type: 'string', arg: 'DIR', configurable: true, help: 'start from the latest complete checkpoint in DIR/checkpoints, and go on saving there' },
+  'heartbeat-timeout-ms': { type: 'int', arg: 'T', default: 30000, min: 0, configurable: true, help: 'drop a worker from the barrier after T ms without a message or heartbeat (0: never)' },
 };
 
 export const SERVE_HELP = helpText(
@@ -60,13 +64,23 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
   const { token, source } = resolveToken(f.tokenFile as string | undefined, true);
   const say = (line: string) => console.error(`loom serve [${shard.index}/${shard.count}]: ${line}`);
   say(`using ${source}`);
-  const server = await ParameterServer.start({
+  const checkpointDir = (f.checkpoint as string | undefined) ?? (f.resume as string | undefined);
+  const start = ParameterServer.start({
     sizes: modelSizes(f.model as string), seed: f.seed as number, optimizer: f.optimizer as string, lr: f.lr as number,
     mode, staleness: mode === 'ssp' ? ((f.staleness as number | undefined) ?? 2) : 0, workers: f.workers as number,
     shard: shard.index, shards: shard.count, token, host: f.host as string, port: f.port as number, ...(tls ? { tls } : {}),
     maxFrameBytes: (f.maxFrameMib as number) * 1024 * 1024 + 64 * 1024, maxInFlight: f.maxInFlight as number,
-    nonFinite: f.nonFinite as 'reject' | 'skip', log: say,
+    nonFinite: f.nonFinite as 'reject' | 'skip', log: say, heartbeatTimeoutMs: f.heartbeatTimeoutMs as number,
+    ...(checkpointDir !== undefined ? { checkpoint: { dir: checkpointDir, every: f.checkpointEvery as number } } : {}),
+    ...(f.resume !== undefined ? { resume: f.resume as string } : {}),
   });
+  let server: ParameterServer;
+  try {
+    server = await start;
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new UsageError(`--resume: ${e.message}`);
+    throw e;
+  }
   const s = server.store;
   log(`shard ${shard.index}/${shard.count}: keys [${s.lo}, ${s.hi}) of ${s.size}, ${mode}, ${s.o.workers} workers; listening on ${server.url}`);
   exitWithParent();

@@ -1,7 +1,8 @@
 /** `loom train`: train a model, validating after every epoch, and write a run directory. */
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { MODES, trainThreads, type Mode } from '@loom/parameter-server';
+import { BatchIterator } from '@loom/data';
+import { CheckpointError, MODES, ShardStore, latestCheckpoint, loadCheckpoint, trainThreads, type Mode } from '@loom/parameter-server';
 import type { Sequential } from '@loom/tensor-core';
 import { kernelBackend } from '@loom/tensor-core';
 import { helpText, parseFlags, type Flags } from '../args.js';
@@ -10,7 +11,7 @@ import { evaluate } from '../evaluate.js';
 import { buildModel, checkModelFits, modelSizes } from '../models.js';
 import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
-import { appendMetrics, saveRun, startRun } from '../run-dir.js';
+import { appendMetrics, resumeRun, saveRun, startRun } from '../run-dir.js';
 import { UsageError } from '../errors.js';
 import { train, type EpochMetrics } from '../trainer.js';
 import { parseCluster, trainCluster } from './cluster.js';
@@ -32,6 +33,8 @@ export const TRAIN_FLAGS: Flags = {
   staleness: { type: 'int', arg: 'S', min: 0, configurable: true, help: 'ssp only: how many updates a worker may run ahead of the slowest (default: 2)' },
   json: { type: 'boolean', configurable: true, help: 'end standard output with one JSON object of the final metrics' },
   cluster: { type: 'string', arg: 'local:S,W', configurable: true, help: 'train on S parameter-server and W worker processes of this machine, over WebSocket' },
+  'checkpoint-every': { type: 'int', arg: 'K', default: 100, min: 0, configurable: true, help: 'with --cluster: the servers save a checkpoint in DIR/checkpoints every K updates (0: only at the end)' },
+  resume: { type: 'string', arg: 'DIR', configurable: true, help: 'with --cluster: continue the run in DIR from its latest complete checkpoint (DIR is then also --out)' },
 };
 
 export const TRAIN_HELP = helpText(
@@ -66,8 +69,24 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   if (cluster && f.workers !== undefined) throw new UsageError('--workers and --cluster do not go together (--cluster local:S,W names the workers)');
   const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
   checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
-  const out = resolve(f.out as string);
-  startRun(out);
+  if (f.resume !== undefined && !cluster) throw new UsageError('--resume needs --cluster (checkpoints are saved by parameter servers)');
+  const out = resolve((f.resume as string | undefined) ?? (f.out as string));
+  if (f.resume !== undefined && cluster) {
+    // Check every shard's checkpoint before starting anything: a mismatch is a usage error, and no process is left.
+    let step = 0;
+    try {
+      for (let i = 0; i < cluster.servers; i++) {
+        const store = new ShardStore({ sizes, seed, optimizer: f.optimizer as string, lr: f.lr as number, mode, staleness: mode === 'ssp' ? staleness : 0, workers: cluster.workers, shard: i, shards: cluster.servers, nonFinite: 'reject' });
+        step = loadCheckpoint(out, store).meta.step;
+      }
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new UsageError(`--resume: ${e.message}`);
+      throw e;
+    }
+    const perEpoch = new BatchIterator({ features: data.train.features, labels: data.train.labels, width: data.width }, { batchSize: f.batchSize as number, rows: data.train.rows, shuffle: true, seed }).batchesPerEpoch * (mode === 'async' ? cluster.workers : 1);
+    resumeRun(out, Math.floor((latestCheckpoint(out, cluster.servers) ?? step) / perEpoch));
+    log(`resuming ${out} from its checkpoint at update ${step}`);
+  } else startRun(out);
   const opts = {
     optimizer: f.optimizer as OptimizerName, lr: f.lr as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
     seed, width: data.width, numClasses: data.numClasses,
@@ -93,6 +112,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
       ({ model } = await trainCluster({
         ...cluster, sizes, model: f.model as string, dataset: { spec: f.dataset as string, label: f.label as string | undefined, scale: f.scale as number },
         seed, mode, staleness, signal: interrupt.signal, optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs,
+        out, checkpointEvery: f.checkpointEvery as number, resume: f.resume !== undefined,
         data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
         onEpoch: (m, pulled) => {
           const v = evaluate(pulled, data.valid, data.width, data.numClasses);

@@ -22,7 +22,10 @@ export const WORKER_FLAGS: Flags = {
   'token-file': { type: 'string', arg: 'PATH', configurable: true, help: 'the cluster token (else LOOM_TOKEN, else ~/.loom/token)' },
   'tls-ca': { type: 'string', arg: 'PEM', configurable: true, help: 'certificate to trust for wss:// (a self-signed server certificate)' },
   'max-in-flight': { type: 'int', arg: 'N', default: 4, min: 1, configurable: true, help: 'requests outstanding per server' },
+  threads: { type: 'int', arg: 'T', default: 1, min: 1, configurable: true, help: 'compute threads in this process: they split its part of each batch (as W·T workers would), reduce in shared memory and push one gradient per step' },
   json: { type: 'boolean', configurable: true, help: 'print one JSON object per epoch instead of a line of text' },
+  'heartbeat-ms': { type: 'int', arg: 'H', default: 1000, min: 0, configurable: true, help: 'ping every server every H ms, so that a waiting worker is not taken for a dead one (0: never)' },
+  'retry-for': { type: 'number', arg: 'SECONDS', default: 60, min: 0, configurable: true, help: 'after losing a server, keep reconnecting (with backoff) this long, then fail' },
 };
 
 export const WORKER_HELP = helpText(
@@ -63,7 +66,8 @@ export async function workerCommand(argv: string[], log: (line: string) => void 
   const result = await trainRemote({
     urls, token, rank, workers, sizes, seed, batchSize: f.batchSize as number, epochs: f.epochs as number,
     data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
-    maxInFlight: f.maxInFlight as number, ...(ca ? { ca } : {}),
+    maxInFlight: f.maxInFlight as number, threads: f.threads as number, ...(ca ? { ca } : {}),
+    heartbeatMs: f.heartbeatMs as number, retryForMs: (f.retryFor as number) * 1000, log: (line) => console.error(`loom worker [${rank}]: ${line}`),
     onEpoch: (r) => {
       const line = { event: 'epoch', epoch: r.epoch + 1, rank, steps: r.steps, rows: r.rows, lossSum: r.lossSum, seconds: r.seconds, computeSeconds: r.computeSeconds, stalenessMax: r.stalenessMax, stalenessMean: r.stalenessMean, stopped: r.stopped };
       if (json) log(JSON.stringify(line));

@@ -9,7 +9,7 @@ import PQueue from 'p-queue';
 import WebSocket from 'ws';
 import type { Mode } from '../local/shared.js';
 import { PsError } from './errors.js';
-import { FramePool, PROTOCOL_VERSION, decodeFrame, encodeFrame, parseReply, type Hello, type Params, type Reply, type ServerStats, type Welcome } from './protocol.js';
+import { FramePool, PROTOCOL_VERSION, Reassembly, decodeFrame, encodeFrame, encodeFrames, frames, parseReply, type Hello, type Params, type Reply, type ServerStats, type Welcome } from './protocol.js';
 import { shardRange } from './shards.js';
 
 export interface ClientOptions {
@@ -29,6 +29,8 @@ export interface ClientOptions {
   maxFrameBytes?: number;
   /** How long connecting and the hello may take (default 10 s). */
   connectTimeoutMs?: number;
+  /** A worker's heartbeat: a WebSocket ping to every server this often, in ms (default 1000; 0: none). */
+  heartbeatMs?: number;
 }
 
 /** Rows of a pushed gradient: the mean over `rows` rows of a global batch of `batchRows`. */
@@ -50,6 +52,8 @@ export interface PullResult {
 interface Pending {
   resolve: (r: { header: Reply; payload: Float32Array }) => void;
   reject: (e: Error) => void;
+  /** Where a reply's payload sent in parts is copied (the caller's array), piece by piece. */
+  into?: Float32Array;
 }
 
 /** One authenticated connection to one server. */
@@ -59,6 +63,8 @@ class ShardConnection {
   private readonly queue: PQueue;
   private failure: PsError | null = null;
   private readonly frames = new FramePool();
+  private readonly joining: Reassembly;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly url: string,
@@ -67,6 +73,7 @@ class ShardConnection {
     maxInFlight: number,
   ) {
     this.queue = new PQueue({ concurrency: maxInFlight });
+    this.joining = new Reassembly(Math.max(welcome.hi - welcome.lo, 1));
     ws.on('message', (data) => this.onMessage(data as Buffer));
     ws.on('close', (code, why) => this.fail(new PsError('closed', `${url} closed the connection (${code}${why.length ? `: ${why.toString()}` : ''})`)));
     ws.on('error', (e) => this.fail(new PsError('closed', `${url}: ${e.message}`)));
@@ -112,7 +119,11 @@ class ShardConnection {
           ws.on('error', () => {});
           ws.terminate();
           reject(e);
-        } else resolve(new ShardConnection(url, ws, welcome!, o.maxInFlight ?? 4));
+        } else {
+          const conn = new ShardConnection(url, ws, welcome!, o.maxInFlight ?? 4);
+          if (hello.role === 'worker' && (o.heartbeatMs ?? 1000) > 0) conn.startHeartbeat(o.heartbeatMs ?? 1000);
+          resolve(conn);
+        }
       };
       ws.on('open', onOpen).on('error', onError).on('close', onClose).on('message', onMessage);
     });
@@ -120,20 +131,29 @@ class ShardConnection {
 
   /**
    * Sends a request and resolves with its reply; rejects with the server's error as a PsError.
-   * The frame (and so the payload) is built before this returns, whenever the queue sends it.
+   * The payload is copied before this returns: into each frame just before the socket takes it
+   * when the request goes out at once (so the server reads part k while part k+1 is copied), or
+   * into all its frames first when it has to wait in the queue.
+   * A reply payload sent in parts is copied into `into` as it arrives (then it is the reply's payload).
    */
-  request(header: Record<string, unknown>, payload?: Float32Array, lo?: number, hi?: number): Promise<{ header: Reply; payload: Float32Array }> {
-    const id = this.nextId++ & 0x7fffffff;
-    const frame = encodeFrame({ ...header, id }, payload, lo, hi, this.frames);
-    return this.queue.add(() => {
+  request(header: Record<string, unknown>, payload?: Float32Array, lo = 0, hi = payload?.length ?? 0, into?: Float32Array): Promise<{ header: Reply; payload: Float32Array }> {
+    const full = { ...header, id: this.nextId++ & 0x7fffffff };
+    let queued: Buffer[] | null = null;
+    let started = false;
+    const sent = this.queue.add(() => {
+      started = true;
       if (this.failure) return Promise.reject(this.failure);
       return new Promise<{ header: Reply; payload: Float32Array }>((resolve, reject) => {
-        this.pending.set(id, { resolve, reject });
-        this.ws.send(frame, { binary: true }, (e) => {
-          if (!e) this.frames.give(frame);
-        });
+        this.pending.set(full.id, into !== undefined ? { resolve, reject, into } : { resolve, reject });
+        for (const frame of queued ?? frames(full, payload, lo, hi, this.frames)) {
+          this.ws.send(frame, { binary: true }, (e) => {
+            if (!e) this.frames.give(frame);
+          });
+        }
       });
     });
+    if (!started) queued = encodeFrames(full, payload, lo, hi, this.frames); // p-queue starts a job synchronously when it can
+    return sent;
   }
 
   private onMessage(data: Buffer): void {
@@ -141,8 +161,13 @@ class ShardConnection {
     let payload: Float32Array;
     try {
       const f = decodeFrame(data);
-      reply = parseReply(f.header) as Reply;
-      payload = f.payload;
+      const whole = this.joining.feed(f.header, f.payload, (h, floats) => {
+        const into = this.pending.get(h.id as number)?.into;
+        return into !== undefined && into.length === floats ? into : new Float32Array(floats);
+      });
+      if (whole === null) return; // more parts to come
+      reply = parseReply(whole.header) as Reply;
+      payload = whole.payload;
     } catch (e) {
       return this.fail(new PsError('bad-frame', `${this.url} sent an unreadable reply: ${(e as Error).message}`));
     }
@@ -156,7 +181,16 @@ class ShardConnection {
     else p.resolve({ header: reply, payload });
   }
 
+  /** Pings the server every `ms` (the server drops a worker it has not heard from for its timeout). */
+  private startHeartbeat(ms: number): void {
+    this.heartbeat = setInterval(() => {
+      if (this.ws.readyState === WebSocket.OPEN) this.ws.ping();
+    }, ms);
+    this.heartbeat.unref();
+  }
+
   private fail(e: PsError): void {
+    clearInterval(this.heartbeat);
     if (this.failure) return;
     this.failure = e;
     for (const p of this.pending.values()) p.reject(e);
@@ -164,6 +198,7 @@ class ShardConnection {
   }
 
   close(): Promise<void> {
+    clearInterval(this.heartbeat);
     this.failure ??= new PsError('closed', `${this.url}: closed by this client`);
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((r) => {
@@ -218,6 +253,24 @@ export class PsClient {
     return new PsClient(conns, o.size);
   }
 
+  /** Updates each server had applied when it welcomed this client, in key order. */
+  get applied(): number[] {
+    return this.conns.map((c) => c.welcome.applied);
+  }
+
+  /** Each server's URL, in key order. */
+  get urls(): string[] {
+    return this.conns.map((c) => c.url);
+  }
+
+  /**
+   * Asks every server to count this worker from step `step` on (see the `join` message). Rejects
+   * with PsError('bad-step') when a server has already applied that step.
+   */
+  async join(step: number, stepsPerEpoch = 0): Promise<void> {
+    await Promise.all(this.conns.map((c) => c.request({ type: 'join', step, stepsPerEpoch })));
+  }
+
   /** Each server's [lo, hi), in key order. */
   get ranges(): Array<[number, number]> {
     return this.conns.map((c) => [c.welcome.lo, c.welcome.hi]);
@@ -230,7 +283,7 @@ export class PsClient {
    */
   async pull(step: number, into: Float32Array): Promise<PullResult> {
     this.checkLength('pull', into);
-    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pull', step, lo: c.welcome.lo, hi: c.welcome.hi })));
+    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pull', step, lo: c.welcome.lo, hi: c.welcome.hi }, undefined, 0, 0, into.subarray(c.welcome.lo, c.welcome.hi))));
     return this.collect(replies, into);
   }
 
@@ -248,7 +301,7 @@ export class PsClient {
   async pushPull(step: number, grads: Float32Array, into: Float32Array, info: PushInfo): Promise<PullResult> {
     this.checkLength('pushPull', grads);
     this.checkLength('pushPull', into);
-    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pushpull', step, lo: c.welcome.lo, rows: info.rows, batchRows: info.batchRows }, grads, c.welcome.lo, c.welcome.hi)));
+    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pushpull', step, lo: c.welcome.lo, rows: info.rows, batchRows: info.batchRows }, grads, c.welcome.lo, c.welcome.hi, into.subarray(c.welcome.lo, c.welcome.hi))));
     return this.collect(replies, into);
   }
 
@@ -286,7 +339,7 @@ export class PsClient {
       if (h.type !== 'params' || h.lo !== c.lo || r.payload.length !== c.hi - c.lo) {
         throw new PsError('bad-frame', `${this.conns[i]!.url}: expected parameters [${c.lo}, ${c.hi}), got ${h.type} of ${r.payload.length} floats`);
       }
-      into.set(r.payload, c.lo);
+      if (r.payload.buffer !== into.buffer || r.payload.byteOffset !== into.byteOffset + 4 * c.lo) into.set(r.payload, c.lo); // else copied in as its parts arrived
       out.stop ||= h.stop;
       out.applied = Math.min(out.applied, h.applied);
       out.stale = Math.max(out.stale, h.stale);

@@ -34,3 +34,17 @@ export class PsError extends Error {
     super(message);
   }
 }
+
+/**
+ * A checkpoint that cannot be used: unreadable, incomplete, or saved from another model, shard or
+ * optimizer. The message names the file and the field, what was expected and what was found.
+ */
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}

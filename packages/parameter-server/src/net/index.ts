@@ -1,10 +1,12 @@
 /** The network parameter server: protocol, key-range shards, server, client and remote worker. */
 export { PROTOCOL_VERSION, MAX_HEADER_BYTES, encodeFrame, decodeFrame, type ServerStats } from './protocol.js';
-export { PsError, ERROR_CODES, type ErrorCode } from './errors.js';
+export { PsError, CheckpointError, ERROR_CODES, type ErrorCode } from './errors.js';
 export { shardRange, parseShard, SHARD_ALIGN } from './shards.js';
 export { ShardStore, type StoreOptions } from './store.js';
 export { ParameterServer, type ServerOptions } from './server.js';
 export { PsClient, type ClientOptions, type PushInfo, type PullResult } from './client.js';
 export { WsTransport } from './transport.js';
+export { joinRun, backoffMs, isConnectionLoss, type JoinOptions } from './membership.js';
+export { saveCheckpoint, loadCheckpoint, latestCheckpoint, checkpointRoot, CHECKPOINT_FORMAT, type CheckpointMeta } from './checkpoint.js';
 export { trainRemote, type RemoteWorkerOptions, type RemoteEpochReport } from './worker.js';
 export { createTokenFile, defaultTokenFile, generateToken, readTokenFile, readableByOthers, tokensEqual } from './token.js';

@@ -13,12 +13,23 @@
  * per-element decoding, no copy), and a sender copies the floats once, into the frame it hands the
  * socket. Headers are decoded with msgpackr's build that never compiles code, into plain objects
  * that are then checked field by field; nothing received is ever evaluated.
+ *
+ * Large payloads travel in PARTS (version 2): a message whose payload exceeds PART_FLOATS floats is
+ * its first frame — the header with `parts` K and `floats` n, and the first piece — followed at once
+ * by K − 1 frames `{type: 'part', id}`, each with the next piece. The receiver copies the pieces
+ * into memory it reuses (a server: a pooled buffer; a client: the caller's array). Why: ws puts
+ * every received message into a fresh Buffer, and glibc maps each allocation over 32 MiB afresh, so
+ * a 40 MB message cost ~24 ms of page faults per hop before a byte of it was used; pieces of a few
+ * MiB are recycled by malloc and copied into memory that is already mapped.
  */
 import { Packr, Unpackr } from 'msgpackr/index-no-eval';
 import { PsError, type ErrorCode } from './errors.js';
 import type { Mode } from '../local/shared.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+
+/** Floats per frame of a payload sent in parts (1 MiB): small enough for malloc to recycle, large enough to cost nothing per frame. */
+export const PART_FLOATS = 1 << 18;
 
 /** Headers are small: a few numbers and short strings (stats replies are the largest). */
 export const MAX_HEADER_BYTES = 64 * 1024;
@@ -59,6 +70,21 @@ export interface Push {
   batchRows: number;
 }
 
+/**
+ * The fields a message whose payload travels in parts adds to its header (push, pushpull, params):
+ * `parts` K ≥ 2 frames in all, this one first, then K − 1 `Part` frames; `floats` n, the whole payload.
+ */
+export interface InParts {
+  parts: number;
+  floats: number;
+}
+
+/** A continuation of message `id`: the next piece of its payload (sent right after the message's first frame). */
+export interface Part {
+  type: 'part';
+  id: number;
+}
+
 /** Resolves when every worker has sent a barrier of the same name. */
 export interface Barrier {
   type: 'barrier';
@@ -78,7 +104,21 @@ export interface Shutdown {
   exit: boolean;
 }
 
-export type Request = Pull | Push | Barrier | StatsRequest | Shutdown;
+/**
+ * A worker asks to be counted from step `step` on (sync and ssp): clocks before it no longer wait
+ * for it, clocks from it do. Sent after hello by every worker of this version — at the start, after
+ * a resume, and when it reconnects after being dropped. `stepsPerEpoch` (0: not said) lets the
+ * server record the data position in its checkpoints. Answered with `ack`, or `bad-step` when
+ * `step` is already applied.
+ */
+export interface Join {
+  type: 'join';
+  id: number;
+  step: number;
+  stepsPerEpoch: number;
+}
+
+export type Request = Pull | Push | Barrier | StatsRequest | Shutdown | Join;
 
 // ---- server → client -------------------------------------------------------------------------
 
@@ -153,6 +193,13 @@ export interface ServerStats {
   errors: Partial<Record<ErrorCode, number>>;
   /** Gradients with NaN or Inf that were skipped (counted as zero) instead of refused. */
   skippedNonFinite: number;
+  /** Worker ranks the next update waits for (sync, ssp; every connected worker in async). */
+  members?: number[];
+  /** Workers dropped (disconnected or silent past the heartbeat timeout) and readmitted (joined again). */
+  dropped?: number;
+  readmitted?: number;
+  /** The step of the last checkpoint this server saved or resumed from (−1: none). */
+  checkpoint?: number;
 }
 
 // ---- frames ----------------------------------------------------------------------------------
@@ -180,23 +227,125 @@ export function encodeFrame(header: object, payload?: Float32Array, lo = 0, hi =
 
 /**
  * Reuses the memory of large frames once the socket has sent them: a fresh 40 MB buffer costs
- * about 20 ms of page faults before the copy into it (4 ms) even starts. Frames under 64 KiB come
- * from Node's own pool. `give` a frame back only from its send callback.
+ * about 20 ms of page faults before the copy into it (4 ms) even starts, and a message sent in
+ * parts needs all its frames at once. Keeps up to `keepBytes` (default 64 MiB: the frames of a
+ * 10M-float message and then some). Frames under 64 KiB come from Node's own pool. `give` a frame
+ * back only from its send callback.
  */
 export class FramePool {
   private readonly free: Buffer[] = [];
-  constructor(private readonly keep = 4) {}
+  private kept = 0;
+  constructor(private readonly keepBytes = 64 * 1024 * 1024) {}
 
   take(bytes: number): Buffer {
     if (bytes < 64 * 1024) return Buffer.allocUnsafe(bytes);
-    const i = this.free.findIndex((b) => b.length >= bytes && b.length <= 2 * bytes);
-    const whole = i >= 0 ? this.free.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(bytes);
+    let i = this.free.length - 1;
+    while (i >= 0 && !(this.free[i]!.length >= bytes && this.free[i]!.length <= 2 * bytes)) i--;
+    if (i < 0) return Buffer.allocUnsafeSlow(bytes);
+    const whole = this.free.splice(i, 1)[0]!;
+    this.kept -= whole.length;
     return whole.subarray(0, bytes);
   }
 
   give(frame: Buffer): void {
-    if (frame.byteLength < 64 * 1024 || this.free.length >= this.keep) return;
-    this.free.push(Buffer.from(frame.buffer, frame.byteOffset, frame.buffer.byteLength - frame.byteOffset));
+    const bytes = frame.buffer.byteLength - frame.byteOffset;
+    if (frame.byteLength < 64 * 1024 || this.kept + bytes > this.keepBytes) return;
+    this.free.push(Buffer.from(frame.buffer, frame.byteOffset, bytes));
+    this.kept += bytes;
+  }
+}
+
+/**
+ * One message as frames: a single frame (encodeFrame) when floats [lo, hi) of `payload` fit in
+ * `partFloats`, else the header with `parts` and `floats` and the first piece, then one
+ * `{type: 'part', id}` frame per further piece. Send them in order, with nothing in between.
+ * Lazy, so that a sender can hand each frame to the socket before it copies the next one.
+ */
+export function* frames(header: { id: number } & object, payload: Float32Array | undefined, lo: number, hi: number, pool?: FramePool, partFloats = PART_FLOATS): Generator<Buffer> {
+  const n = payload === undefined ? 0 : hi - lo;
+  if (n <= partFloats) return yield encodeFrame(header, payload, lo, hi, pool);
+  yield encodeFrame({ ...header, parts: Math.ceil(n / partFloats), floats: n }, payload, lo, lo + partFloats, pool);
+  for (let a = lo + partFloats; a < hi; a += partFloats) yield encodeFrame({ type: 'part', id: header.id }, payload, a, Math.min(hi, a + partFloats), pool);
+}
+
+/** Every frame of a message at once (see `frames`). */
+export function encodeFrames(header: { id: number } & object, payload: Float32Array | undefined, lo: number, hi: number, pool?: FramePool, partFloats = PART_FLOATS): Buffer[] {
+  return [...frames(header, payload, lo, hi, pool, partFloats)];
+}
+
+/**
+ * Joins the frames of messages sent in parts, on one connection: `feed` each decoded frame; it
+ * returns the whole message once its last piece is in (at once for a message in one frame, whose
+ * payload stays a view of the frame; `joined` when it came in parts, into the sink's memory), else null. `sink(header, floats)` gives the memory a message
+ * in parts is copied into — the receiver's to reuse. Throws PsError('bad-frame') on a part of no
+ * message, a missing part, or pieces that do not add up to `floats`; the message is then dropped.
+ */
+export class Reassembly {
+  private cur: { header: Fields; into: Float32Array; filled: number; left: number } | null = null;
+
+  constructor(private readonly maxFloats: number) {}
+
+  feed(header: unknown, payload: Float32Array, sink: (header: Fields, floats: number) => Float32Array): { header: unknown; payload: Float32Array; joined: boolean } | null {
+    const cur = this.cur;
+    if (isFields(header) && header.type === 'part') {
+      if (cur === null) throw new PsError('bad-frame', 'a part frame that follows no message sent in parts');
+      if (header.id !== cur.header.id || payload.length > cur.into.length - cur.filled) {
+        this.cur = null;
+        throw new PsError('bad-frame', `a part of message ${describe(header.id)} with ${payload.length} floats, while message ${describe(cur.header.id)} has ${cur.into.length - cur.filled} floats to come`);
+      }
+      cur.into.set(payload, cur.filled);
+      cur.filled += payload.length;
+      if (--cur.left > 0) return null;
+      this.cur = null;
+      if (cur.filled !== cur.into.length) throw new PsError('bad-frame', `message ${describe(cur.header.id)}: its parts hold ${cur.filled} floats, its header says ${cur.into.length}`);
+      return { header: cur.header, payload: cur.into, joined: true };
+    }
+    if (cur !== null) {
+      this.cur = null;
+      throw new PsError('bad-frame', `message ${describe(cur.header.id)} ended after ${cur.filled} of ${cur.into.length} floats: a ${describe(isFields(header) ? header.type : header)} frame came before its last part`);
+    }
+    if (!isFields(header) || header.parts === undefined) return { header, payload, joined: false };
+    const parts = int(header, 'parts', 2, this.maxFloats);
+    const floats = int(header, 'floats', Math.max(1, payload.length), this.maxFloats);
+    const into = sink(header, floats);
+    into.set(payload, 0);
+    this.cur = { header, into, filled: payload.length, left: parts - 1 };
+    return null;
+  }
+}
+
+/**
+ * Memory for received payloads, reused: a server copies a gradient sent in parts into one of these
+ * instead of a fresh allocation. A buffer is free again after `release`, or after `holdUntil(a, u)`
+ * once `reclaim(applied)` sees applied ≥ u (a sync or ssp server keeps a push until its clock is
+ * applied). Holds at most `keep` free buffers.
+ */
+export class PayloadPool {
+  private free: Float32Array[] = [];
+  private held: Array<{ a: Float32Array; until: number }> = [];
+  constructor(private readonly keep = 8) {}
+
+  /** n floats (a view of a buffer of n … 2n floats, reused when one is free). */
+  take(n: number, applied: number): Float32Array {
+    this.reclaim(applied);
+    const i = this.free.findIndex((b) => b.length >= n && b.length <= 2 * n);
+    return (i >= 0 ? this.free.splice(i, 1)[0]! : new Float32Array(n)).subarray(0, n);
+  }
+
+  release(a: Float32Array): void {
+    if (this.free.length < this.keep) this.free.push(new Float32Array(a.buffer));
+  }
+
+  holdUntil(a: Float32Array, applied: number): void {
+    this.held.push({ a, until: applied });
+    if (this.held.length > 4 * this.keep) this.held.shift(); // never reclaimed (a dropped clock): let GC have it
+  }
+
+  reclaim(applied: number): void {
+    if (this.held.length === 0) return;
+    const still = [];
+    for (const h of this.held) if (applied >= h.until) this.release(h.a); else still.push(h);
+    this.held = still;
   }
 }
 
@@ -260,7 +409,7 @@ function describe(v: unknown): string {
   return Array.isArray(v) ? 'an array' : typeof v;
 }
 
-const REQUEST_TYPES = ['pull', 'push', 'pushpull', 'barrier', 'stats', 'shutdown'];
+const REQUEST_TYPES = ['pull', 'push', 'pushpull', 'barrier', 'stats', 'shutdown', 'join'];
 
 /** The type of a decoded header, or throws 'bad-frame' when it is not a map with a string `type`. */
 export function typeOf(h: unknown): string {
@@ -298,6 +447,8 @@ export function parseRequest(h: unknown): Request {
       return { type, id, name: str(f, 'name', 256) };
     case 'stats':
       return { type, id };
+    case 'join':
+      return { type, id, step: int(f, 'step', 0), stepsPerEpoch: f.stepsPerEpoch === undefined ? 0 : int(f, 'stepsPerEpoch', 0) };
     default: {
       if (typeof f.exit !== 'boolean') throw new PsError('bad-request', `shutdown: exit must be true or false, got ${describe(f.exit)}`);
       return { type: 'shutdown', id, exit: f.exit };

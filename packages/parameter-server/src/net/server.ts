@@ -11,13 +11,21 @@
  *  - memory stays bounded: frames are at most `maxFrameBytes` (ws closes larger ones with 1009),
  *    a connection has at most `maxInFlight` unanswered requests, pushes are accepted only within
  *    the policy's window of steps, and a client that does not read its replies stops being read.
+ *
+ * Membership: a worker that disconnects, or sends nothing (not even a WebSocket ping, its
+ * heartbeat) for `heartbeatTimeoutMs`, is closed and dropped from the barrier (ShardStore.drop), so
+ * the others go on; it is admitted again when it reconnects and joins. Both are logged and counted.
+ * Checkpoints: with `checkpoint`, the range and optimizer state are saved every `every` updates and
+ * when the server closes (./checkpoint.ts); with `resume`, the server starts from the latest
+ * complete checkpoint of its run directory.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { PsError } from './errors.js';
-import { FramePool, PROTOCOL_VERSION, decodeFrame, encodeFrame, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
+import { FramePool, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, frames, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
 import { ShardStore, type StoreOptions } from './store.js';
 import { tokensEqual } from './token.js';
 
@@ -42,6 +50,15 @@ export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' 
   helloTimeoutMs?: number;
   /** Where the server reports connections, refusals and shutdown (default: nowhere). */
   log?: (line: string) => void;
+  /**
+   * A worker that sends nothing — no request, no WebSocket ping — for this long is closed and
+   * dropped from the barrier (default 30 s; 0: never). Workers ping every `heartbeatMs` (1 s).
+   */
+  heartbeatTimeoutMs?: number;
+  /** Save checkpoints in the run directory `dir` every `every` updates (0: only on close), keeping the last `keep` (3). */
+  checkpoint?: { dir: string; every: number; keep?: number };
+  /** Start from the latest complete checkpoint in this run directory (throws CheckpointError when there is none or it does not fit). */
+  resume?: string;
 }
 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024 + 64 * 1024;
@@ -56,6 +73,10 @@ interface Conn {
   rank: number;
   inflight: number;
   paused: boolean;
+  /** When the last frame or ping arrived (ms, monotonic). */
+  lastSeen: number;
+  /** Closed for silence past the heartbeat timeout. */
+  silent: boolean;
 }
 
 interface Waiter {
@@ -97,7 +118,15 @@ export class ParameterServer {
   private readonly errors: ServerStats['errors'] = {};
   private readonly log: (line: string) => void;
   private readonly maxInFlight: number;
-  private readonly frames = new FramePool(8);
+  private readonly frames = new FramePool();
+  private readonly membership = { dropped: 0, readmitted: 0 };
+  /** The step of the last checkpoint saved or resumed from (−1: none), and the workers' batches per epoch (0: unknown). */
+  private checkpointStep = -1;
+  private stepsPerEpoch = 0;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Gradients sent in parts are joined here, one message at a time per connection. */
+  private readonly joining = new WeakMap<Conn, Reassembly>();
+  private readonly payloads = new PayloadPool();
 
   private constructor(readonly o: ServerOptions) {
     if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
@@ -110,6 +139,75 @@ export class ParameterServer {
     this.wss.on('connection', (ws, req) => this.onConnection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
     this.wss.on('error', (e) => this.log(`server error: ${e.message}`));
     this.closed = new Promise((r) => (this.resolveClosed = r));
+    if (o.resume !== undefined) {
+      const { meta, path, notes } = loadCheckpoint(o.resume, this.store);
+      this.checkpointStep = meta.step;
+      this.stepsPerEpoch = meta.data?.stepsPerEpoch ?? 0;
+      this.log(`resumed from ${path}: ${meta.step} updates applied${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`);
+    }
+    const every = o.checkpoint?.every ?? 0;
+    if (o.checkpoint !== undefined && every > 0) this.store.onApply = (applied) => applied % every === 0 && this.saveCheckpoint();
+  }
+
+  /** Saves a checkpoint of the current step (unless it is already saved); logs instead of throwing. */
+  private saveCheckpoint(): void {
+    const cp = this.o.checkpoint;
+    if (cp === undefined || this.store.applied === this.checkpointStep) return;
+    try {
+      const path = saveCheckpoint(cp.dir, this.store, { stepsPerEpoch: this.stepsPerEpoch }, cp.keep ?? 3);
+      this.checkpointStep = this.store.applied;
+      this.log(`checkpoint ${path}`);
+    } catch (e) {
+      this.log(`checkpoint at step ${this.store.applied} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Watches for silent workers and, after a resume, for workers that never come back. */
+  private startWatching(): void {
+    const timeout = this.o.heartbeatTimeoutMs ?? 30_000;
+    if (timeout <= 0) return;
+    const check = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.conns) {
+        if (!c.authed || c.role !== 'worker' || c.silent || now - c.lastSeen <= timeout) continue;
+        c.silent = true;
+        c.ws.terminate(); // the close handler drops it
+      }
+    }, Math.max(10, Math.min(1000, timeout / 4)));
+    check.unref();
+    this.timers.push(check);
+    if (this.store.applied > 0 && this.o.mode !== 'async') {
+      // Resumed: every rank is expected again; one that has not come back within the timeout is dropped.
+      const absent = setTimeout(() => {
+        for (let r = 0; r < this.store.o.workers; r++) if (!this.ranks.has(r) && this.store.isMember(r)) this.dropRank(r, `did not reconnect within ${timeout} ms of the restart`);
+      }, timeout);
+      absent.unref();
+      this.timers.push(absent);
+    }
+  }
+
+  /** Drops worker `rank` from the barrier, logs why, and answers the pulls its absence unblocks. */
+  private dropRank(rank: number, why: string): void {
+    const s = this.store;
+    if (!s.isMember(rank)) return;
+    const at = s.applied;
+    const appliedNow = s.drop(rank);
+    this.membership.dropped++;
+    const live = s.members().length;
+    this.log(`worker ${rank} dropped at step ${at}: ${why}; training goes on with ${live} of ${s.o.workers} workers`);
+    if (appliedNow > 0) this.answerWaiters();
+    this.releaseBarriers();
+  }
+
+  /** Answers every named barrier that each member worker has reached (all W, unless some were dropped). */
+  private releaseBarriers(): void {
+    for (const [name, arrived] of this.barriers) {
+      let all = arrived.size > 0;
+      for (let r = 0; r < this.store.o.workers && all; r++) if (this.store.isMember(r) && !arrived.has(r)) all = false;
+      if (!all) continue;
+      this.barriers.delete(name);
+      for (const a of arrived.values()) this.reply(a.conn, encodeFrame({ type: 'ack', id: a.id, stale: 0 }));
+    }
   }
 
   /** Starts a server and resolves once it listens. */
@@ -122,6 +220,7 @@ export class ParameterServer {
         resolve();
       });
     });
+    s.startWatching();
     return s;
   }
 
@@ -139,6 +238,7 @@ export class ParameterServer {
     return {
       shard: s.o.shard, shards: s.o.shards, lo: s.lo, hi: s.hi, mode: s.o.mode, workers: s.o.workers, applied: s.applied,
       stopped: this.stopped, connections: this.conns.size, ...this.counts, errors: { ...this.errors }, skippedNonFinite: s.skippedNonFinite,
+      members: s.o.mode === 'async' ? [...this.ranks.keys()].sort((a, b) => a - b) : s.members(), ...this.membership, checkpoint: this.checkpointStep,
     };
   }
 
@@ -150,10 +250,12 @@ export class ParameterServer {
     this.answerWaiters();
   }
 
-  /** Closes every connection and the listening socket. */
+  /** Saves a last checkpoint (with `checkpoint`), then closes every connection and the listening socket. */
   async close(): Promise<void> {
     if (this.closing) return this.closed;
     this.closing = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.saveCheckpoint();
     for (const c of this.conns) c.ws.close(1001, 'server shutting down');
     await new Promise<void>((r) => this.wss.close(() => r()));
     const force = setTimeout(() => {
@@ -167,11 +269,13 @@ export class ParameterServer {
   // ---- connections ---------------------------------------------------------------------------
 
   private onConnection(ws: WebSocket, addr: string): void {
-    const c: Conn = { ws, addr, authed: false, role: 'observer', rank: -1, inflight: 0, paused: false };
+    const c: Conn = { ws, addr, authed: false, role: 'observer', rank: -1, inflight: 0, paused: false, lastSeen: performance.now(), silent: false };
     this.conns.add(c);
+    ws.on('ping', () => (c.lastSeen = performance.now())); // a worker's heartbeat (ws answers the pong)
     const timer = setTimeout(() => this.refuse(c, 'authentication required', 'no hello within the time allowed'), this.o.helloTimeoutMs ?? 10_000);
     ws.on('message', (data, isBinary) => {
       const bytes = data as Buffer; // binaryType 'nodebuffer': fragmented messages arrive joined
+      c.lastSeen = performance.now();
       this.counts.bytesIn += bytes.length;
       if (!c.authed) {
         clearTimeout(timer);
@@ -188,7 +292,13 @@ export class ParameterServer {
       for (const arrived of this.barriers.values()) if (arrived.get(c.rank)?.conn === c) arrived.delete(c.rank);
       if (c.authed && c.role === 'worker' && this.ranks.get(c.rank) === c) {
         this.ranks.delete(c.rank);
-        if (!this.closing) this.log(`worker ${c.rank} (${addr}) disconnected (${code}${why.length ? ` ${why.toString()}` : ''})`);
+        if (this.closing) return;
+        const how = c.silent ? `sent nothing for ${this.o.heartbeatTimeoutMs ?? 30_000} ms` : `disconnected (${code}${why.length ? ` ${why.toString()}` : ''})`;
+        this.log(`worker ${c.rank} (${addr}) ${how}`);
+        // A worker that ends its run (or reconnects on purpose) closes with 1000: it leaves the
+        // barrier without counting as dropped. Anything else is a failure.
+        if (code !== 1000 || c.silent) this.dropRank(c.rank, how);
+        else if (this.store.drop(c.rank) > 0) this.answerWaiters();
       }
     });
   }
@@ -258,26 +368,43 @@ export class ParameterServer {
 
   private onRequest(c: Conn, bytes: Buffer, isBinary: boolean): void {
     if (!isBinary) return this.sendError(c, -1, new PsError('bad-frame', 'text frames are not part of the protocol; send binary frames'));
-    let header: unknown;
+    let header: unknown = undefined;
     let payload: Float32Array;
+    let pooled = false;
     try {
       ({ header, payload } = decodeFrame(bytes));
+      let joining = this.joining.get(c);
+      if (joining === undefined) this.joining.set(c, (joining = new Reassembly((this.o.maxFrameBytes ?? DEFAULT_MAX_FRAME) / 4)));
+      const whole = joining.feed(header, payload, (_h, floats) => this.payloads.take(floats, this.store.applied));
+      if (whole === null) return; // more parts to come
+      ({ header, payload, joined: pooled } = whole);
     } catch (e) {
-      return this.sendError(c, -1, e);
+      return this.sendError(c, idOf(header), e);
     }
+    // A pooled payload is reused once the store is done with it: at once, or (sync, ssp: the store
+    // keeps a push until its clock is applied) after update `step` is applied.
+    const done = (kept: number) => {
+      if (!pooled) return;
+      if (kept < 0) this.payloads.release(payload);
+      else this.payloads.holdUntil(payload, kept);
+    };
     let req: Request;
     try {
       req = parseRequest(header);
     } catch (e) {
+      done(-1);
       return this.sendError(c, idOf(header), e);
     }
     if (c.inflight >= this.maxInFlight) {
+      done(-1);
       return this.sendError(c, req.id, new PsError('too-many-requests', `more than ${this.maxInFlight} requests in flight on one connection`));
     }
     c.inflight++;
     try {
       this.handle(c, req, payload);
+      done((req.type === 'push' || req.type === 'pushpull') && this.store.o.mode !== 'async' ? req.step + 1 : -1);
     } catch (e) {
+      done(-1);
       c.inflight--;
       this.sendError(c, req.id, e);
     }
@@ -300,14 +427,24 @@ export class ParameterServer {
         let arrived = this.barriers.get(req.name);
         if (arrived === undefined) this.barriers.set(req.name, (arrived = new Map()));
         arrived.set(c.rank, { conn: c, id: req.id });
-        if (arrived.size === s.o.workers) {
-          this.barriers.delete(req.name);
-          for (const a of arrived.values()) this.reply(a.conn, encodeFrame({ type: 'ack', id: a.id, stale: 0 }));
-        }
+        this.releaseBarriers();
         return;
       }
       case 'stats':
         return this.reply(c, encodeFrame({ type: 'stats', id: req.id, stats: this.stats() }));
+      case 'join': {
+        if (c.role !== 'worker') throw new PsError('not-worker', 'join: only workers join the barrier');
+        const again = !s.isMember(c.rank);
+        const appliedNow = s.join(c.rank, req.step);
+        if (req.stepsPerEpoch > 0) this.stepsPerEpoch = req.stepsPerEpoch;
+        if (again) {
+          this.membership.readmitted++;
+          this.log(`worker ${c.rank} readmitted from step ${req.step} (${s.o.mode === 'async' ? this.ranks.size : s.members().length + (req.step > s.applied ? 1 : 0)} of ${s.o.workers} workers)`);
+        }
+        this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale: 0 }));
+        if (appliedNow > 0) this.answerWaiters();
+        return;
+      }
       case 'shutdown':
         this.log(`shutdown requested by ${c.addr}${req.exit ? ' (exit)' : ''}`);
         this.stop();
@@ -352,7 +489,12 @@ export class ParameterServer {
     const s = this.store;
     if (w.conn.role === 'worker') s.notePull(w.conn.rank);
     const header: Params = { type: 'params', id: w.id, step: w.step, applied: s.applied, stop: this.stopped, lo: w.lo, stale: w.stale };
-    this.reply(w.conn, encodeFrame(header, s.params, w.lo - s.lo, w.hi - s.lo, this.frames));
+    let last: Buffer | null = null; // each frame goes to the socket before the next is copied
+    for (const frame of frames(header, s.params, w.lo - s.lo, w.hi - s.lo, this.frames)) {
+      if (last !== null) this.send(w.conn, last);
+      last = frame;
+    }
+    this.reply(w.conn, last!);
   }
 
   // ---- sending -------------------------------------------------------------------------------

@@ -3,11 +3,16 @@
  * parameters, so nothing is broadcast), connects to every server, and runs @loom/worker's loop over
  * the WebSocket transport on its part of each global batch — worker r of W takes the rows local
  * thread r would, so the data split equals local training's.
+ *
+ * It continues from the step the servers are at (0 for a new run; a resumed run's checkpoint step),
+ * and when it loses a server it reconnects with backoff, joins again and continues from the step
+ * it joined at (./membership.ts) — rewinding when a server restarted from a checkpoint.
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
 import { GlobalBatchSchedule, runEpoch, type EpochReport } from '@loom/worker';
-import { PsClient } from './client.js';
+import { isConnectionLoss, joinRun } from './membership.js';
 import { WsTransport } from './transport.js';
+import { trainRemoteThreads } from './hierarchy.js';
 
 export interface RemoteWorkerOptions {
   /** One URL per server (ws:// or wss://), in any order. */
@@ -23,6 +28,18 @@ export interface RemoteWorkerOptions {
   /** PEM certificate(s) to trust for wss://. */
   ca?: string | Buffer;
   maxInFlight?: number;
+  /** Heartbeat: a ping to every server this often, in ms (default 1000). */
+  heartbeatMs?: number;
+  /** After losing a server, keep trying to reconnect this long, in ms (default 60 s), then fail. */
+  retryForMs?: number;
+  /** Reports reconnections and rejoins. */
+  log?: (line: string) => void;
+  /**
+   * Compute threads in this process (default 1): T ≥ 2 threads split the process's part of each
+   * global batch as W·T flat workers would, reduce their gradients in shared memory and push one
+   * gradient per step (./hierarchy.ts).
+   */
+  threads?: number;
   /** Called after each epoch, with the parameters for the next step settled in `params`. */
   onEpoch?: (report: RemoteEpochReport, params: Float32Array) => void | Promise<void>;
 }
@@ -45,25 +62,46 @@ export interface RemoteEpochReport extends EpochReport {
  *   seed: 42, batchSize: 64, epochs: 5, data });
  */
 export async function trainRemote(o: RemoteWorkerOptions): Promise<{ stopped: boolean; epochs: number }> {
+  const threads = o.threads ?? 1;
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`trainRemote: threads must be an integer ≥ 1, got ${threads}`);
+  if (threads > 1) return trainRemoteThreads({ ...o, threads });
   const model = mlp(o.sizes, { init: 'xavier', rng: new Random(o.seed) });
   const flat = flattenParameters(model);
-  const client = await PsClient.connect(o.urls, {
-    token: o.token, role: 'worker', rank: o.rank, workers: o.workers, size: flat.size,
-    ...(o.ca !== undefined ? { ca: o.ca } : {}), ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
-  });
+  const schedule = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, o.rank, o.workers);
+  const perEpoch = schedule.batchesPerEpoch;
+  const connect = (reconnecting: boolean) =>
+    joinRun(o.urls, {
+      token: o.token, role: 'worker', rank: o.rank, workers: o.workers, size: flat.size, retryForMs: o.retryForMs, reconnecting, stepsPerEpoch: perEpoch,
+      ...(o.ca !== undefined ? { ca: o.ca } : {}), ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
+      ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}), ...(o.log !== undefined ? { log: o.log } : {}),
+    });
+  let { client, step } = await connect(false);
   try {
-    const transport = new WsTransport(client);
-    const schedule = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, o.rank, o.workers);
-    await client.barrier('start'); // every worker is connected: start together
-    let epoch = 0;
+    if (step === 0) await client.barrier('start'); // a new run: every worker is connected, start together
+    else o.log?.(`continuing from step ${step} (epoch ${Math.floor(step / perEpoch) + 1}, batch ${step % perEpoch})`);
+    let epoch = Math.floor(step / perEpoch);
     let stopped = false;
-    for (; epoch < o.epochs && !stopped; epoch++) {
-      transport.resetStaleness();
-      const report = await runEpoch({ model, flat, transport, schedule, epoch, firstStep: epoch * schedule.batchesPerEpoch });
-      await transport.settle();
-      stopped = report.stopped;
-      const s = transport.staleness;
-      await o.onEpoch?.({ ...report, epoch, rank: o.rank, stalenessMax: s.max, stalenessMean: s.count > 0 ? s.sum / s.count : 0 }, flat.params);
+    while (epoch < o.epochs && !stopped) {
+      const transport = new WsTransport(client);
+      try {
+        for (; epoch < o.epochs && !stopped; epoch++) {
+          transport.resetStaleness();
+          const report = await runEpoch({ model, flat, transport, schedule, epoch, firstStep: epoch * perEpoch, startIndex: step - epoch * perEpoch });
+          await transport.settle();
+          stopped = report.stopped;
+          step = (epoch + 1) * perEpoch;
+          const s = transport.staleness;
+          await o.onEpoch?.({ ...report, epoch, rank: o.rank, stalenessMax: s.max, stalenessMean: s.count > 0 ? s.sum / s.count : 0 }, flat.params);
+        }
+      } catch (e) {
+        if (!isConnectionLoss(e)) throw e;
+        o.log?.(`lost the servers (${(e as Error).message}); reconnecting`);
+        await transport.settle().catch(() => {});
+        await client.close();
+        ({ client, step } = await connect(true));
+        epoch = Math.floor(step / perEpoch);
+        o.log?.(`rejoined at step ${step} (epoch ${epoch + 1}, batch ${step % perEpoch})`);
+      }
     }
     return { stopped, epochs: epoch };
   } finally {

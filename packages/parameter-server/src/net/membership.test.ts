@@ -1,0 +1,156 @@
+// Membership: dropping a worker from the sync barrier, readmitting it, heartbeats, and a worker's
+// reconnect loop giving up — in one process, over real sockets on 127.0.0.1.
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { ShardStore, type StoreOptions } from './store.js';
+import { ParameterServer } from './server.js';
+import { PsClient } from './client.js';
+import { backoffMs, joinRun } from './membership.js';
+import { PROTOCOL_VERSION, encodeFrame } from './protocol.js';
+
+const SIZES = [3, 4, 2];
+const base: StoreOptions = { sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', staleness: 0, workers: 2, shard: 0, shards: 1, nonFinite: 'reject' };
+const grad = (n: number, v: number) => Float32Array.from({ length: n }, (_, i) => v * (i + 1));
+
+describe('ShardStore membership', () => {
+  it('a dropped worker is no longer waited for; the others\' rows are renormalised; it can join again from a later step', () => {
+    const two = new ShardStore(base);
+    const one = new ShardStore({ ...base, workers: 1 });
+    const n = two.hi - two.lo;
+    expect(two.push(0, 0, 32, 64, grad(n, 1)).appliedNow).toBe(0);
+    expect(two.drop(1)).toBe(1); // clock 0 had all its members' pushes once 1 was gone
+    one.push(0, 0, 64, 64, grad(n, 1)); // one worker, the whole batch: weight 1, as 32/32 after renormalising
+    expect(two.params).toEqual(one.params);
+    expect(two.members()).toEqual([0]);
+    expect(() => two.push(1, 1, 32, 64, grad(n, 2))).toThrow(/worker 1 is not a member of the run \(it was dropped\): join first/);
+    expect(() => two.join(1, 0)).toThrow(/join at step 0: 1 updates are already applied/);
+    two.join(1, 2); // counted from clock 2: clock 1 goes on without it
+    expect(two.push(0, 1, 32, 64, grad(n, 2)).appliedNow).toBe(1);
+    expect(two.push(0, 2, 32, 64, grad(n, 3)).appliedNow).toBe(0); // clock 2 waits for worker 1 again
+    expect(two.push(1, 2, 32, 64, grad(n, 3)).appliedNow).toBe(1);
+    expect(two.applied).toBe(3);
+  });
+
+  it('a drop discards the dropped worker\'s push of the step being gathered', () => {
+    const s = new ShardStore({ ...base, workers: 3 });
+    const n = s.hi - s.lo;
+    s.push(2, 0, 20, 64, grad(n, 100)); // worker 2 pushes, then dies
+    s.push(0, 0, 22, 64, grad(n, 1));
+    expect(s.drop(2)).toBe(0); // still waiting for worker 1
+    expect(s.push(1, 0, 22, 64, grad(n, 1)).appliedNow).toBe(1);
+    const ref = new ShardStore({ ...base, workers: 1 });
+    ref.push(0, 0, 64, 64, grad(n, 1)); // (22·g + 22·g)/44 = g: worker 2's gradient is not in it
+    expect(s.params).toEqual(ref.params);
+  });
+});
+
+describe('ShardStore membership, ssp', () => {
+  it('a drop discards the dropped worker\'s pushes of every clock not yet applied', () => {
+    const s = new ShardStore({ ...base, mode: 'ssp', staleness: 1 });
+    const ref = new ShardStore({ ...base, mode: 'ssp', staleness: 1, workers: 1 });
+    const n = s.hi - s.lo;
+    s.push(1, 0, 32, 64, grad(n, 5));
+    s.push(1, 1, 32, 64, grad(n, 6)); // worker 1 ran one clock ahead, then died
+    s.push(0, 0, 32, 64, grad(n, 1)); // clock 0 complete: applied with both
+    ref.push(0, 0, 64, 64, Float32Array.from(grad(n, 5), (g, i) => 0.5 * g + 0.5 * grad(n, 1)[i]!));
+    expect(s.drop(1)).toBe(0); // clock 1 has no push left
+    expect(s.push(0, 1, 32, 64, grad(n, 2)).appliedNow).toBe(1); // … and is applied with worker 0's alone, weight 1
+    ref.push(0, 1, 64, 64, grad(n, 2));
+    expect(s.applied).toBe(2);
+    expect(Array.from(s.params).map((v, i) => Math.abs(v - ref.params[i]!) < 1e-6)).not.toContain(false);
+  });
+});
+
+describe('heartbeats and readmission', () => {
+  it('a worker that goes silent is dropped, the other goes on, and the silent one is readmitted when it reconnects', async () => {
+    const token = randomBytes(16).toString('hex');
+    const log: string[] = [];
+    const server = await ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', workers: 2, token, heartbeatTimeoutMs: 300, log: (l) => log.push(l) });
+    const size = server.store.size;
+    try {
+      // Worker 1: a raw connection that says hello and then nothing at all (no pings).
+      const silent = new WebSocket(server.url);
+      await new Promise((r) => silent.once('open', r));
+      silent.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token, role: 'worker', rank: 1, workers: 2, size }));
+      const closed = new Promise<number>((r) => silent.once('close', (code) => r(code)));
+      // Worker 0 heartbeats every 50 ms while its push of step 0 waits for worker 1.
+      const w0 = await PsClient.connect([server.url], { token, rank: 0, workers: 2, size, heartbeatMs: 50 });
+      await w0.join(0);
+      const params = new Float32Array(size);
+      const r = await w0.pushPull(0, grad(size, 1), params, { rows: 32, batchRows: 64 }); // answered once worker 1 is dropped
+      expect(r.applied).toBe(1);
+      expect(await closed).toBe(1006);
+      let [st] = await w0.stats();
+      expect(st).toMatchObject({ dropped: 1, readmitted: 0, members: [0] });
+      expect(log.join('\n')).toMatch(/worker 1 \(127\.0\.0\.1:\d+\) sent nothing for 300 ms/);
+      expect(log.join('\n')).toMatch(/worker 1 dropped at step 0: sent nothing for 300 ms; training goes on with 1 of 2 workers/);
+      // Worker 0 heartbeats, so it outlives the timeout while idle.
+      await new Promise((r) => setTimeout(r, 500));
+      // Worker 1 comes back: it joins at the step the servers are at, and both are waited for again.
+      const { client: w1, step } = await joinRun([server.url], { token, rank: 1, workers: 2, size, reconnecting: true, retryForMs: 2000 });
+      expect(step).toBe(1);
+      [st] = await w0.stats();
+      expect(st).toMatchObject({ dropped: 1, readmitted: 1, members: [0, 1], connections: 2 });
+      expect(log.join('\n')).toContain('worker 1 readmitted from step 1 (2 of 2 workers)');
+      const [a, b] = await Promise.all([w0.pushPull(1, grad(size, 1), params, { rows: 32, batchRows: 64 }), w1.pushPull(1, grad(size, 1), new Float32Array(size), { rows: 32, batchRows: 64 })]);
+      expect([a.applied, b.applied]).toEqual([2, 2]);
+      await Promise.all([w0.close(), w1.close()]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a worker that dies before the start barrier is dropped, and the barrier lets the others through', async () => {
+    const token = randomBytes(16).toString('hex');
+    const server = await ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', workers: 2, token });
+    try {
+      const size = server.store.size;
+      const doomed = new WebSocket(server.url);
+      await new Promise((r) => doomed.once('open', r));
+      doomed.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token, role: 'worker', rank: 1, workers: 2, size }));
+      const { client } = await joinRun([server.url], { token, rank: 0, workers: 2, size });
+      const start = client.barrier('start');
+      await new Promise((r) => setTimeout(r, 100));
+      doomed.terminate(); // kill -9: no close frame
+      await start;
+      expect((await client.stats())[0]).toMatchObject({ dropped: 1, members: [0] });
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('two workers claiming the same rank: the second is refused with rank-taken', async () => {
+    const token = randomBytes(16).toString('hex');
+    const server = await ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', workers: 2, token });
+    try {
+      const size = server.store.size;
+      const first = await joinRun([server.url], { token, rank: 0, workers: 2, size });
+      await expect(joinRun([server.url], { token, rank: 0, workers: 2, size, retryForMs: 5000 })).rejects.toThrow(/worker rank 0 is already connected/);
+      await first.client.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('reconnecting', () => {
+  it('backs off exponentially with jitter, at most 5 s', () => {
+    expect([0, 1, 2, 3].map((n) => backoffMs(n, () => 0.5))).toEqual([100, 200, 400, 800]);
+    expect(backoffMs(10, () => 0)).toBe(2500);
+    expect(backoffMs(50, () => 0.999)).toBeLessThan(7500);
+  });
+
+  it('gives up after the configured time with an error naming the server and the last error', async () => {
+    const server = await ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', workers: 1, token: 't' });
+    const url = server.url;
+    await server.close(); // nothing listens there now
+    const t0 = performance.now();
+    await expect(joinRun([url], { token: 't', rank: 0, workers: 1, size: 1, retryForMs: 600 })).rejects.toThrow(
+      new RegExp(`^lost parameter server ${url.replace(/[/.]/g, '\\$&')}: gave up after [01] s \\(last error: cannot connect to ${url.replace(/[/.]/g, '\\$&')}: connect ECONNREFUSED`),
+    );
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(550);
+    expect(performance.now() - t0).toBeLessThan(3000);
+  });
+});

@@ -1,0 +1,227 @@
+// Failures of real processes of the built CLI (apps/cli/dist) over real sockets on 127.0.0.1:
+// kill -9 of a worker in sync mode (the run finishes without it), kill -9 of a server (restarted
+// with --resume, it continues from its checkpoint and the worker with it, to the very bits of an
+// uninterrupted run), another model's checkpoint, and two workers with the same rank. After each,
+// no process is left.
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { flattenParameters, loadModel, mlp, Random } from '@loom/tensor-core';
+import { PsClient } from '@loom/parameter-server';
+
+const MAIN = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'loom-faults-'));
+const TOKEN = randomBytes(24).toString('base64url');
+const env = { ...process.env, LOOM_TOKEN: TOKEN, HOME: dir };
+
+/** 6000 distinct rows (duplicates would be dropped): 300 steps of 16 per epoch, about 0.25 s with 2 workers. */
+const CSV = join(dir, 'data.csv');
+const SIZES = [5, 16, 3];
+const MODEL = ['--model', 'mlp:5,16,3', '--seed', '5'];
+const DATA = ['--dataset', `csv:${CSV}`, '--label', 'label', '--batch-size', '16'];
+const P = flattenParameters(mlp(SIZES, { init: 'xavier', rng: new Random(5) })).size;
+beforeAll(() => {
+  const lines = ['age,minutes,device,label'];
+  for (let i = 0; i < 6000; i++) {
+    const [age, minutes, device] = [18 + ((i * 37) % 50), ((i * 13) % 90) + i / 6000, ['mobile', 'desktop', 'tablet'][i % 3]!];
+    lines.push(`${age},${minutes.toFixed(4)},${device},${minutes > 45 ? (device === 'mobile' ? 'video' : 'longread') : 'brief'}`);
+  }
+  writeFileSync(CSV, lines.join('\n') + '\n');
+});
+
+interface Proc {
+  proc: ChildProcess;
+  out: string[];
+  err: string[];
+  exited: Promise<number | null>;
+  /** Resolves with the first stdout or stderr line matching `re`. */
+  line(re: RegExp): Promise<RegExpExecArray>;
+}
+
+/** Every process a test started, and their children: none may outlive the test. */
+const pids = new Set<number>();
+afterEach(async () => {
+  await new Promise((r) => setTimeout(r, 300));
+  const alive = [...pids].filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  for (const pid of alive) process.kill(pid, 'SIGKILL');
+  pids.clear();
+  expect(alive, 'processes left running').toEqual([]);
+});
+
+function start(...args: string[]): Proc {
+  const proc = spawn(process.execPath, [MAIN, ...args], { cwd: dir, env });
+  pids.add(proc.pid!);
+  const out: string[] = [];
+  const err: string[] = [];
+  const watchers: Array<[RegExp, (m: RegExpExecArray) => void]> = [];
+  const on = (sink: string[]) => (l: string) => {
+    sink.push(l);
+    for (const [re, resolve] of watchers) {
+      const m = re.exec(l);
+      if (m) resolve(m);
+    }
+  };
+  createInterface({ input: proc.stdout! }).on('line', on(out));
+  createInterface({ input: proc.stderr! }).on('line', on(err));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const line = (re: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      for (const l of [...out, ...err]) {
+        const m = re.exec(l);
+        if (m) return resolve(m);
+      }
+      watchers.push([re, resolve]);
+      void exited.then((code) => reject(new Error(`exited with ${code} before printing ${re}:\n${[...out, ...err].join('\n')}`)));
+    });
+  return { proc, out, err, exited, line };
+}
+
+/** The child processes of `pid` (a coordinator's servers and workers), by their arguments. */
+function childrenOf(pid: number): Array<{ pid: number; args: string }> {
+  const r = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return r.stdout.trim().split('\n').filter((l) => l.trim() !== '').map((l) => {
+    const [, p, args] = /^\s*(\d+)\s+(.*)$/.exec(l)!;
+    return { pid: Number(p), args: args! };
+  });
+}
+
+function loom(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: dir, env, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function params(run: string): Float32Array {
+  const model = mlp(SIZES, { init: 'xavier', rng: new Random(0) });
+  loadModel(join(dir, run, 'model.safetensors'), model);
+  return flattenParameters(model).params;
+}
+
+describe('a worker killed mid-run (sync)', () => {
+  it('is dropped from the barrier: the run goes on with the other and writes a model `loom eval` reads', async () => {
+    const run = start('train', ...DATA, ...MODEL, '--epochs', '10', '--cluster', 'local:1,2', '--out', 'killed-worker');
+    await run.line(/^epoch 1: /);
+    const kids = childrenOf(run.proc.pid!);
+    for (const k of kids) pids.add(k.pid);
+    const victim = kids.find((k) => / worker .*--rank 1 /.test(k.args));
+    expect(victim, JSON.stringify(kids)).toBeDefined();
+    process.kill(victim!.pid, 'SIGKILL');
+    expect(await run.exited, run.err.join('\n')).toBe(0);
+    expect(run.err.join('\n')).toContain('worker 1 was killed (SIGKILL); the run goes on with 1 of 2 workers');
+    const metrics = readFileSync(join(dir, 'killed-worker', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(metrics.at(-1).workers.map((w: { rank: number }) => w.rank)).toEqual([0]); // worker 0 alone at the end …
+    expect(metrics.at(-1).trainLoss).toBeLessThan(metrics[0].trainLoss); // … still learning
+    expect(existsSync(join(dir, 'killed-worker', 'checkpoints'))).toBe(true);
+    const e = loom('eval', '--run', 'killed-worker', '--json');
+    expect(e.code, e.stderr).toBe(0);
+  });
+});
+
+describe('a server killed mid-run', () => {
+  it('restarted with --resume, continues from its last checkpoint; the worker reconnects and the run ends bitwise as if uninterrupted', async () => {
+    const serveArgs = ['--workers', '1', ...MODEL, '--checkpoint', 'ckpt', '--checkpoint-every', '50'];
+    const s1 = start('serve', '--port', '0', ...serveArgs);
+    const [, url, port] = (await s1.line(/listening on (ws:\/\/127\.0\.0\.1:(\d+))$/)) as unknown as [string, string, string];
+    const w = start('worker', '--connect', url, '--rank', '0', '--workers', '1', ...DATA, ...MODEL, '--epochs', '8', '--json', '--retry-for', '30');
+    await w.line(/"epoch":2,/);
+    s1.proc.kill('SIGKILL');
+    await s1.exited;
+    const lost = await w.line(/lost the servers \((.*)\); reconnecting/);
+    expect(lost[1]).toContain(url); // "… closed the connection (1006)", or a reset, as the kernel tells it
+    const s2 = start('serve', '--port', port, ...serveArgs, '--resume', 'ckpt');
+    const [, step] = await s2.line(/resumed from .*ckpt\/checkpoints\/step-0*(\d+)\/shard-0-of-1\.json: \d+ updates applied/);
+    expect(Number(step) % 50).toBe(0);
+    expect(Number(step)).toBeGreaterThanOrEqual(600); // not back to the beginning: at least the 2 epochs reported
+    const rejoined = await w.line(/rejoined at step (\d+) \(epoch (\d+), batch (\d+)\)/);
+    expect(rejoined[1]).toBe(step);
+    expect(await w.exited, w.err.join('\n')).toBe(0);
+    // The loss curve goes on where it was: every epoch after the restart is below the first.
+    const epochs = w.out.map((l) => JSON.parse(l)).filter((r) => r.event === 'epoch');
+    const loss = (r: { lossSum: number; rows: number }) => r.lossSum / r.rows;
+    expect(epochs.at(-1).epoch).toBe(8);
+    for (const r of epochs.slice(2)) expect(loss(r)).toBeLessThan(loss(epochs[0]));
+    // And to the bit: the same parameters as training the 8 epochs in one go.
+    const observer = await PsClient.connect([url], { token: TOKEN, role: 'observer', workers: 1, size: P });
+    const trained = new Float32Array(P);
+    await observer.pull(0, trained);
+    await observer.shutdown(true);
+    await observer.close();
+    expect(await s2.exited).toBe(0);
+    const ref = loom('train', ...DATA, ...MODEL, '--epochs', '8', '--workers', '1', '--out', 'uninterrupted');
+    expect(ref.code, ref.stderr).toBe(0);
+    expect(trained).toEqual(params('uninterrupted'));
+  });
+
+  it('a worker that cannot reach its server gives up after --retry-for with a clear error', async () => {
+    const s = start('serve', '--port', '0', '--workers', '1', ...MODEL);
+    const [, url] = await s.line(/listening on (ws:\/\/\S+)$/);
+    s.proc.kill('SIGKILL');
+    await s.exited;
+    const w = loom('worker', '--connect', url!, '--rank', '0', '--workers', '1', ...DATA, ...MODEL, '--retry-for', '1');
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(new RegExp(`loom worker: lost parameter server ${url!.replace(/[/.]/g, '\\$&')}: gave up after 1 s \\(last error: cannot connect to .*ECONNREFUSED`));
+  });
+});
+
+describe('bad input', () => {
+  it('a checkpoint directory of another model or sharding: a clear error naming the file and the field, exit 2, nothing left running', () => {
+    const made = loom('train', ...DATA, ...MODEL, '--epochs', '1', '--cluster', 'local:1,1', '--out', 'other', '--checkpoint-every', '0');
+    expect(made.code, made.stderr).toBe(0);
+    const file = join(dir, 'other', 'checkpoints', 'step-000000300', 'shard-0-of-1.json');
+    expect(existsSync(file)).toBe(true);
+    const s = loom('serve', '--port', '0', '--workers', '1', '--model', 'mlp:5,8,3', '--seed', '5', '--resume', 'other');
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain(`loom serve: --resume: other/checkpoints/step-000000300/shard-0-of-1.json: size is ${P}, but this server has 75 (a checkpoint of another model, shard or optimizer)`);
+    const t = loom('train', ...DATA, '--model', 'mlp:5,8,3', '--seed', '5', '--epochs', '2', '--cluster', 'local:1,1', '--resume', 'other');
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain(`loom train: --resume: ${file}: size is ${P}, but this server has 75`);
+    const sharded = loom('train', ...DATA, ...MODEL, '--epochs', '2', '--cluster', 'local:2,1', '--resume', 'other');
+    expect(sharded.code).toBe(2);
+    expect(sharded.stderr).toContain(`${join(dir, 'other', 'checkpoints')}: shards: the checkpoints are of 1 shards; this server is shard 0 of 2`);
+  });
+
+  it('two workers claiming the same rank: the second fails with a clear error, the first is unaffected', async () => {
+    const s = start('serve', '--port', '0', '--workers', '2', ...MODEL);
+    const [, url] = await s.line(/listening on (ws:\/\/\S+)$/);
+    const first = start('worker', '--connect', url!, '--rank', '0', '--workers', '2', ...DATA, ...MODEL);
+    await s.line(/worker 0 connected from/);
+    const second = loom('worker', '--connect', url!, '--rank', '0', '--workers', '2', ...DATA, ...MODEL);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`loom worker: ${url}: worker rank 0 is already connected`);
+    expect(first.proc.exitCode).toBe(null); // still waiting for worker 1
+    first.proc.kill('SIGKILL');
+    s.proc.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
+});
+
+describe('a whole cluster killed', () => {
+  it('`loom train --cluster --resume DIR` continues from the checkpoint: the loss curve goes on and the metrics are kept', async () => {
+    const run = start('train', ...DATA, ...MODEL, '--epochs', '6', '--cluster', 'local:1,1', '--out', 'whole', '--checkpoint-every', '100');
+    await run.line(/^epoch 2: /);
+    const kids = childrenOf(run.proc.pid!);
+    for (const k of [...kids, { pid: run.proc.pid! }]) process.kill(k.pid, 'SIGKILL'); // power cut
+    await run.exited;
+    const r = loom('train', ...DATA, ...MODEL, '--epochs', '6', '--cluster', 'local:1,1', '--resume', 'whole');
+    expect(r.code, r.stderr).toBe(0);
+    const step = Number(/resuming .*whole from its checkpoint at update (\d+)/.exec(r.stdout)?.[1]);
+    expect(step).toBeGreaterThanOrEqual(600);
+    const metrics = readFileSync(join(dir, 'whole', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
+    for (const m of metrics.slice(1)) expect(m.trainLoss).toBeLessThan(metrics[0].trainLoss);
+    const e = loom('eval', '--run', 'whole', '--json');
+    expect(e.code, e.stderr).toBe(0);
+  });
+});
