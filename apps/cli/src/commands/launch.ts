@@ -1,0 +1,488 @@
+/**
+ * `loom launch`: one training run over several machines, the way torchrun, horovodrun and Slurm
+ * users start one. The same command runs on every node:
+ *
+ *     loom launch --nodes 3 --node-rank R --master 10.0.0.1:7070 --servers 2 -- --dataset news --epochs 5
+ *
+ * (or takes nodes, rank and master from the scheduler's environment: see rendezvous.ts). Node 0,
+ * the master, starts the S parameter servers on ports PORT+1 … PORT+S of every interface, its own
+ * workers, and a small rendezvous endpoint on PORT: the other nodes POST `join` there (with the
+ * cluster token, and a fingerprint of their command that must match the master's), learn the
+ * server URLs, start their workers, and forward each worker's per-epoch report. The master
+ * validates the parameters after every epoch (pulled as an observer, as `loom train --cluster`
+ * does), and writes the same run directory and metrics as `loom train`.
+ *
+ * Failure: a node whose worker fails tells the master, which stops the servers, so that every
+ * other node's workers end; a node that has not joined within --join-timeout fails the run. Every
+ * process a node started ends with it (see processes.ts).
+ *
+ * With --hostfile FILE the same is started over ssh on the listed hosts (hostfile.ts).
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { BatchIterator } from '@loom/data';
+import { PsClient, generateToken, tokensEqual, type Mode } from '@loom/parameter-server';
+import { flattenParameters } from '@loom/tensor-core';
+import { helpText, parseFlags, type Flags, type Values } from '../args.js';
+import { exitWithParent, resolveToken } from '../cluster-token.js';
+import { loadTrainingData } from '../datasets.js';
+import { UsageError } from '../errors.js';
+import { evaluate } from '../evaluate.js';
+import { launchHostfile, readHostfile } from '../hostfile.js';
+import { buildModel, checkModelFits, modelSizes } from '../models.js';
+import { ProcessGroup, type Child } from '../processes.js';
+import { describeRendezvous, resolveRendezvous, DEFAULT_MASTER_PORT, type Rendezvous } from '../rendezvous.js';
+import { appendMetrics, saveRun, startRun } from '../run-dir.js';
+import type { EpochMetrics } from '../trainer.js';
+import { TRAIN_FLAGS } from './train.js';
+
+const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+export const LAUNCH_FLAGS: Flags = {
+  nodes: { type: 'int', arg: 'N', min: 1, help: 'nodes in the run (else WORLD_SIZE, SLURM_NTASKS; default 1)' },
+  'node-rank': { type: 'int', arg: 'R', min: 0, help: 'this node, 0 … N−1; 0 is the master (else RANK, SLURM_PROCID, JOB_COMPLETION_INDEX)' },
+  master: { type: 'string', arg: 'HOST[:PORT]', help: `the master node's address (else MASTER_ADDR, first of SLURM_NODELIST; port: MASTER_PORT, default ${DEFAULT_MASTER_PORT})` },
+  servers: { type: 'int', arg: 'S', default: 1, min: 1, help: 'parameter servers the master runs, on ports PORT+1 … PORT+S' },
+  'workers-per-node': { type: 'int', arg: 'K', default: 1, min: 1, help: 'worker processes on each node (one per core at most)' },
+  slots: { type: 'string', arg: 'K0,K1,…', help: 'worker processes on each node, when they differ (the hostfile launcher passes its slots=)' },
+  host: { type: 'string', arg: 'ADDR', default: '0.0.0.0', help: 'master: the address its servers and rendezvous listen on' },
+  'token-file': { type: 'string', arg: 'PATH', help: 'the cluster token (else LOOM_TOKEN, else ~/.loom/token); the same on every node' },
+  'join-timeout': { type: 'int', arg: 'SECONDS', default: 300, min: 1, help: 'how long nodes wait for the master, and the master for every node' },
+  hostfile: { type: 'string', arg: 'FILE', help: "start the run over ssh on the hosts of FILE ('HOST [slots=N]' per line; the first is the master)" },
+  'master-port': { type: 'int', arg: 'P', default: DEFAULT_MASTER_PORT, min: 1, help: 'hostfile only: the port of the master on the first host' },
+  'ssh-config': { type: 'string', arg: 'FILE', help: 'hostfile only: ssh -F FILE (identity, user, port, host keys)' },
+  'connect-timeout': { type: 'int', arg: 'SECONDS', default: 10, min: 1, help: "hostfile only: ssh's ConnectTimeout" },
+};
+
+export const LAUNCH_HELP = helpText(
+  'launch',
+  'Runs one training over several machines: the same command on every node (node 0 also runs the\nparameter servers), or, with --hostfile, started on every host over ssh. Everything after `--`\nis `loom train` flags (--dataset, --model, --epochs, --mode, --out …); --workers and --cluster\nare decided by launch.',
+  LAUNCH_FLAGS,
+  `
+Nodes, rank and master come from the flags, else from the environment: torchrun's MASTER_ADDR,
+MASTER_PORT, RANK, WORLD_SIZE; Slurm's SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST; Kubernetes'
+JOB_COMPLETION_INDEX (with MASTER_ADDR and WORLD_SIZE set in the manifest: deploy/k8s.yaml).
+
+Examples:
+  LOOM_TOKEN=… loom launch --nodes 2 --node-rank 0 --master 10.0.0.1:7070 -- --epochs 5 --out runs/x
+  LOOM_TOKEN=… loom launch --nodes 2 --node-rank 1 --master 10.0.0.1:7070 -- --epochs 5 --out runs/x
+  srun loom launch --servers 2 -- --epochs 5          # deploy/slurm.sbatch
+  loom launch --hostfile hosts.txt --servers 2 -- --epochs 5
+`,
+);
+
+/** Train flags that launch decides itself. */
+const NOT_TRAIN_FLAGS = { workers: '--workers-per-node or --slots', cluster: '--nodes and --servers' } as const;
+
+interface Plan {
+  r: Rendezvous;
+  token: string;
+  servers: number;
+  /** Workers on each node; node n's ranks start at the sum of the slots before it. */
+  slots: number[];
+  bindHost: string;
+  joinTimeoutMs: number;
+  /** `loom train` flags after --, parsed. */
+  t: Values;
+  /** Must match between every node and the master. */
+  fingerprint: string;
+  say: (line: string) => void;
+  log: (line: string) => void;
+}
+
+export interface LaunchResult extends EpochMetrics {
+  out: string;
+  testAccuracy: number;
+  testLoss: number;
+  interrupted: boolean;
+}
+
+export async function launchCommand(argv: string[], log: (line: string) => void = console.log): Promise<LaunchResult | { interrupted: boolean } | null> {
+  const dash = argv.indexOf('--');
+  const [own, trainArgv] = dash < 0 ? [argv, []] : [argv.slice(0, dash), argv.slice(dash + 1)];
+  const f = parseFlags('launch', own, LAUNCH_FLAGS);
+  if (f.help) {
+    log(LAUNCH_HELP);
+    return null;
+  }
+  const t = parseFlags('launch -- (train flags)', trainArgv, TRAIN_FLAGS);
+  if (t.help) throw new UsageError('the flags after -- are `loom train` flags: see `loom train --help`');
+  for (const [flag, instead] of Object.entries(NOT_TRAIN_FLAGS)) {
+    if (t[flag] !== undefined) throw new UsageError(`--${flag} after -- is decided by launch: use ${instead}`);
+  }
+  if (t.resume !== undefined) throw new UsageError('--resume after --: launch does not resume runs yet (use loom train --cluster --resume)');
+  if (t.staleness !== undefined && t.mode !== 'ssp') throw new UsageError(`--staleness applies to --mode ssp only (got --mode ${String(t.mode)})`);
+
+  if (f.hostfile !== undefined) {
+    for (const flag of ['nodes', 'nodeRank', 'master', 'slots'] as const) {
+      if (f[flag] !== undefined) throw new UsageError(`--${flag === 'nodeRank' ? 'node-rank' : flag} does not go with --hostfile (the hostfile names the nodes)`);
+    }
+    if (f.tokenFile !== undefined) throw new UsageError('--token-file does not go with --hostfile (the launcher makes a fresh token for the run and hands it to every host)');
+    const hosts = readHostfile(f.hostfile as string, f.workersPerNode as number);
+    const launchArgs = ['--servers', String(f.servers), '--host', String(f.host), '--join-timeout', String(f.joinTimeout)];
+    await launchHostfile({
+      file: f.hostfile as string, hosts, masterPort: f.masterPort as number, launchArgs, trainArgs: trainArgv, token: generateToken(),
+      ...(f.sshConfig !== undefined ? { sshConfig: f.sshConfig as string } : {}), connectTimeout: f.connectTimeout as number,
+      log, say: (l) => console.error(`loom launch: ${l}`),
+    });
+    return { interrupted: false };
+  }
+
+  const r = resolveRendezvous({ nodes: f.nodes as number | undefined, nodeRank: f.nodeRank as number | undefined, master: f.master as string | undefined }, process.env);
+  const servers = f.servers as number;
+  if (r.masterPort + servers > 65535) throw new UsageError(`the servers' ports ${r.masterPort + 1} … ${r.masterPort + servers} run past 65535: choose a lower master port`);
+  let slots: number[];
+  if (f.slots !== undefined) {
+    slots = (f.slots as string).split(',').map((s) => (/^\d+$/.test(s.trim()) && Number(s) >= 1 ? Number(s) : NaN));
+    if (slots.some(Number.isNaN)) throw new UsageError(`--slots must be whole numbers ≥ 1, one per node, got '${String(f.slots)}'`);
+    if (slots.length !== r.nodes) throw new UsageError(`--slots names ${slots.length} nodes, but the run has ${r.nodes} (from ${r.source.nodes})`);
+  } else slots = Array.from({ length: r.nodes }, () => f.workersPerNode as number);
+  const { token } = resolveToken(f.tokenFile as string | undefined, false);
+  // What every node must agree on: the training (not where the master writes it), servers and nodes.
+  const training = Object.fromEntries(Object.entries(t).filter(([k]) => !['out', 'json', 'config', 'help'].includes(k)));
+  const fingerprint = createHash('sha256').update(JSON.stringify({ training, servers, nodes: r.nodes, slots, port: r.masterPort })).digest('hex').slice(0, 16);
+  const say = (line: string) => console.error(`loom launch [node ${r.nodeRank}]: ${line}`);
+  say(describeRendezvous(r));
+  const plan: Plan = { r, token, servers, slots, bindHost: f.host as string, joinTimeoutMs: (f.joinTimeout as number) * 1000, t, fingerprint, say, log };
+  exitWithParent();
+  return r.nodeRank === 0 ? runMaster(plan) : runNode(plan);
+}
+
+// ——— what every node shares ———
+
+interface WorkerEpoch {
+  event: 'epoch';
+  epoch: number;
+  rank: number;
+  rows: number;
+  lossSum: number;
+  seconds: number;
+  computeSeconds: number;
+  stalenessMax: number;
+  stalenessMean: number;
+}
+
+const firstRank = (p: Plan, node: number) => p.slots.slice(0, node).reduce((a, b) => a + b, 0);
+const totalWorkers = (p: Plan) => p.slots.reduce((a, b) => a + b, 0);
+const urlHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
+
+/** Starts this node's workers; each JSON epoch line goes to `onReport`. */
+function startWorkers(p: Plan, group: ProcessGroup, urls: string[], onReport: (r: WorkerEpoch) => void): Child[] {
+  const t = p.t;
+  const W = totalWorkers(p);
+  const first = firstRank(p, p.r.nodeRank);
+  return Array.from({ length: p.slots[p.r.nodeRank]! }, (_, k) => {
+    const rank = first + k;
+    const args = [
+      MAIN, 'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(W), '--dataset', String(t.dataset),
+      ...(t.label !== undefined ? ['--label', String(t.label)] : []), '--scale', String(t.scale), '--model', String(t.model),
+      '--seed', String(t.seed), '--batch-size', String(t.batchSize), '--epochs', String(t.epochs), '--json',
+    ];
+    const c = group.spawn(`worker ${rank} (node ${p.r.nodeRank})`, process.execPath, args, {
+      env: { ...process.env, LOOM_TOKEN: p.token, LOOM_EXIT_WITH_PARENT: '1' },
+      onStderr: (l) => process.env.LOOM_DEBUG && console.error(`[worker ${rank}] ${l}`),
+    });
+    createInterface({ input: c.proc.stdout! }).on('line', (l) => {
+      try {
+        const r = JSON.parse(l) as WorkerEpoch;
+        if (r.event === 'epoch') onReport(r);
+      } catch {
+        // not a report
+      }
+    });
+    return c;
+  });
+}
+
+/** POSTs JSON to the master's rendezvous endpoint; resolves with the status and body. */
+async function post(p: Plan, path: string, body: object, timeoutMs = 10_000): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://${urlHost(p.r.masterHost)}:${p.r.masterPort}/loom/v1/${path}`, {
+    method: 'POST', headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { error: text.slice(0, 200) };
+  }
+  return { status: res.status, body: parsed };
+}
+
+// ——— node R > 0 ———
+
+async function runNode(p: Plan): Promise<{ interrupted: boolean }> {
+  const where = `${p.r.masterHost}:${p.r.masterPort}`;
+  const deadline = Date.now() + p.joinTimeoutMs;
+  let urls: string[] | undefined;
+  let lastError = '';
+  for (let attempt = 0; urls === undefined; attempt++) {
+    try {
+      const res = await post(p, 'join', { nodeRank: p.r.nodeRank, fingerprint: p.fingerprint }, Math.max(1000, deadline - Date.now()));
+      if (res.status !== 200) throw new Error(`the master at ${where} refused node ${p.r.nodeRank}: ${String(res.body.error ?? res.status)}`);
+      urls = res.body.servers as string[];
+    } catch (e) {
+      if ((e as Error).message.startsWith('the master')) throw e;
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      lastError = cause?.code ?? cause?.message ?? (e as Error).message;
+      if (attempt === 0) p.say(`waiting for the master at ${where} (${lastError}) …`);
+      if (Date.now() >= deadline) throw new Error(`the master at ${where} did not answer within ${p.joinTimeoutMs / 1000} s (last: ${lastError}; --join-timeout)`);
+      await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+    }
+  }
+  p.say(`joined; servers ${urls.join(', ')}`);
+
+  const group = new ProcessGroup();
+  const reports: Promise<unknown>[] = [];
+  try {
+    const workers = startWorkers(p, group, urls, (report) => {
+      reports.push(post(p, 'report', { nodeRank: p.r.nodeRank, report }).catch(() => {}));
+    });
+    const codes = await new Promise<Array<number | null>>((resolve, reject) => {
+      for (const w of workers) {
+        void w.exited.then((code) => {
+          if (code !== 0) reject(w.failure(code));
+        });
+      }
+      void Promise.all(workers.map((w) => w.exited)).then(resolve);
+    }).catch(async (e: Error) => {
+      await post(p, 'failed', { nodeRank: p.r.nodeRank, message: e.message }, 3000).catch(() => {});
+      throw e;
+    });
+    await Promise.all(reports);
+    p.say(`${codes.length} worker${codes.length === 1 ? '' : 's'} done`);
+    p.log(`node ${p.r.nodeRank}: done`);
+    return { interrupted: false };
+  } finally {
+    await group.stopAll();
+  }
+}
+
+// ——— node 0, the master ———
+
+interface Endpoint {
+  server: Server;
+  joined: Set<number>;
+}
+
+/**
+ * The rendezvous endpoint: POST /loom/v1/{join,report,failed} with `Authorization: Bearer TOKEN`
+ * and a JSON body of at most 64 KiB. `join` is answered once the servers listen.
+ */
+function listenRendezvous(
+  p: Plan,
+  urls: Promise<string[]>,
+  on: { report: (r: WorkerEpoch) => void; failed: (message: string) => void },
+): Promise<Endpoint> {
+  const joined = new Set<number>();
+  const reply = (res: ServerResponse, status: number, body: object) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    if (!tokensEqual(auth, p.token)) {
+      p.say(`refused ${addr}: ${auth === '' ? 'no token' : 'bad token'}`);
+      return reply(res, 401, { error: 'the cluster token is missing or wrong' });
+    }
+    const m = /^\/loom\/v1\/(join|report|failed)$/.exec(req.url ?? '');
+    if (req.method !== 'POST' || !m) return reply(res, 404, { error: 'POST /loom/v1/join, /report or /failed' });
+    let size = 0;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > 64 * 1024) return reply(res, 413, { error: 'body over 64 KiB' });
+      chunks.push(chunk as Buffer);
+    }
+    let body: { nodeRank?: unknown; fingerprint?: unknown; report?: WorkerEpoch; message?: unknown };
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return reply(res, 400, { error: 'body is not JSON' });
+    }
+    const node = body.nodeRank;
+    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node >= p.r.nodes) {
+      return reply(res, 400, { error: `nodeRank must be 1 … ${p.r.nodes - 1}, got ${JSON.stringify(node)}` });
+    }
+    if (m[1] === 'join') {
+      if (body.fingerprint !== p.fingerprint) {
+        const error = `node ${node} runs another command than the master (the train flags after --, --servers, --slots, --nodes or the port differ)`;
+        on.failed(error);
+        return reply(res, 409, { error });
+      }
+      if (joined.has(node)) {
+        const error = `node rank ${node} joined twice (two nodes with one rank?), the second time from ${addr}`;
+        on.failed(error);
+        return reply(res, 409, { error });
+      }
+      joined.add(node);
+      p.say(`node ${node} joined from ${addr}`);
+      return reply(res, 200, { servers: await urls });
+    }
+    if (m[1] === 'report' && body.report?.event === 'epoch') on.report(body.report);
+    if (m[1] === 'failed') on.failed(`node ${node} failed: ${String(body.message).slice(0, 1000)}`);
+    return reply(res, 200, {});
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: Error) => {
+      if (!res.headersSent) reply(res, 500, { error: e.message });
+      else res.destroy();
+    });
+  });
+  return new Promise((resolveListen, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      reject(new Error(`cannot listen on ${p.bindHost}:${p.r.masterPort} for the rendezvous: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message} (port from ${p.r.source.masterPort})`));
+    });
+    server.listen(p.r.masterPort, p.bindHost, () => resolveListen({ server, joined }));
+  });
+}
+
+async function runMaster(p: Plan): Promise<LaunchResult> {
+  const t = p.t;
+  const W = totalWorkers(p);
+  const mode = t.mode as Mode;
+  const staleness = (t.staleness as number | undefined) ?? 2;
+  const seed = t.seed as number;
+  const sizes = modelSizes(t.model as string);
+  const data = loadTrainingData(t.dataset as string, { seed, scale: t.scale as number, label: t.label as string | undefined });
+  checkModelFits(t.model as string, sizes, data.width, data.numClasses, t.dataset as string);
+  const out = resolve(t.out as string);
+  startRun(out);
+  p.log(`training ${String(t.model)} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows; ${p.r.nodes} node${p.r.nodes === 1 ? '' : 's'}, ${p.servers} server${p.servers === 1 ? '' : 's'}, ${W} worker${W === 1 ? '' : 's'}, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`);
+
+  let failed!: (e: Error) => void;
+  const failure = new Promise<never>((_, reject) => (failed = reject));
+  failure.catch(() => {});
+  const reports = new Map<number, WorkerEpoch[]>();
+  let notify = () => {};
+  const addReport = (r: WorkerEpoch) => {
+    reports.set(r.epoch, [...(reports.get(r.epoch) ?? []), r]);
+    notify();
+  };
+  let setUrls!: (urls: string[]) => void;
+  const urlsReady = new Promise<string[]>((r) => (setUrls = r));
+
+  const group = new ProcessGroup();
+  let endpoint: Endpoint | undefined;
+  let observer: PsClient | null = null;
+  let joinTimer: NodeJS.Timeout | undefined;
+  let interrupted = false;
+  const interrupt = () => {
+    interrupted = true;
+    void observer?.shutdown(false).catch(() => {});
+  };
+  process.once('SIGINT', interrupt);
+  try {
+    endpoint = await listenRendezvous(p, urlsReady, { report: addReport, failed: (message) => failed(new Error(message)) });
+    const joined = endpoint.joined;
+    joinTimer = setTimeout(() => {
+      const missing = Array.from({ length: p.r.nodes - 1 }, (_, i) => i + 1).filter((n) => !joined.has(n));
+      if (missing.length > 0) failed(new Error(`node${missing.length === 1 ? '' : 's'} ${missing.join(', ')} did not join within ${p.joinTimeoutMs / 1000} s (--join-timeout)`));
+    }, p.joinTimeoutMs);
+    joinTimer.unref();
+
+    // The servers, on PORT+1 … PORT+S of the bind address, advertised at the master's address.
+    const servers = Array.from({ length: p.servers }, (_, i) => {
+      const port = p.r.masterPort + 1 + i;
+      const args = [
+        MAIN, 'serve', '--host', p.bindHost, '--port', String(port), '--shard', `${i}/${p.servers}`, '--workers', String(W), '--model', String(t.model),
+        '--seed', String(seed), '--optimizer', String(t.optimizer), '--lr', String(t.lr), '--mode', mode, ...(mode === 'ssp' ? ['--staleness', String(staleness)] : []),
+      ];
+      return group.spawn(`server ${i} (port ${port})`, process.execPath, args, {
+        env: { ...process.env, LOOM_TOKEN: p.token, LOOM_EXIT_WITH_PARENT: '1' },
+        onStderr: (l) => process.env.LOOM_DEBUG && console.error(`[server ${i}] ${l}`),
+      });
+    });
+    await Promise.race([
+      Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((ok, reject) => {
+              createInterface({ input: s.proc.stdout! }).on('line', (l) => / listening on /.test(l) && ok());
+              void s.exited.then((code) => reject(s.failure(code)));
+            }),
+        ),
+      ),
+      failure,
+    ]);
+    const urls = servers.map((_, i) => `ws://${urlHost(p.r.masterHost)}:${p.r.masterPort + 1 + i}`);
+    const local = servers.map((_, i) => `ws://${urlHost(p.bindHost === '0.0.0.0' ? '127.0.0.1' : p.bindHost)}:${p.r.masterPort + 1 + i}`);
+    setUrls(urls);
+    p.say(`servers listening: ${urls.join(', ')}`);
+    const workers = startWorkers(p, group, local, addReport);
+    for (const c of group.children) {
+      void c.exited.then((code) => {
+        if (code !== 0 || servers.includes(c)) failed(c.failure(code));
+      });
+    }
+
+    // Validate after every epoch, on the parameters as of the epoch's last update.
+    const model = buildModel(sizes, seed);
+    const size = flattenParameters(model).size;
+    observer = await Promise.race([PsClient.connect(local, { token: p.token, role: 'observer', workers: W, size }), failure]);
+    const train = { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows };
+    const stepsPerEpoch = new BatchIterator(train, { batchSize: t.batchSize as number, rows: train.rows, shuffle: true, seed }).batchesPerEpoch;
+    const target = (epoch: number) => epoch * stepsPerEpoch * (mode === 'async' ? W : 1);
+    const params = new Float32Array(size);
+    let last: EpochMetrics | undefined;
+    for (let epoch = 1; epoch <= (t.epochs as number); epoch++) {
+      const pulled = await Promise.race([observer.pull(target(epoch), params), failure]);
+      if (pulled.stop) break;
+      // Reports travel beside the updates; wait for them a little, then go on with those there are.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((r) => (timer = setTimeout(r, 30_000)));
+      while ((reports.get(epoch)?.length ?? 0) < W) {
+        const more = await Promise.race([new Promise<boolean>((r) => (notify = () => r(true))), late.then(() => false), failure]);
+        if (!more) {
+          p.say(`epoch ${epoch}: ${reports.get(epoch)?.length ?? 0} of ${W} worker reports arrived; the train loss counts those`);
+          break;
+        }
+      }
+      clearTimeout(timer);
+      const rs = (reports.get(epoch) ?? []).sort((a, b) => a.rank - b.rank);
+      const rows = rs.reduce((s, w) => s + w.rows, 0);
+      const seconds = Math.max(1e-9, ...rs.map((w) => w.seconds));
+      flattenParameters(model, { params });
+      const v = evaluate(model, data.valid, data.width, data.numClasses);
+      last = {
+        epoch, trainLoss: rs.reduce((s, w) => s + w.lossSum, 0) / Math.max(rows, 1), validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: rows / seconds, seconds,
+        workers: rs.map((w) => ({ rank: w.rank, rows: w.rows, samplesPerSec: w.rows / Math.max(w.seconds, 1e-9), computeFraction: w.computeSeconds / Math.max(w.seconds, 1e-9), stalenessMax: w.stalenessMax, stalenessMean: w.stalenessMean })),
+      };
+      appendMetrics(out, last);
+      p.log(`epoch ${epoch}: train loss ${last.trainLoss.toFixed(4)}, valid loss ${v.loss.toFixed(4)}, valid accuracy ${(100 * v.accuracy).toFixed(2)}%, ${Math.round(last.samplesPerSec)} samples/s, ${seconds.toFixed(2)} s`);
+    }
+    await Promise.race([Promise.all(workers.map((w) => w.exited)), failure]);
+    // Every local worker has ended; every update of the run is applied (the last pull waited for it).
+    const final = new Float32Array(size);
+    await Promise.race([observer.pull(0, final), failure]);
+    flattenParameters(model, { params: final });
+    await observer.shutdown(true).catch(() => {});
+    saveRun(out, {
+      model: { spec: t.model as string, sizes }, dataset: data.spec, preprocessing: data.preprocessing, classNames: data.classNames,
+      train: { optimizer: t.optimizer as string, lr: t.lr as number, batchSize: t.batchSize as number, epochs: t.epochs as number, seed, workers: W, mode, ...(mode === 'ssp' ? { staleness } : {}), launch: { nodes: p.r.nodes, servers: p.servers, slots: p.slots } },
+    }, model);
+    const test = evaluate(model, data.test, data.width, data.numClasses);
+    p.log(`test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}${interrupted ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
+    const result: LaunchResult = {
+      ...(last ?? { epoch: 0, trainLoss: NaN, validLoss: NaN, validAccuracy: NaN, samplesPerSec: 0, seconds: 0 }),
+      out, testAccuracy: test.accuracy, testLoss: test.loss, interrupted,
+    };
+    if (t.json === true) p.log(JSON.stringify(result));
+    return result;
+  } finally {
+    process.removeListener('SIGINT', interrupt);
+    clearTimeout(joinTimer);
+    if (observer !== null) {
+      // A failed run: stop the servers, so that every other node's workers end too.
+      await observer.shutdown(true).catch(() => {});
+      await observer.close().catch(() => {});
+    }
+    await group.stopAll();
+    endpoint?.server.closeAllConnections();
+    await new Promise((r) => (endpoint ? endpoint.server.close(r) : r(null)));
+  }
+}
