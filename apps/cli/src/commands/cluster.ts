@@ -21,6 +21,7 @@
  * checkpoint there, and so do the workers and this coordinator's epochs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { WorkerEpochReport } from './worker.js';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BatchIterator } from '@loom/data';
@@ -75,16 +76,6 @@ export interface ClusterEpochMetrics {
   workers: WorkerMetrics[];
 }
 
-interface WorkerEpoch {
-  epoch: number;
-  rank: number;
-  rows: number;
-  lossSum: number;
-  seconds: number;
-  computeSeconds: number;
-  stalenessMax: number;
-  stalenessMean: number;
-}
 
 class Child {
   readonly exited: Promise<number | null>;
@@ -150,7 +141,7 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
     );
 
     // Workers: the data split of local threads, each reporting its epochs as JSON lines.
-    const reports = new Map<number, WorkerEpoch[]>();
+    const reports = new Map<number, WorkerEpochReport[]>();
     let notify = () => {};
     const workerArgs = (rank: number) => [
       'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(o.workers), '--dataset', o.dataset.spec,
@@ -161,7 +152,7 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
     children.push(...workers);
     for (const w of workers) {
       createInterface({ input: w.proc.stdout! }).on('line', (l) => {
-        let r: WorkerEpoch & { event?: string };
+        let r: WorkerEpochReport;
         try {
           r = JSON.parse(l);
         } catch {

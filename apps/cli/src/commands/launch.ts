@@ -19,6 +19,7 @@
  * With --hostfile FILE the same is started over ssh on the listed hosts (hostfile.ts).
  */
 import { createHash } from 'node:crypto';
+import type { WorkerEpochReport } from './worker.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -153,24 +154,13 @@ export async function launchCommand(argv: string[], log: (line: string) => void 
 
 // ——— what every node shares ———
 
-interface WorkerEpoch {
-  event: 'epoch';
-  epoch: number;
-  rank: number;
-  rows: number;
-  lossSum: number;
-  seconds: number;
-  computeSeconds: number;
-  stalenessMax: number;
-  stalenessMean: number;
-}
 
 const firstRank = (p: Plan, node: number) => p.slots.slice(0, node).reduce((a, b) => a + b, 0);
 const totalWorkers = (p: Plan) => p.slots.reduce((a, b) => a + b, 0);
 const urlHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
 /** Starts this node's workers; each JSON epoch line goes to `onReport`. */
-function startWorkers(p: Plan, group: ProcessGroup, urls: string[], onReport: (r: WorkerEpoch) => void): Child[] {
+function startWorkers(p: Plan, group: ProcessGroup, urls: string[], onReport: (r: WorkerEpochReport) => void): Child[] {
   const t = p.t;
   const W = totalWorkers(p);
   const first = firstRank(p, p.r.nodeRank);
@@ -187,7 +177,7 @@ function startWorkers(p: Plan, group: ProcessGroup, urls: string[], onReport: (r
     });
     createInterface({ input: c.proc.stdout! }).on('line', (l) => {
       try {
-        const r = JSON.parse(l) as WorkerEpoch;
+        const r = JSON.parse(l) as WorkerEpochReport;
         if (r.event === 'epoch') onReport(r);
       } catch {
         // not a report
@@ -276,7 +266,7 @@ interface Endpoint {
 function listenRendezvous(
   p: Plan,
   urls: Promise<string[]>,
-  on: { report: (r: WorkerEpoch) => void; failed: (message: string) => void },
+  on: { report: (r: WorkerEpochReport) => void; failed: (message: string) => void },
 ): Promise<Endpoint> {
   const joined = new Set<number>();
   const reply = (res: ServerResponse, status: number, body: object) => {
@@ -298,7 +288,7 @@ function listenRendezvous(
       if (size > 64 * 1024) return reply(res, 413, { error: 'body over 64 KiB' });
       chunks.push(chunk as Buffer);
     }
-    let body: { nodeRank?: unknown; fingerprint?: unknown; report?: WorkerEpoch; message?: unknown };
+    let body: { nodeRank?: unknown; fingerprint?: unknown; report?: WorkerEpochReport; message?: unknown };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
@@ -357,9 +347,9 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
   let failed!: (e: Error) => void;
   const failure = new Promise<never>((_, reject) => (failed = reject));
   failure.catch(() => {});
-  const reports = new Map<number, WorkerEpoch[]>();
+  const reports = new Map<number, WorkerEpochReport[]>();
   let notify = () => {};
-  const addReport = (r: WorkerEpoch) => {
+  const addReport = (r: WorkerEpochReport) => {
     reports.set(r.epoch, [...(reports.get(r.epoch) ?? []), r]);
     notify();
   };
