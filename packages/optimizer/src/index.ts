@@ -21,6 +21,7 @@ export {
 } from './core/common.js';
 export { resolveOptions } from './options.js';
 export { optimizerMemory, allocateFlat } from './simd/memory.js';
+export { fmaLowering, setFmaLowering, type FmaLowering } from './simd/kernel.js';
 export { sgd, sgdStep, sgdDefaults, type SGDOptions, type SGDState } from './core/sgd.js';
 export { rmsprop, rmspropStep, rmspropDefaults, type RMSpropOptions, type RMSpropState } from './core/rmsprop.js';
 export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type AdamOptions, type AdamState } from './core/adam.js';

@@ -4,18 +4,48 @@
  * kernel (which give the same bits, so the choice only changes speed).
  */
 import { argError } from '../errors.js';
-import type { Kernel } from '../simd/kernel.js';
+import { fmaLowering, type Kernel } from '../simd/kernel.js';
 
 /** Rounds a float64 to the nearest float32: one float32 operation is `f(a op b)`. */
 export const f = Math.fround;
 
 /**
- * a·b + c rounded once to float32: PyTorch's CPU kernels compute `add(x, alpha=a)` and `addcmul`
- * with fused multiply-adds, and matching them keeps long trajectories within float32 rounding of
- * PyTorch's. The product of two float32 values is exact in float64, so one float64 add and one
- * rounding to float32 give the fused result (barring a double-rounding tie, about 1 in 2²⁹).
+ * a·b + c rounded once to float32, for float32 a, b, c: PyTorch's CPU kernels compute
+ * `add(x, alpha=a)` and `addcmul` with fused multiply-adds, and matching them keeps long
+ * trajectories bit-identical to PyTorch's.
+ *
+ * The product of two float32 values is exact in float64 (24 + 24 bits), but the sum need not be,
+ * so `Math.fround(a * b + c)` rounds twice. That differs from rounding once only when the float64
+ * sum s lands exactly halfway between two float32 values while the exact sum does not (the first
+ * rounding made a tie that the second then breaks to even): then the exact sum's side of s, the
+ * sign of TwoSum's error, picks the neighbour. The fast path costs a Veltkamp split (s has at most
+ * 25 significant bits iff splitting at 25 bits leaves it whole).
  */
-export const fma = (a: number, b: number, c: number): number => Math.fround(a * b + c);
+export function fma(a: number, b: number, c: number): number {
+  const p = a * b; // exact
+  const s = p + c; // rounded to float64
+  const r = f(s);
+  if (r === s || !halfwayBetweenFloat32s(s)) return r;
+  const t = s - p, err = p - (s - t) + (c - t); // TwoSum: p + c = s + err exactly
+  if (err === 0) return r;
+  // The other float32 neighbour of s (past FLT_MAX, s rounded to ±Infinity and the other is ±FLT_MAX).
+  const other = Number.isFinite(r) ? 2 * s - r : Math.sign(s) * FLT_MAX;
+  return r > s === err > 0 ? r : other;
+}
+
+const FLT_MAX = 3.4028234663852886e38;
+
+/** Whether a float64 that is not a float32 lies exactly halfway between two float32 values. */
+function halfwayBetweenFloat32s(s: number): boolean {
+  // Below 2⁻¹²⁵ float32 values are the multiples of 2⁻¹⁴⁹, halfway points the odd multiples of 2⁻¹⁵⁰.
+  if (Math.abs(s) < 2 ** -125) {
+    const y = s * 2 ** 150;
+    return Number.isInteger(y) && y % 2 !== 0;
+  }
+  // Above, a halfway point has 25 significant bits (one more than a float32).
+  const c = s * 134217729; // 2²⁸ + 1: c − (c − s) is s rounded to 53 − 28 = 25 bits
+  return c - (c - s) === s;
+}
 
 /** The state arrays of one optimizer, by name (`expAvg`, `momentumBuffer`, ...); each as long as the parameters. */
 export type StateArrays = { readonly [key: string]: Float32Array | undefined };
@@ -85,10 +115,11 @@ const WASM_MIN_ELEMENTS = 256;
 /** Returns the kernel for this key (compiling it on first use), or null when the JS loop should run. */
 export function pickKernel(cache: Map<string, Kernel | null>, key: string, compile: () => Kernel | null, n: number): Kernel | null {
   if (backend === 'js' || (backend === 'auto' && n < WASM_MIN_ELEMENTS)) return null;
-  let k = cache.get(key);
+  const lowered = `${fmaLowering()}:${key}`;
+  let k = cache.get(lowered);
   if (k === undefined) {
     k = compile();
-    cache.set(key, k);
+    cache.set(lowered, k);
   }
   return k;
 }

@@ -9,10 +9,13 @@ import {
   adagrad, adam, adamw, resolveOptions, rmsprop, sgd, setKernelBackend, getKernelBackend,
   optimizerMemory, type Algorithm, type KernelBackend,
 } from '@loom/optimizer';
-import { CHUNK, compileKernel } from '../simd/kernel.js';
+import { CHUNK, compileKernel, fmaLowering, setFmaLowering, type FmaLowering } from '../simd/kernel.js';
 import { STAGING_BYTES, kernelHeap } from '../simd/memory.js';
 
-afterEach(() => setKernelBackend('auto'));
+afterEach(() => {
+  setKernelBackend('auto');
+  setFmaLowering(undefined);
+});
 
 /** Every combination of the given option values. */
 function combos(choices: Record<string, unknown[]>): Record<string, unknown>[] {
@@ -96,8 +99,11 @@ describe('WebAssembly SIMD kernels against the plain loops', () => {
     expect(compileKernel(['a'], [], (k) => k.store('a', k.load('a')))).not.toBeNull();
   });
 
-  for (const [alg, optionList] of cases) {
-    it(`${alg.name}: every option combination, 3 steps, same bits (${optionList.length} combinations)`, () => {
+  // The fused multiply-add where this machine has one, and the float64 emulation used elsewhere.
+  const lowerings: FmaLowering[] = fmaLowering() === 'fused' ? ['fused', 'emulated'] : ['emulated'];
+  for (const [alg, optionList] of cases) for (const lowering of lowerings) {
+    it(`${alg.name}: every option combination, 3 steps, same bits (${optionList.length} combinations, ${lowering} fma)`, () => {
+      setFmaLowering(lowering);
       optionList.forEach((given, ci) => {
         const options = resolveOptions(alg, given);
         const w = world(alg, options, N, 1000 + ci);

@@ -11,10 +11,13 @@
  * The contract that makes it safe:
  *  - every operation is an IEEE-754 float32 add, mul, div, sqrt, neg or max, rounded to
  *    nearest — exactly what `Math.fround` of the same JavaScript operation gives — or a fused
- *    multiply-add computed in float64 and rounded once, exactly what `Math.fround(a * b + c)` gives.
- *    A lane of the vector loop, the scalar tail loop and the plain JavaScript reference loop
- *    therefore produce the same bits for the same element, wherever the element falls in a slice.
- *    (WebAssembly's own FMA is in relaxed SIMD, whose results may differ between machines.)
+ *    multiply-add a·b + c rounded once to float32, exactly what common.ts's `fma` gives. A lane of
+ *    the vector loop, the scalar tail loop and the plain JavaScript reference loop therefore
+ *    produce the same bits for the same element, wherever the element falls in a slice.
+ *  - the fused multiply-add is relaxed SIMD's `f32x4.relaxed_madd` when it is fused on this machine
+ *    (x86-64 with FMA3, ARM64), and otherwise an exact emulation in float64 (see `fmaLowering`).
+ *    Relaxed SIMD allows either a fused or an unfused result, so before using it a probe checks
+ *    that it is fused here, on inputs where the two differ.
  *  - WebAssembly can only read its own memory. Every kernel imports the one shared memory of
  *    memory.ts, and `run(p₀, …, pₐ₋₁, n, s₀, …)` takes each array's byte address, the element count
  *    and the scalars as arguments, so it runs on any region of that memory. Arrays allocated there
@@ -23,10 +26,17 @@
  *    main memory is still read and written once per element) and the arrays it wrote are copied
  *    back. Both paths run the same code on the same values: the same bits.
  */
+import { argError } from '../errors.js';
 import { CHUNK, MAX_ARRAYS, MAX_PAGES, inKernelMemory, kernelHeap } from './memory.js';
 
 export { CHUNK };
 const MAX_SCALARS = 16;
+/**
+ * Groups of four per iteration of the main vector loop. With a fused multiply-add the loop is short
+ * enough that its overhead (bounds check, increment, branch) shows: two groups make SGD and Momentum
+ * at 1M parameters 5–15% faster; four add nothing more.
+ */
+const UNROLL = 2;
 
 export type BinaryOp = 'add' | 'mul' | 'div' | 'max';
 export type UnaryOp = 'sqrt' | 'neg';
@@ -91,9 +101,7 @@ export class KernelBuilder<A extends string, S extends string> {
 
   /**
    * a·b + c rounded once to float32, as PyTorch's AVX2 kernels compute `add(x, alpha)` and
-   * `addcmul` (with FMA instructions). WebAssembly has no deterministic FMA, so this is computed in
-   * float64 (the product of two float32 values is exact there) and rounded to float32, exactly as
-   * `Math.fround(a * b + c)` does in JavaScript.
+   * `addcmul` (with FMA instructions), and as common.ts's `fma` does in JavaScript.
    */
   fma(a: Expr, b: Expr, c: Expr): Expr {
     return { k: 'fma', a: this.leaf(a), b: this.leaf(b), c: this.leaf(c) };
@@ -156,7 +164,11 @@ const F64X2_PROMOTE_LOW = simd(0x5f), F32X4_DEMOTE_ZERO = simd(0x5e), F64X2_ADD 
 const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
 const HIGH_TO_LOW = shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
 const JOIN_LOWS = shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
-const F64X2_SPLAT = simd(0x14), F64_PROMOTE = [0xbb], F32_DEMOTE = [0xb6], F64_ADD = [0xa0], F64_MUL = [0xa2];
+const F64X2_SPLAT = simd(0x14), F64_PROMOTE = [0xbb], F64X2_SUB = simd(0xf1), F64X2_ABS = simd(0xec), F64X2_GT = simd(0x4a), F64X2_LT = simd(0x49);
+const V128_AND = simd(0x4e), V128_OR = simd(0x50), V128_XOR = simd(0x51), I64X2_SPLAT = simd(0x12), I64X2_SHR_S = simd(0xcc), I64X2_ADD = simd(0xce);
+const F32X4_EXTRACT_LANE0 = [...simd(0x1f), 0], I64_CONST = 0x42;
+/** Relaxed SIMD's a·b + c, fused or not as the hardware does it (final encoding; V8 11.3 agrees). */
+const F32X4_RELAXED_MADD = simd(0x105);
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22, I32_CONST = 0x41, BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b;
 const I32_ADD = 0x6a, I32_AND = 0x71, I32_SHL = 0x74, I32_GE_U = 0x4f, VOID = 0x40;
 // opcode, log2(align); the memory offset follows. Alignment is a hint: slices may start anywhere.
@@ -168,13 +180,15 @@ const F32X4_SPLAT = simd(0x13);
  * `run(p₀, …, pₐ₋₁: i32, n: i32, s₀, …: f32)`: the statements over elements [0, n) of the arrays at
  * byte addresses p₀, …, with scalars s₀, ….
  */
-function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLocals: number, shared: boolean): Uint8Array {
+function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLocals: number, shared: boolean, fused: boolean): Uint8Array {
   // Locals: the parameters (0 .. nArrays-1 = array addresses, N = n, then the f32 scalars); then
   // OFF = byte offset of the current element, END_AT = loop end; then, all v128: the scalars splat
   // to f32x4 and to f64x2, the vector loop's values, and their low and high halves promoted to
-  // f64x2 (computed on their first use by an fma, reused after); then the scalar loop's f32 values.
+  // f64x2 (computed on their first use by an emulated fma, reused after), the emulated fma's
+  // temporaries P, S, T, E, the constants ONE (i64x2 of 1) and ZERO; then the scalar loop's f32 values.
   const N = nArrays, SCALAR = N + 1, OFF = SCALAR + nScalars, END_AT = OFF + 1, SPLAT = END_AT + 1, SPLAT64 = SPLAT + nScalars, VLOC = SPLAT64 + nScalars;
-  const VLO = VLOC + nLocals, VHI = VLO + nLocals, SLOC = VHI + nLocals;
+  const VLO = VLOC + nLocals, VHI = VLO + nLocals, P = uleb(VHI + nLocals), S = uleb(VHI + nLocals + 1), T = uleb(VHI + nLocals + 2), E = uleb(VHI + nLocals + 3);
+  const ONE = uleb(VHI + nLocals + 4), ZERO = uleb(VHI + nLocals + 5), SLOC = VHI + nLocals + 6;
   /** The address of the current element of array a. */
   const address = (a: number) => [LOCAL_GET, ...uleb(a), LOCAL_GET, ...uleb(OFF), I32_ADD];
   let promoted = new Set<string>();
@@ -189,6 +203,31 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
     return [...get, ...(high ? [...get, ...HIGH_TO_LOW] : []), ...F64X2_PROMOTE_LOW, LOCAL_TEE, ...cache];
   };
 
+  /**
+   * a·b + c for two lanes, from operands pushed as f64x2 by `a`, `b` and `c`, rounded once to
+   * float32 in lanes 0–1 of the result. The product is exact in float64 (24 + 24 bits) but the sum
+   * may not be, and rounding to float64 then to float32 is not always rounding once: when the sum
+   * rounds to a value exactly halfway between two float32s, the second rounding breaks a tie that
+   * the exact sum did not have. So the sum is rounded to odd instead (Boldo & Melquiond): s = p + c
+   * with its error e from TwoSum; when e ≠ 0, s moves one float64 step towards zero if the exact sum
+   * lies that way (round towards zero), and its last bit is set. An odd float64 is never a float32
+   * nor halfway between two, and lies on the same side of each as the exact sum, so demoting it to
+   * float32 rounds as the exact sum would.
+   */
+  const emulatedFma = (a: number[], b: number[], c: number[]): number[] => [
+    ...a, ...b, ...F64X2_MUL, LOCAL_TEE, ...P, ...c, ...F64X2_ADD, LOCAL_TEE, ...S, // s = p + c
+    LOCAL_GET, ...P, ...F64X2_SUB, LOCAL_SET, ...T, // t = s − p
+    LOCAL_GET, ...P, LOCAL_GET, ...S, LOCAL_GET, ...T, ...F64X2_SUB, ...F64X2_SUB, // p − (s − t)
+    ...c, LOCAL_GET, ...T, ...F64X2_SUB, ...F64X2_ADD, LOCAL_SET, ...E, // e = (p − (s − t)) + (c − t)
+    LOCAL_GET, ...E, ...F64X2_ABS, LOCAL_GET, ...ZERO, ...F64X2_GT, LOCAL_SET, ...T, // t = inexact: e ≠ 0 (and not NaN)
+    LOCAL_GET, ...S, // round to odd = round towards zero, then set the last bit if inexact:
+    LOCAL_GET, ...S, LOCAL_GET, ...E, ...F64X2_MUL, LOCAL_GET, ...ZERO, ...F64X2_LT, ...I64X2_ADD, // −1 when e is towards zero (s·e < 0; no underflow: both are multiples of 2⁻²⁹⁸)
+    LOCAL_GET, ...T, LOCAL_GET, ...ONE, ...V128_AND, ...V128_OR,
+    ...F32X4_DEMOTE_ZERO,
+  ];
+  /** A scalar f32 leaf splat to f64x2, for the scalar loop's emulated fma. */
+  const splat64 = (x: Leaf) => [...expr(x, 0), ...F64_PROMOTE, ...F64X2_SPLAT];
+
   const expr = (e: Expr, v: 0 | 1): number[] => {
     switch (e.k) {
       case 'scalar':
@@ -200,46 +239,53 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
       case 'binary':
         return [...expr(e.a, v), ...expr(e.b, v), ...BINARY[e.op][v]];
       case 'fma': {
-        if (!v) return [...expr(e.a, 0), ...F64_PROMOTE, ...expr(e.b, 0), ...F64_PROMOTE, ...F64_MUL, ...expr(e.c, 0), ...F64_PROMOTE, ...F64_ADD, ...F32_DEMOTE];
+        if (fused && v) return [...expr(e.a, 1), ...expr(e.b, 1), ...expr(e.c, 1), ...F32X4_RELAXED_MADD];
+        // The scalar loop computes lane 0 of the vector instruction, so both loops round alike.
+        if (fused) return [...expr(e.a, 0), ...F32X4_SPLAT, ...expr(e.b, 0), ...F32X4_SPLAT, ...expr(e.c, 0), ...F32X4_SPLAT, ...F32X4_RELAXED_MADD, ...F32X4_EXTRACT_LANE0];
+        if (!v) return [...emulatedFma(splat64(e.a), splat64(e.b), splat64(e.c)), ...F32X4_EXTRACT_LANE0];
         // Lanes 0–1 and lanes 2–3 in float64, then the two halves joined.
         return [
-          ...half(e.a, false), ...half(e.b, false), ...F64X2_MUL, ...half(e.c, false), ...F64X2_ADD, ...F32X4_DEMOTE_ZERO,
-          ...half(e.a, true), ...half(e.b, true), ...F64X2_MUL, ...half(e.c, true), ...F64X2_ADD, ...F32X4_DEMOTE_ZERO,
+          ...emulatedFma(half(e.a, false), half(e.b, false), half(e.c, false)),
+          ...emulatedFma(half(e.a, true), half(e.b, true), half(e.c, true)),
           ...JOIN_LOWS,
         ];
       }
     }
   };
-  const body = (v: 0 | 1): number[] => {
+  /** The statements for the element(s) at byte offset OFF + at. */
+  const body = (v: 0 | 1, at = 0): number[] => {
     promoted = new Set();
     return stmts.flatMap((s) => {
       const loc = (i: number) => uleb((v ? VLOC : SLOC) + i);
       switch (s.k) {
         case 'load':
-          return [...address(s.array), ...(v ? V128_LOAD : F32_LOAD), 0, LOCAL_SET, ...loc(s.local)];
+          return [...address(s.array), ...(v ? V128_LOAD : F32_LOAD), ...uleb(at), LOCAL_SET, ...loc(s.local)];
         case 'let':
           return [...expr(s.value, v), LOCAL_SET, ...loc(s.local)];
         case 'store':
-          return [...address(s.array), ...expr(s.value, v), ...(v ? V128_STORE : F32_STORE), 0];
+          return [...address(s.array), ...expr(s.value, v), ...(v ? V128_STORE : F32_STORE), ...uleb(at)];
       }
     });
   };
-  // while (off < end) { body; off += step }
-  const loop = (v: 0 | 1): number[] => [
+  // while (off < end) { body at off, off + 16, …; off += step }
+  const loop = (v: 0 | 1, unroll = 1): number[] => [
     BLOCK, VOID, LOOP, VOID,
     LOCAL_GET, ...uleb(OFF), LOCAL_GET, ...uleb(END_AT), I32_GE_U, BR_IF, 1,
-    ...body(v),
-    LOCAL_GET, ...uleb(OFF), I32_CONST, ...sleb(v ? 16 : 4), I32_ADD, LOCAL_SET, ...uleb(OFF),
+    ...Array.from({ length: unroll }, (_, u) => body(v, u * 16)).flat(),
+    LOCAL_GET, ...uleb(OFF), I32_CONST, ...sleb((v ? 16 : 4) * unroll), I32_ADD, LOCAL_SET, ...uleb(OFF),
     BR, 0, END, END,
   ];
   const setEnd = (mask: number) => [LOCAL_GET, ...uleb(N), I32_CONST, ...sleb(mask), I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, ...uleb(END_AT)];
   const code = [
-    ...uleb(3), 2, I32, ...uleb(2 * nScalars + 3 * nLocals), V128, ...uleb(nLocals), F32,
+    ...uleb(3), 2, I32, ...uleb(2 * nScalars + 3 * nLocals + 6), V128, ...uleb(nLocals), F32,
+    I64_CONST, 1, ...I64X2_SPLAT, LOCAL_SET, ...ONE,
     ...Array.from({ length: nScalars }, (_, j) => [
       LOCAL_GET, ...uleb(SCALAR + j), ...F32X4_SPLAT, LOCAL_SET, ...uleb(SPLAT + j),
       LOCAL_GET, ...uleb(SCALAR + j), ...F64_PROMOTE, ...F64X2_SPLAT, LOCAL_SET, ...uleb(SPLAT64 + j),
     ]).flat(),
-    // The vector loop covers whole groups of four (end = (n & ~3) * 4), the scalar loop the last 0–3 elements.
+    // The unrolled vector loop covers whole groups of 4·UNROLL (end = (n & −4·UNROLL) · 4 bytes), the
+    // vector loop the whole groups of four left, the scalar loop the last 0–3 elements.
+    ...setEnd(-4 * UNROLL), ...loop(1, UNROLL),
     ...setEnd(-4), ...loop(1),
     ...setEnd(-1), ...loop(0),
     END,
@@ -260,8 +306,82 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  validate(bytes: Uint8Array): boolean;
 }
 const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
+/**
+ * How kernels compute a fused multiply-add: 'fused' with relaxed SIMD's f32x4.relaxed_madd, or
+ * 'emulated' in float64 (the same bits; about 40 instructions per four lanes instead of one).
+ */
+export type FmaLowering = 'fused' | 'emulated';
+let probed: FmaLowering | undefined;
+let forced: FmaLowering | undefined;
+
+/**
+ * The probe's module: `madd(a, b, c: f32) -> f32`, lane 0 of f32x4.relaxed_madd of the three
+ * arguments splat.
+ */
+const PROBE = (() => {
+  const code = [0, LOCAL_GET, 0, ...F32X4_SPLAT, LOCAL_GET, 1, ...F32X4_SPLAT, LOCAL_GET, 2, ...F32X4_SPLAT, ...F32X4_RELAXED_MADD, ...F32X4_EXTRACT_LANE0, END];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [1, 0x60, 3, F32, F32, F32, 1, F32]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...name('madd'), 0x00, 0]),
+    ...section(10, [1, ...uleb(code.length), ...code]),
+  ]);
+})();
+
+/**
+ * 'fused' when this runtime has relaxed SIMD and its f32x4.relaxed_madd rounds once, else
+ * 'emulated'. Decided once, by running the instruction on a = b = 1 + 2⁻¹², c = −(1 + 2⁻¹¹):
+ * a·b + c = 2⁻²⁴ exactly, but a·b rounded to float32 is 1 + 2⁻¹¹, so an unfused multiply and add
+ * give 0. (V8 lowers relaxed_madd to vfmadd on x86-64 with FMA3 — in Liftoff and TurboFan alike,
+ * checked with --liftoff-only and --no-liftoff — to a multiply and an add without FMA3, and to fmla
+ * on ARM64.) Node 20 has relaxed SIMD behind
+ * --experimental-wasm-relaxed-simd: when the probe does not validate, this sets that flag — as
+ * @loom/tensor-core's relaxed backend does; it is process-wide and only makes more WebAssembly
+ * instructions valid — and validates again.
+ */
+export function fmaLowering(): FmaLowering {
+  return forced ?? (probed ??= probe());
+}
+
+/**
+ * Forces a lowering for the kernels used from now on (`undefined`: back to the probe's choice).
+ * Both give the same bits, so this exists for tests and benchmarks; forcing 'fused' where the
+ * probe found no fused relaxed_madd would break that, and throws.
+ *
+ * @example
+ * setFmaLowering('emulated'); // time the float64 emulation that machines without FMA run
+ */
+export function setFmaLowering(lowering: FmaLowering | undefined): void {
+  if (lowering !== undefined && lowering !== 'fused' && lowering !== 'emulated') {
+    throw argError('setFmaLowering', `unknown lowering '${String(lowering)}' (expected 'fused', 'emulated' or undefined)`);
+  }
+  if (lowering === 'fused' && (probed ??= probe()) !== 'fused') {
+    throw argError('setFmaLowering', "this runtime has no fused relaxed_madd (fmaLowering() is 'emulated')");
+  }
+  forced = lowering;
+}
+
+function probe(): FmaLowering {
+  if (!wasm) return 'emulated';
+  try {
+    if (!wasm.validate(PROBE)) {
+      type V8 = { setFlagsFromString(flags: string): void };
+      const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+      (proc?.getBuiltinModule?.('node:v8') as V8 | undefined)?.setFlagsFromString('--experimental-wasm-relaxed-simd');
+      if (!wasm.validate(PROBE)) return 'emulated';
+    }
+    const madd = new wasm.Instance(new wasm.Module(PROBE), {}).exports.madd as (a: number, b: number, c: number) => number;
+    const a = 1 + 2 ** -12, c = -(1 + 2 ** -11);
+    return madd(a, a, c) === 2 ** -24 && madd(-a, a, -c) === -(2 ** -24) ? 'fused' : 'emulated';
+  } catch {
+    return 'emulated';
+  }
+}
 
 /** A compiled kernel: `run(arrays, scalars, start, end)` applies it to elements [start, end). */
 export interface Kernel {
@@ -281,7 +401,7 @@ export function compileKernel<A extends string, S extends string>(
   build(k);
   const heap = kernelHeap();
   if (!wasm || !heap) return null;
-  const bytes = encode(k.stmts, arrays.length, scalars.length, k.locals, heap.shared);
+  const bytes = encode(k.stmts, arrays.length, scalars.length, k.locals, heap.shared, fmaLowering() === 'fused');
   let fn: (...args: number[]) => void;
   try {
     const instance = new wasm.Instance(new wasm.Module(bytes), { env: { memory: heap.memory } });
