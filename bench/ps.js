@@ -6,7 +6,7 @@
 //   2. training throughput of 1 server + 2 worker processes (`loom train --cluster local:1,2`)
 //      beside 2 local threads (`loom train --workers 2`), on the reference model (news) and the
 //      Fashion-MNIST MLP (when dataset-fashion-mnist is installed).
-// Usage: node bench/ps.js [--quick]
+// Usage: node bench/ps.js [--quick] [--roundtrip] (only table 1)
 // Large payloads travel in parts of PART_FLOATS floats (protocol v2): glibc maps every allocation
 // over 32 MiB afresh and ws allocates each received message, so one 40 MB message paid ~24 ms of
 // page faults per hop; parts are recycled by malloc and joined into memory the receiver reuses.
@@ -21,6 +21,7 @@ import { ParameterServer, PsClient } from '@loom/parameter-server';
 import { median, printTable } from './lib.js';
 
 const quick = process.argv.includes('--quick');
+const roundtripOnly = process.argv.includes('--roundtrip');
 const SELF = fileURLToPath(import.meta.url);
 const CLI = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
 const FMNIST = '/usr/share/datasets/fashion-mnist';
@@ -129,6 +130,7 @@ for (const [label, sizes, n, reps] of [['1M', [1000, 1000], 1_001_000, quick ? 1
 printTable('push-pull round trip on loopback (payload both ways; server in another process; async sgd applies each push)', rows);
 
 // ---- training throughput -------------------------------------------------------------------
+if (roundtripOnly) process.exit(0);
 const tmp = mkdtempSync(join(tmpdir(), 'loom-bench-ps-'));
 function loomRate(args, epochs) {
   const out = join(tmp, `run-${Math.random().toString(36).slice(2)}`);

@@ -1,5 +1,5 @@
 /**
- * The wire protocol between workers and parameter servers, version 1: every message type, in one
+ * The wire protocol between workers and parameter servers, version 2: every message type, in one
  * place. The package README documents each field; keep the two in step.
  *
  * Every message is ONE binary WebSocket frame:
@@ -259,13 +259,22 @@ export class FramePool {
  * One message as frames: a single frame (encodeFrame) when floats [lo, hi) of `payload` fit in
  * `partFloats`, else the header with `parts` and `floats` and the first piece, then one
  * `{type: 'part', id}` frame per further piece. Send them in order, with nothing in between.
- * Lazy, so that a sender can hand each frame to the socket before it copies the next one.
+ * Lazy, so that a sender can hand each frame to the socket before it copies the next one;
+ * `ready(a, b)`, when given, is called just before floats [a, b) are copied (a server steps them then).
  */
-export function* frames(header: { id: number } & object, payload: Float32Array | undefined, lo: number, hi: number, pool?: FramePool, partFloats = PART_FLOATS): Generator<Buffer> {
+export function* frames(header: { id: number } & object, payload: Float32Array | undefined, lo: number, hi: number, pool?: FramePool, partFloats = PART_FLOATS, ready?: (lo: number, hi: number) => void): Generator<Buffer> {
   const n = payload === undefined ? 0 : hi - lo;
-  if (n <= partFloats) return yield encodeFrame(header, payload, lo, hi, pool);
+  if (n <= partFloats) {
+    ready?.(lo, hi);
+    return yield encodeFrame(header, payload, lo, hi, pool);
+  }
+  ready?.(lo, lo + partFloats);
   yield encodeFrame({ ...header, parts: Math.ceil(n / partFloats), floats: n }, payload, lo, lo + partFloats, pool);
-  for (let a = lo + partFloats; a < hi; a += partFloats) yield encodeFrame({ type: 'part', id: header.id }, payload, a, Math.min(hi, a + partFloats), pool);
+  for (let a = lo + partFloats; a < hi; a += partFloats) {
+    const b = Math.min(hi, a + partFloats);
+    ready?.(a, b);
+    yield encodeFrame({ type: 'part', id: header.id }, payload, a, b, pool);
+  }
 }
 
 /** Every frame of a message at once (see `frames`). */
@@ -276,16 +285,24 @@ export function encodeFrames(header: { id: number } & object, payload: Float32Ar
 /**
  * Joins the frames of messages sent in parts, on one connection: `feed` each decoded frame; it
  * returns the whole message once its last piece is in (at once for a message in one frame, whose
- * payload stays a view of the frame; `joined` when it came in parts, into the sink's memory), else null. `sink(header, floats)` gives the memory a message
- * in parts is copied into — the receiver's to reuse. Throws PsError('bad-frame') on a part of no
- * message, a missing part, or pieces that do not add up to `floats`; the message is then dropped.
+ * payload stays a view of the frame; `joined` when it came in parts, into the sink's memory), else
+ * null. `sink(header, floats)` gives the memory a message in parts is copied into — the receiver's
+ * to reuse. `piece(header, into, lo, hi)`, when given, is called as each piece lands in
+ * into[lo, hi) (a server scans it for NaN there while the next pieces are still on their way).
+ * Throws PsError('bad-frame') on a part of no message, a missing part, or pieces that do not add
+ * up to `floats`; the message is then dropped.
  */
 export class Reassembly {
   private cur: { header: Fields; into: Float32Array; filled: number; left: number } | null = null;
 
   constructor(private readonly maxFloats: number) {}
 
-  feed(header: unknown, payload: Float32Array, sink: (header: Fields, floats: number) => Float32Array): { header: unknown; payload: Float32Array; joined: boolean } | null {
+  feed(
+    header: unknown,
+    payload: Float32Array,
+    sink: (header: Fields, floats: number) => Float32Array,
+    piece?: (header: Fields, into: Float32Array, lo: number, hi: number) => void,
+  ): { header: unknown; payload: Float32Array; joined: boolean } | null {
     const cur = this.cur;
     if (isFields(header) && header.type === 'part') {
       if (cur === null) throw new PsError('bad-frame', 'a part frame that follows no message sent in parts');
@@ -294,6 +311,7 @@ export class Reassembly {
         throw new PsError('bad-frame', `a part of message ${describe(header.id)} with ${payload.length} floats, while message ${describe(cur.header.id)} has ${cur.into.length - cur.filled} floats to come`);
       }
       cur.into.set(payload, cur.filled);
+      piece?.(cur.header, cur.into, cur.filled, cur.filled + payload.length);
       cur.filled += payload.length;
       if (--cur.left > 0) return null;
       this.cur = null;
@@ -310,6 +328,7 @@ export class Reassembly {
     const into = sink(header, floats);
     into.set(payload, 0);
     this.cur = { header, into, filled: payload.length, left: parts - 1 };
+    piece?.(header, into, 0, payload.length);
     return null;
   }
 }
@@ -317,8 +336,8 @@ export class Reassembly {
 /**
  * Memory for received payloads, reused: a server copies a gradient sent in parts into one of these
  * instead of a fresh allocation. A buffer is free again after `release`, or after `holdUntil(a, u)`
- * once `reclaim(applied)` sees applied ≥ u (a sync or ssp server keeps a push until its clock is
- * applied). Holds at most `keep` free buffers.
+ * once `reclaim(applied)` sees applied ≥ u (a server keeps a push until the update that reads it is
+ * stepped: its clock, in sync and ssp). Holds at most `keep` free buffers.
  */
 export class PayloadPool {
   private free: Float32Array[] = [];

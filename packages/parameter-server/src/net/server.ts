@@ -25,8 +25,8 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { PsError } from './errors.js';
-import { FramePool, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, frames, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
-import { ShardStore, type StoreOptions } from './store.js';
+import { FramePool, PART_FLOATS, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, frames, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
+import { ShardStore, allFinite, type StoreOptions } from './store.js';
 import { tokensEqual } from './token.js';
 
 export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' | 'shards' | 'nonFinite'> {
@@ -64,6 +64,8 @@ export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024 + 64 * 1024;
 /** Stop reading a client whose unsent replies exceed this; resume below half of it. */
 const HIGH_WATER = 64 * 1024 * 1024;
+/** A reply in parts makes its next frame only while less than one part waits to be written to the socket. */
+const PUMP_WATER = 4 * PART_FLOATS;
 
 interface Conn {
   ws: WebSocket;
@@ -77,6 +79,8 @@ interface Conn {
   lastSeen: number;
   /** Closed for silence past the heartbeat timeout. */
   silent: boolean;
+  /** No NaN or ±Inf in the pieces of the gradient being joined so far (each is scanned as it lands). */
+  finite: boolean;
 }
 
 interface Waiter {
@@ -127,6 +131,14 @@ export class ParameterServer {
   /** Gradients sent in parts are joined here, one message at a time per connection. */
   private readonly joining = new WeakMap<Conn, Reassembly>();
   private readonly payloads = new PayloadPool();
+  /**
+   * Replies of parameters still being sent, at most one per connection: each frame is made — its
+   * range stepped if an update is in progress, then copied — only when the socket has taken the
+   * previous one, so the socket sends part k while part k + 1 is stepped. Finished at once (every
+   * remaining frame made) before anything else is sent on that connection, and before the next
+   * update changes the parameters (ShardStore.beforeUpdate).
+   */
+  private readonly outgoing = new Map<Conn, Generator<Buffer>>();
 
   private constructor(readonly o: ServerOptions) {
     if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
@@ -145,6 +157,9 @@ export class ParameterServer {
       this.stepsPerEpoch = meta.data?.stepsPerEpoch ?? 0;
       this.log(`resumed from ${path}: ${meta.step} updates applied${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`);
     }
+    this.store.beforeUpdate = () => {
+      for (const c of [...this.outgoing.keys()]) this.finish(c);
+    };
     const every = o.checkpoint?.every ?? 0;
     if (o.checkpoint !== undefined && every > 0) this.store.onApply = (applied) => applied % every === 0 && this.saveCheckpoint();
   }
@@ -152,6 +167,7 @@ export class ParameterServer {
   /** Saves a checkpoint of the current step (unless it is already saved); logs instead of throwing. */
   private saveCheckpoint(): void {
     const cp = this.o.checkpoint;
+    this.store.settle(); // (which may itself save this step, through onApply)
     if (cp === undefined || this.store.applied === this.checkpointStep) return;
     try {
       const path = saveCheckpoint(cp.dir, this.store, { stepsPerEpoch: this.stepsPerEpoch }, cp.keep ?? 3);
@@ -269,7 +285,7 @@ export class ParameterServer {
   // ---- connections ---------------------------------------------------------------------------
 
   private onConnection(ws: WebSocket, addr: string): void {
-    const c: Conn = { ws, addr, authed: false, role: 'observer', rank: -1, inflight: 0, paused: false, lastSeen: performance.now(), silent: false };
+    const c: Conn = { ws, addr, authed: false, role: 'observer', rank: -1, inflight: 0, paused: false, lastSeen: performance.now(), silent: false, finite: true };
     this.conns.add(c);
     ws.on('ping', () => (c.lastSeen = performance.now())); // a worker's heartbeat (ws answers the pong)
     const timer = setTimeout(() => this.refuse(c, 'authentication required', 'no hello within the time allowed'), this.o.helloTimeoutMs ?? 10_000);
@@ -288,6 +304,7 @@ export class ParameterServer {
     ws.on('close', (code, why) => {
       clearTimeout(timer);
       this.conns.delete(c);
+      if (this.outgoing.delete(c) && this.outgoing.size === 0) this.store.settle();
       this.waiters = this.waiters.filter((w) => w.conn !== c);
       for (const arrived of this.barriers.values()) if (arrived.get(c.rank)?.conn === c) arrived.delete(c.rank);
       if (c.authed && c.role === 'worker' && this.ranks.get(c.rank) === c) {
@@ -375,14 +392,20 @@ export class ParameterServer {
       ({ header, payload } = decodeFrame(bytes));
       let joining = this.joining.get(c);
       if (joining === undefined) this.joining.set(c, (joining = new Reassembly((this.o.maxFrameBytes ?? DEFAULT_MAX_FRAME) / 4)));
-      const whole = joining.feed(header, payload, (_h, floats) => this.payloads.take(floats, this.store.applied));
+      const whole = joining.feed(header, payload, (_h, floats) => this.payloads.take(floats, this.store.stepped), (h, into, lo, hi) => {
+        // Scan each piece of a gradient while the next ones arrive, instead of all of it at the end.
+        if (lo === 0) c.finite = true;
+        if (c.finite && (h.type === 'push' || h.type === 'pushpull')) c.finite = allFinite(into.subarray(lo, hi));
+      });
       if (whole === null) return; // more parts to come
       ({ header, payload, joined: pooled } = whole);
     } catch (e) {
       return this.sendError(c, idOf(header), e);
     }
-    // A pooled payload is reused once the store is done with it: at once, or (sync, ssp: the store
-    // keeps a push until its clock is applied) after update `step` is applied.
+    // A pooled payload is reused once the store is done with it: at once when it was refused, else
+    // once the update that reads it is stepped whole (ShardStore.stepped; sync and ssp keep a push
+    // until its clock, update step + 1, is applied; an update may be stepped part by part as its
+    // replies go out, after this request's handler has returned).
     const done = (kept: number) => {
       if (!pooled) return;
       if (kept < 0) this.payloads.release(payload);
@@ -401,8 +424,8 @@ export class ParameterServer {
     }
     c.inflight++;
     try {
-      this.handle(c, req, payload);
-      done((req.type === 'push' || req.type === 'pushpull') && this.store.o.mode !== 'async' ? req.step + 1 : -1);
+      this.handle(c, req, payload, pooled ? c.finite : undefined);
+      done(req.type !== 'push' && req.type !== 'pushpull' ? -1 : this.store.o.mode === 'async' ? this.store.applied : req.step + 1);
     } catch (e) {
       done(-1);
       c.inflight--;
@@ -410,7 +433,8 @@ export class ParameterServer {
     }
   }
 
-  private handle(c: Conn, req: Request, payload: Float32Array): void {
+  /** `finite`: whether a payload joined from parts is free of NaN and ±Inf (scanned as it arrived), else unknown. */
+  private handle(c: Conn, req: Request, payload: Float32Array, finite?: boolean): void {
     const s = this.store;
     switch (req.type) {
       case 'pull': {
@@ -421,7 +445,7 @@ export class ParameterServer {
       }
       case 'push':
       case 'pushpull':
-        return this.onPush(c, req, payload);
+        return this.onPush(c, req, payload, finite);
       case 'barrier': {
         if (c.role !== 'worker') throw new PsError('not-worker', 'barrier: only workers take part in barriers');
         let arrived = this.barriers.get(req.name);
@@ -454,16 +478,29 @@ export class ParameterServer {
     }
   }
 
-  private onPush(c: Conn, req: Push, payload: Float32Array): void {
+  /**
+   * Takes a gradient and answers what it unblocks. The update it completes is stepped part by part
+   * as the replies are sent (ShardStore.push's `defer`, `outgoing`): each part of the parameters
+   * goes to the socket as soon as it is stepped, so the download overlaps the step, which used to
+   * run whole between the upload and the download. The store steps the rest before anyone else
+   * reads the parameters or starts the next update, so nothing sees a half-stepped range. The push
+   * is whole and scanned before any part is stepped: a NaN in its last part must still refuse (or
+   * skip) all of it, which an already stepped part could not honour.
+   */
+  private onPush(c: Conn, req: Push, payload: Float32Array, finite?: boolean): void {
     const s = this.store;
     if (c.role !== 'worker') throw new PsError('not-worker', `${req.type}: an observer cannot push`);
     if (req.lo !== s.lo) throw new PsError('not-owner', `${req.type} at key ${req.lo}: this server owns [${s.lo}, ${s.hi})`);
     if (payload.length !== s.hi - s.lo) throw new PsError('bad-length', `${req.type}: a gradient for [${s.lo}, ${s.hi}) has ${s.hi - s.lo} floats, got ${payload.length}`);
-    const { appliedNow, stale } = s.push(c.rank, req.step, req.rows, req.batchRows, payload);
-    this.counts.pushes++;
-    if (req.type === 'push') this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale }));
-    else this.park(c, { type: 'pull', id: req.id, step: req.step + 1, lo: s.lo, hi: s.hi }, stale);
-    if (appliedNow > 0) this.answerWaiters();
+    const { appliedNow, stale } = s.push(c.rank, req.step, req.rows, req.batchRows, payload, { finite, defer: true });
+    try {
+      this.counts.pushes++;
+      if (req.type === 'push') this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale }));
+      else this.park(c, { type: 'pull', id: req.id, step: req.step + 1, lo: s.lo, hi: s.hi }, stale);
+      if (appliedNow > 0) this.answerWaiters();
+    } finally {
+      if (this.outgoing.size === 0) s.settle(); // else the last reply to go out settles it
+    }
   }
 
   /** Answers a pull now if its step is ready, or keeps it until it is. */
@@ -489,12 +526,34 @@ export class ParameterServer {
     const s = this.store;
     if (w.conn.role === 'worker') s.notePull(w.conn.rank);
     const header: Params = { type: 'params', id: w.id, step: w.step, applied: s.applied, stop: this.stopped, lo: w.lo, stale: w.stale };
-    let last: Buffer | null = null; // each frame goes to the socket before the next is copied
-    for (const frame of frames(header, s.params, w.lo - s.lo, w.hi - s.lo, this.frames)) {
-      if (last !== null) this.send(w.conn, last);
-      last = frame;
+    const lo = w.lo - s.lo, hi = w.hi - s.lo;
+    w.conn.inflight--;
+    this.finish(w.conn);
+    this.outgoing.set(w.conn, frames(header, s.paramsThrough(lo), lo, hi, this.frames, PART_FLOATS, (_a, b) => s.paramsThrough(b)));
+    this.pump(w.conn);
+  }
+
+  /** Makes and sends the next frames of `c`'s reply in progress while the socket keeps up; when it is done, settles the store if no other reply is left. */
+  private pump(c: Conn): void {
+    const gen = this.outgoing.get(c);
+    if (gen === undefined) return;
+    while (c.ws.readyState === c.ws.OPEN && c.ws.bufferedAmount < PUMP_WATER) {
+      const next = gen.next();
+      if (next.done) {
+        this.outgoing.delete(c);
+        if (this.outgoing.size === 0) this.store.settle();
+        return;
+      }
+      this.write(c, next.value, () => this.pump(c));
     }
-    this.reply(w.conn, last!);
+  }
+
+  /** Sends every remaining frame of `c`'s reply in progress now. */
+  private finish(c: Conn): void {
+    const gen = this.outgoing.get(c);
+    if (gen === undefined) return;
+    this.outgoing.delete(c);
+    for (const frame of gen) this.write(c, frame);
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -513,11 +572,18 @@ export class ParameterServer {
     this.send(c, encodeFrame(reply));
   }
 
+  /** Sends a frame after the rest of any reply in progress on that connection. */
   private send(c: Conn, frame: Buffer): void {
+    this.finish(c);
+    this.write(c, frame);
+  }
+
+  private write(c: Conn, frame: Buffer, sent?: () => void): void {
     if (c.ws.readyState !== c.ws.OPEN) return;
     this.counts.bytesOut += frame.length;
     c.ws.send(frame, { binary: true }, (e) => {
       if (!e) this.frames.give(frame);
+      sent?.();
       if (c.paused && c.ws.bufferedAmount < HIGH_WATER / 2) {
         c.paused = false;
         c.ws.resume();

@@ -55,8 +55,6 @@ export class ShardStore {
   readonly hi: number;
   /** P: the whole model's parameter count. */
   readonly size: number;
-  /** This shard's parameters, keys [lo, hi), at index key − lo. */
-  readonly params: Float32Array;
   /** Updates applied so far: the parameters are the result of updates 0 … applied − 1. */
   applied = 0;
   skippedNonFinite = 0;
@@ -71,19 +69,71 @@ export class ShardStore {
   private readonly memberFrom: number[];
   /** Called after every update is applied, with the new count (a checkpointer listens here). */
   onApply: ((applied: number) => void) | null = null;
+  /**
+   * Called before an update starts to change the parameters: a server that is still copying the
+   * current ones into replies, part by part, finishes those copies here.
+   */
+  beforeUpdate: (() => void) | null = null;
+  /** This shard's parameters, keys [lo, hi), at index key − lo (read them through `params` or `paramsThrough`). */
+  private readonly values: Float32Array;
+  /**
+   * The last update, while a push that asked to `defer` it is being answered: counted in `applied`,
+   * stepped on keys [0, done) so far. `run(a, b)` steps [a, b); any order of slices gives the same
+   * bits as one step over the range (the optimizers are elementwise).
+   */
+  private unsettled: { run: (a: number, b: number) => void; done: number; applied: number } | null = null;
+  private deferring = false;
 
   constructor(readonly o: StoreOptions) {
     const model = mlp(o.sizes, { init: 'xavier', rng: new Random(o.seed) });
     const all = flattenParameters(model).params;
     this.size = all.length;
     [this.lo, this.hi] = shardRange(this.size, o.shards, o.shard);
-    this.params = all.slice(this.lo, this.hi);
+    this.values = all.slice(this.lo, this.hi);
     const n = this.hi - this.lo;
     ({ algorithm: this.algorithm, options: this.options } = namedOptimizer(o.optimizer, { lr: o.lr }));
     this.state = Object.fromEntries(this.algorithm.stateKeys(this.options).map((k) => [k, new Float32Array(n).fill(this.algorithm.initialValue(k, this.options))]));
     this.reduced = new Float32Array(n);
     this.pulledAt = new Array<number>(o.workers).fill(0);
     this.memberFrom = new Array<number>(o.workers).fill(0);
+  }
+
+  /** Updates stepped whole: `applied`, or one fewer while the last one is still being stepped part by part. */
+  get stepped(): number {
+    return this.applied - (this.unsettled === null ? 0 : 1);
+  }
+
+  /** This shard's parameters, keys [lo, hi), at index key − lo (live, with every update applied). */
+  get params(): Float32Array {
+    this.settle();
+    return this.values;
+  }
+
+  /**
+   * The live parameters with the update in progress (see `push`'s `defer`) applied to at least
+   * indices [0, upTo): a sender copies [a, upTo) of them while the rest is still being stepped.
+   */
+  paramsThrough(upTo: number): Float32Array {
+    this.settle(upTo);
+    return this.values;
+  }
+
+  /**
+   * Steps the update in progress on indices up to `upTo` (default: all of them); once it covers the
+   * whole range, the update is complete and `onApply` is called. A no-op when nothing is pending.
+   */
+  settle(upTo = this.hi - this.lo): void {
+    const u = this.unsettled;
+    if (u === null) return;
+    const n = this.hi - this.lo;
+    const to = Math.min(n, upTo);
+    if (to > u.done) {
+      u.run(u.done, to);
+      u.done = to;
+    }
+    if (u.done < n) return;
+    this.unsettled = null;
+    this.onApply?.(u.applied);
   }
 
   /** The optimizer's hyperparameters and the names of its state vectors (for checkpoints). */
@@ -93,6 +143,7 @@ export class ShardStore {
 
   /** The optimizer state of this range, by key: each a Float32Array of hi − lo values (live, not copies). */
   get optimizerState(): Readonly<Record<string, Float32Array>> {
+    this.settle();
     return this.state;
   }
 
@@ -101,8 +152,9 @@ export class ShardStore {
    * (copied in; each must have hi − lo values and `state` every key). Only before any push.
    */
   restore(applied: number, params: Float32Array, state: Record<string, Float32Array>): void {
+    this.settle();
     if (this.applied !== 0 || this.pending.size > 0) throw new Error('ShardStore.restore: the store has already taken pushes');
-    this.params.set(params);
+    this.values.set(params);
     for (const k of Object.keys(this.state)) this.state[k]!.set(state[k]!);
     this.applied = applied;
     this.pulledAt.fill(applied);
@@ -172,17 +224,31 @@ export class ShardStore {
    * Takes worker `rank`'s gradient of `step` (a view: kept, not copied, until its clock is applied).
    * Returns the number of updates that were applied (0 or more) and, in async mode, the push's
    * staleness. Throws PsError('bad-step' | 'non-finite').
+   *
+   * `finite`: whether the gradient is free of NaN and ±Inf, when the caller already scanned it (a
+   * server scans each part as it arrives). `defer`: the last update this push completes is counted
+   * in `applied` but stepped only as `paramsThrough`/`settle` ask for it, so that a server can send
+   * each part of its reply as soon as that part is stepped. Reading `params` or
+   * `optimizerState`, and the next update, settle it first, so nobody sees a half-stepped range;
+   * `onApply` is called once it is settled, so the caller should `settle()` when its replies are out.
    */
-  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array): { appliedNow: number; stale: number } {
+  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean } = {}): { appliedNow: number; stale: number } {
+    this.settle();
+    this.deferring = o.defer === true;
+    try {
+      return this.take(rank, step, rows, batchRows, grad, o.finite ?? allFinite(grad));
+    } finally {
+      this.deferring = false;
+    }
+  }
+
+  private take(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, finite: boolean): { appliedNow: number; stale: number } {
     const { mode, workers, staleness } = this.o;
-    const finite = allFinite(grad);
     if (!finite && this.o.nonFinite === 'reject') throw new PsError('non-finite', `the gradient of step ${step} from worker ${rank} holds NaN or Inf; refused`);
     if (!finite) this.skippedNonFinite++;
     if (mode === 'async') {
       const stale = this.applied - this.pulledAt[rank]!;
-      this.applied++;
-      if (finite && grad.length > 0) this.algorithm.step(this.params, grad, this.state, this.options, this.applied);
-      this.onApply?.(this.applied);
+      this.update(finite && grad.length > 0 ? (t, a, b) => this.algorithm.step(this.values, grad, this.state, this.options, t, a, b) : null);
       return { appliedNow: 1, stale };
     }
     const ahead = mode === 'ssp' ? staleness : 0;
@@ -220,7 +286,6 @@ export class ShardStore {
       }
       this.apply(c);
       appliedNow++;
-      this.onApply?.(this.applied);
     }
     return appliedNow;
   }
@@ -234,20 +299,32 @@ export class ShardStore {
 
   /** Reduces a complete clock in rank order (float64 accumulation) and steps the range. */
   private apply(c: Clock): void {
-    const n = this.hi - this.lo;
     const g = this.reduced;
     // Ranks with weight 0 (no rows, or a skipped non-finite gradient) are left out: for finite
     // gradients adding 0·g changes no bit, and a skipped gradient's NaN must not reach the sum.
     const ranks = c.grads.flatMap((grad, r) => (c.weights[r] !== 0 ? [r] : []));
     const w = ranks.map((r) => c.weights[r]!);
     const grads = ranks.map((r) => c.grads[r]!);
-    for (let j = 0; j < n; j++) {
-      let acc = 0;
-      for (let k = 0; k < grads.length; k++) acc += w[k]! * grads[k]![j]!;
-      g[j] = acc;
-    }
-    this.applied++;
-    if (n > 0) this.algorithm.step(this.params, g, this.state, this.options, this.applied);
+    this.update(this.hi > this.lo ? (t, a, b) => {
+      for (let j = a; j < b; j++) {
+        let acc = 0;
+        for (let k = 0; k < grads.length; k++) acc += w[k]! * grads[k]![j]!;
+        g[j] = acc;
+      }
+      this.algorithm.step(this.values, g, this.state, this.options, t, a, b);
+    } : null);
+  }
+
+  /**
+   * Counts one update and steps it (`run(t, a, b)`: step count t on [a, b)) — at once, or, while a
+   * push defers it, slice by slice through `settle`. The previous update is always complete first.
+   */
+  private update(run: ((t: number, a: number, b: number) => void) | null): void {
+    this.beforeUpdate?.();
+    this.settle();
+    const t = ++this.applied;
+    this.unsettled = { run: run === null ? () => {} : (a, b) => run(t, a, b), done: 0, applied: t };
+    if (!this.deferring) this.settle();
   }
 }
 
