@@ -4,35 +4,20 @@
 // uninterrupted run), another model's checkpoint, and two workers with the same rank. After each,
 // no process is left.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
-import { flattenParameters, loadModel, mlp, Random } from '@loom/tensor-core';
 import { PsClient } from '@loom/parameter-server';
+import { MAIN, P, runParams, sandbox, writeCsv } from './harness.js';
 
-const MAIN = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'loom-faults-'));
-const TOKEN = randomBytes(24).toString('base64url');
-const env = { ...process.env, LOOM_TOKEN: TOKEN, HOME: dir };
+const { dir, token: TOKEN, env } = sandbox('faults');
 
 /** 6000 distinct rows (duplicates would be dropped): 300 steps of 16 per epoch, about 0.25 s with 2 workers. */
 const CSV = join(dir, 'data.csv');
-const SIZES = [5, 16, 3];
 const MODEL = ['--model', 'mlp:5,16,3', '--seed', '5'];
 const DATA = ['--dataset', `csv:${CSV}`, '--label', 'label', '--batch-size', '16'];
-const P = flattenParameters(mlp(SIZES, { init: 'xavier', rng: new Random(5) })).size;
-beforeAll(() => {
-  const lines = ['age,minutes,device,label'];
-  for (let i = 0; i < 6000; i++) {
-    const [age, minutes, device] = [18 + ((i * 37) % 50), ((i * 13) % 90) + i / 6000, ['mobile', 'desktop', 'tablet'][i % 3]!];
-    lines.push(`${age},${minutes.toFixed(4)},${device},${minutes > 45 ? (device === 'mobile' ? 'video' : 'longread') : 'brief'}`);
-  }
-  writeFileSync(CSV, lines.join('\n') + '\n');
-});
+beforeAll(() => writeCsv(CSV, 6000));
 
 interface Proc {
   proc: ChildProcess;
@@ -102,11 +87,7 @@ function loom(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function params(run: string): Float32Array {
-  const model = mlp(SIZES, { init: 'xavier', rng: new Random(0) });
-  loadModel(join(dir, run, 'model.safetensors'), model);
-  return flattenParameters(model).params;
-}
+const params = (run: string): Float32Array => runParams(dir, run);
 
 describe('a worker killed mid-run (sync)', () => {
   it('is dropped from the barrier: the run goes on with the other and writes a model `loom eval` reads', async () => {

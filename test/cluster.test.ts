@@ -3,55 +3,31 @@
 // client sending garbage does not disturb a training run beside it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, statSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, statSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { flattenParameters, loadModel, mlp, Random } from '@loom/tensor-core';
 import { PROTOCOL_VERSION, PsClient, decodeFrame, encodeFrame, shardRange } from '@loom/parameter-server';
+import { MAIN, P, maxRelDiff, runParams, sandbox, writeCsv } from './harness.js';
 
-const MAIN = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'loom-cluster-'));
-const TOKEN = randomBytes(24).toString('base64url');
-const env = { ...process.env, LOOM_TOKEN: TOKEN, HOME: dir };
+const { dir, token: TOKEN, env } = sandbox('cluster');
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
-/** A CSV of 3000 rows (47 steps of 64 per epoch): 5 features after one-hot, 3 classes. */
+/** 450 distinct rows (6 steps of 64 per epoch after the split). */
 const CSV = join(dir, 'data.csv');
-const SIZES = [5, 16, 3];
 const TRAIN = ['--dataset', `csv:${CSV}`, '--label', 'label', '--model', 'mlp:5,16,3', '--epochs', '2', '--seed', '5', '--batch-size', '64'];
-const P = flattenParameters(mlp(SIZES, { init: 'xavier', rng: new Random(5) })).size;
-beforeAll(() => {
-  const lines = ['age,minutes,device,label'];
-  for (let i = 0; i < 3000; i++) {
-    const [age, minutes, device] = [18 + ((i * 37) % 50), (i * 13) % 90, ['mobile', 'desktop', 'tablet'][i % 3]!];
-    lines.push(`${age},${minutes},${device},${minutes > 45 ? (device === 'mobile' ? 'video' : 'longread') : 'brief'}`);
-  }
-  writeFileSync(CSV, lines.join('\n') + '\n');
-});
+beforeAll(() => writeCsv(CSV, 450));
 
 function loom(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: dir, env, timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function params(run: string): Float32Array {
-  const model = mlp(SIZES, { init: 'xavier', rng: new Random(0) });
-  loadModel(join(dir, run, 'model.safetensors'), model);
-  return flattenParameters(model).params;
-}
-
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!) / Math.max(1e-2, Math.abs(b[i]!)));
-  return d;
-}
+const params = (run: string): Float32Array => runParams(dir, run);
 
 /** Starts `loom serve` and resolves with its URL and its stderr lines so far. */
 function serve(args: string[], extraEnv: Record<string, string> = {}): Promise<{ url: string; proc: ChildProcess; stderr: string[] }> {

@@ -1,39 +1,23 @@
 // Hierarchical aggregation with real processes of the built CLI (apps/cli/dist) on 127.0.0.1: one
 // `loom worker --threads 2` against one `loom serve` trains what 2 local sync threads train.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
-import { flattenParameters, loadModel, mlp, Random } from '@loom/tensor-core';
 import { PsClient } from '@loom/parameter-server';
+import { MAIN, P, maxRelDiff, runParams, sandbox, writeCsv } from './harness.js';
 
-const MAIN = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'loom-hierarchy-'));
-const TOKEN = randomBytes(24).toString('base64url');
-const env = { ...process.env, LOOM_TOKEN: TOKEN, HOME: dir };
+const { dir, token: TOKEN, env } = sandbox('hierarchy');
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
-/** A CSV of 1000 rows (a few steps of 64 after the split): 5 features after one-hot, 3 classes. */
+/** 450 distinct rows (a few steps of 64 after the split). */
 const CSV = join(dir, 'data.csv');
-const SIZES = [5, 16, 3];
 const MODEL = ['--model', 'mlp:5,16,3', '--seed', '5'];
 const TRAIN = ['--dataset', `csv:${CSV}`, '--label', 'label', ...MODEL, '--epochs', '1', '--batch-size', '64'];
-const P = flattenParameters(mlp(SIZES, { init: 'xavier', rng: new Random(5) })).size;
-beforeAll(() => {
-  const lines = ['age,minutes,device,label'];
-  for (let i = 0; i < 1000; i++) {
-    const [age, minutes, device] = [18 + ((i * 37) % 50), (i * 13) % 90, ['mobile', 'desktop', 'tablet'][i % 3]!];
-    lines.push(`${age},${minutes},${device},${minutes > 45 ? (device === 'mobile' ? 'video' : 'longread') : 'brief'}`);
-  }
-  writeFileSync(CSV, lines.join('\n') + '\n');
-});
+beforeAll(() => writeCsv(CSV, 450));
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawn(process.execPath, [MAIN, ...args], { cwd: dir, env });
@@ -59,12 +43,6 @@ function serve(args: string[]): Promise<string> {
   });
 }
 
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!) / Math.max(1e-2, Math.abs(b[i]!)));
-  return d;
-}
-
 describe('loom worker --threads: hierarchical aggregation', () => {
   it('1 server and 1 worker process with 2 threads train what 2 local sync threads train', async () => {
     const url = await serve(['--workers', '1', ...MODEL]);
@@ -82,9 +60,7 @@ describe('loom worker --threads: hierarchical aggregation', () => {
     await observer.pull(0, trained);
     await observer.shutdown(true);
     await observer.close();
-    const model = mlp(SIZES, { init: 'xavier', rng: new Random(0) });
-    loadModel(join(dir, 'threads', 'model.safetensors'), model);
-    const expected = flattenParameters(model).params;
+    const expected = runParams(dir, 'threads');
     expect(maxRelDiff(trained, expected)).toBeLessThan(1e-4);
     // One process: the threads reduce as local threads do and the server weighs the push by 1, so
     // the two are in fact bitwise equal.

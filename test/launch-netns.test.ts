@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { trainFlags, writeCsv } from './launch-data.js';
+import { trainFlags, writeCsv } from './harness.js';
 
 const MAIN = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
 const K8S = fileURLToPath(new URL('../deploy/k8s.yaml', import.meta.url));
