@@ -13,7 +13,7 @@ import * as unary from '../kernels/unary.js';
 import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
 import * as sm from '../kernels/softmax.js';
 import { copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
-import { IntTensor, Tensor, gradBuffer, numel, record, willRecord, type Shape } from './tensor.js';
+import { IntTensor, Tensor, gradBuffer, numel, record, type Shape } from './tensor.js';
 import { scratch } from './buffers.js';
 
 /** An op's output tensor, its buffer from the active pool when there is one (see buffers.ts). */
@@ -403,4 +403,3 @@ export function dropout(x: Tensor, p: number, rng: Random): Tensor {
   return record(out, 'dropout', [x], () => unary.mulAccumulate(out.grad!.data, mask, gradBuffer(x), x.size));
 }
 
-export { willRecord };

@@ -287,13 +287,6 @@ export function record(out: Tensor, op: string, parents: readonly Tensor[], back
   return out;
 }
 
-/** Whether an op on these inputs will record a graph (lets ops skip saving what backward needs). */
-export function willRecord(...inputs: Tensor[]): boolean {
-  if (!isGradEnabled()) return false;
-  for (const t of inputs) if (t.requiresGrad) return true;
-  return false;
-}
-
 /**
  * Integer tensors: class labels and embedding indices. A separate type from Tensor, so that passing
  * float data where labels are expected is caught when the code is written, and at run time.

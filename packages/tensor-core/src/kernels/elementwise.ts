@@ -86,13 +86,3 @@ export function reduceBroadcast(
     for (let c = 0; c < cols; c++, o++) grad[r * sr + c * sc]! += scale * src[o]! * other[r * or + c * oc]!;
   }
 }
-
-/** out = a * s over n elements. */
-export function scale(a: Float32Array, s: number, out: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) out[i] = a[i]! * s;
-}
-
-/** y += a * x over n elements (BLAS axpy). */
-export function axpy(a: number, x: Float32Array, y: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) y[i]! += a * x[i]!;
-}

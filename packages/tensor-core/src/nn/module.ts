@@ -85,11 +85,6 @@ export abstract class Module<In = Tensor> {
   }
 }
 
-/** Calls forward; a shorthand that reads like PyTorch's `model(x)`. */
-export function call<In>(m: Module<In>, input: In): Tensor {
-  return m.forward(input);
-}
-
 /** A guard for layer constructors: sizes must be positive integers. */
 export function checkSize(layer: string, name: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0) throw opError(layer, `${name} must be a positive integer, got ${value}`);
