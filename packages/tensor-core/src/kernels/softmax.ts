@@ -3,21 +3,27 @@
  * maximum before exponentiating, so no exp overflows and log-softmax never takes log(0).
  */
 
+/**
+ * out[base, base + cols) = softmax of x over the same range; returns the row's log Σ exp(x), the
+ * shift that turns x into log-probabilities. Shared by softmax and the fused cross-entropy.
+ */
+function softmaxRow(x: Float32Array, out: Float32Array, base: number, cols: number): number {
+  let max = -Infinity;
+  for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
+  let sum = 0;
+  for (let c = 0; c < cols; c++) {
+    const e = Math.exp(x[base + c]! - max);
+    out[base + c] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let c = 0; c < cols; c++) out[base + c]! *= inv;
+  return max + Math.log(sum);
+}
+
 /** out(N, C) = softmax of each row of x(N, C). */
 export function softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
-    let sum = 0;
-    for (let c = 0; c < cols; c++) {
-      const e = Math.exp(x[base + c]! - max);
-      out[base + c] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let c = 0; c < cols; c++) out[base + c]! *= inv;
-  }
+  for (let r = 0; r < rows; r++) softmaxRow(x, out, r * cols, cols);
 }
 
 /** out(N, C) = log-softmax of each row: x − max − log Σ exp(x − max). */
@@ -42,17 +48,7 @@ export function softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: 
   let total = 0;
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
-    let sum = 0;
-    for (let c = 0; c < cols; c++) {
-      const e = Math.exp(x[base + c]! - max);
-      probs[base + c] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let c = 0; c < cols; c++) probs[base + c]! *= inv;
-    total += max + Math.log(sum) - x[base + labels[r]!]!;
+    total += softmaxRow(x, probs, base, cols) - x[base + labels[r]!]!;
   }
   return total;
 }
