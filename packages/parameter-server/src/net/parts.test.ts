@@ -18,6 +18,18 @@ const feedAll = (r: Reassembly, frames: Buffer[], into?: Float32Array) => {
   return whole;
 };
 
+
+/** Joins the parts of the first reply among the frames a raw socket has received (`got` grows as they arrive). */
+async function readReply(got: Buffer[], P: number): Promise<{ header: unknown; payload: Float32Array }> {
+  const joined = new Reassembly(P);
+  for (let i = 0; ; i++) {
+    while (got.length <= i) await new Promise((r) => setTimeout(r, 5));
+    const f = decodeFrame(got[i]!);
+    const whole = joined.feed(f.header, f.payload, (_h, n) => new Float32Array(n));
+    if (whole !== null) return whole;
+  }
+}
+
 describe('parts', () => {
   it('a payload over partFloats travels as parts and is joined into the sink, in order', () => {
     const a = Float32Array.from({ length: 10 }, (_, i) => i);
@@ -217,13 +229,7 @@ describe('pipelined replies over parts', () => {
     const into = new Float32Array(P);
     for (let step = 0; step < 2; step++) await client.pushPull(step, new Float32Array(P).fill(1), into, { rows: 1, batchRows: 1 });
     ws.resume();
-    const joined = new Reassembly(P);
-    let whole: { header: unknown; payload: Float32Array } | null = null;
-    for (let i = 0; whole === null; i++) {
-      while (got.length <= i) await new Promise((r) => setTimeout(r, 5));
-      const f = decodeFrame(got[i]!);
-      whole = joined.feed(f.header, f.payload, (_h, n) => new Float32Array(n));
-    }
+    const whole = await readReply(got, P);
     const header = whole.header as { parts: number };
     expect(header).toMatchObject({ type: 'params', applied: 0 });
     expect(same(whole.payload, initial)).toBe(true);
@@ -255,13 +261,7 @@ describe('pipelined replies over parts', () => {
     open.push(client);
     await client.push(0, new Float32Array(P).fill(-3), { rows: 1, batchRows: 1 });
     ws.resume();
-    const joined = new Reassembly(P);
-    let whole: { header: unknown; payload: Float32Array } | null = null;
-    for (let i = 0; whole === null; i++) {
-      while (got.length <= i) await new Promise((r) => setTimeout(r, 5));
-      const f = decodeFrame(got[i]!);
-      whole = joined.feed(f.header, f.payload, (_h, n) => new Float32Array(n));
-    }
+    const whole = await readReply(got, P);
     expect(whole.header).toMatchObject({ type: 'params', applied: 1 });
     expect(same(whole.payload, expected)).toBe(true);
     ws.close();
