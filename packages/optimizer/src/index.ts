@@ -20,11 +20,12 @@ export {
   type StateArrays,
 } from './core/common.js';
 export { resolveOptions } from './options.js';
-export { optimizerMemory, allocateFlat } from './simd/memory.js';
+export { optimizerMemory, allocateFlat, type ThreadMemoryHandle } from './simd/memory.js';
 export { fmaLowering, setFmaLowering, type FmaLowering } from './simd/kernel.js';
 export { sgd, sgdStep, sgdDefaults, type SGDOptions, type SGDState } from './core/sgd.js';
 export { rmsprop, rmspropStep, rmspropDefaults, type RMSpropOptions, type RMSpropState } from './core/rmsprop.js';
 export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type AdamOptions, type AdamState } from './core/adam.js';
+export { weightedSum } from './core/weighted-sum.js';
 export { adagrad, adagradStep, adagradDefaults, type AdagradOptions, type AdagradState } from './core/adagrad.js';
 export { Optimizer, type ParamLike, type ParamGroup, type ParamGroupSpec, type StateDict, type SavedParamState } from './optimizer.js';
 export { SGD, RMSprop, Adam, AdamW, Adagrad } from './optimizers.js';

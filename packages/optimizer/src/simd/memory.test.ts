@@ -137,3 +137,46 @@ describe('the class API over parameters in the memory', () => {
     expect(p.data[0]).toBeCloseTo(-0.1, 6);
   });
 });
+
+describe('sharing the memory with a worker thread (forThread, adopt)', () => {
+  it('a thread that adopts it steps its slice in place, with the same bits, and cannot allocate', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const n = 10_000, half = 5000;
+    const [p, g, m, v] = [0, 1, 2, 3].map(() => optimizerMemory.alloc(n)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    ramp(p);
+    g.forEach((_, i) => (g[i] = Math.cos(i)));
+    const plain = { p: p.slice(), g: g.slice(), m: new Float32Array(n), v: new Float32Array(n) };
+    const handle = optimizerMemory.forThread();
+    const staging = new Uint8Array(handle.memory.buffer, handle.stagingAt, STAGING_BYTES).fill(0xcd);
+    // The thread runs the built package (a worker cannot use the test's source aliases).
+    const dist = new URL('../../dist/index.js', import.meta.url).href;
+    const code = `
+      const { parentPort, workerData: d } = require('node:worker_threads');
+      import(${JSON.stringify(dist)}).then(({ optimizerMemory, adamStep, adamDefaults }) => {
+        optimizerMemory.adopt(d.handle);
+        const view = (at) => new Float32Array(d.handle.memory.buffer, at, d.n);
+        adamStep(view(d.p), view(d.g), { expAvg: view(d.m), expAvgSq: view(d.v) }, adamDefaults, 1, 0, d.half);
+        let error = '';
+        try { optimizerMemory.alloc(4); } catch (e) { error = e.message; }
+        parentPort.postMessage(error);
+      });`;
+    const worker = new Worker(code, { eval: true, workerData: { handle, n, half, p: p.byteOffset, g: g.byteOffset, m: m.byteOffset, v: v.byteOffset } });
+    const error = await new Promise<string>((resolve, reject) => worker.once('message', resolve).once('error', reject));
+    await worker.terminate();
+    expect(error).toMatch(/optimizerMemory.alloc: this thread adopted another thread's memory; allocate on the owning thread/);
+    adam.step(p, g, { expAvg: m, expAvgSq: v }, adam.defaults, 1, half, n); // the owner steps the other half
+    adam.step(plain.p, plain.g, { expAvg: plain.m, expAvgSq: plain.v }, adam.defaults, 1);
+    expect(p).toEqual(plain.p);
+    expect(v).toEqual(plain.v);
+    expect(staging.every((x) => x === 0xcd)).toBe(true); // the thread's steps ran in place
+    optimizerMemory.releaseThread(handle);
+    [p, g, m, v].forEach((a) => optimizerMemory.free(a));
+  });
+
+  it('names what is wrong with a bad handle or a second memory', () => {
+    expect(() => optimizerMemory.adopt({ memory: null, stagingAt: 0 } as never)).toThrow(/optimizerMemory.adopt: expected a handle from optimizerMemory.forThread/);
+    const other = new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true });
+    expect(() => optimizerMemory.adopt({ memory: other, stagingAt: 0 })).toThrow(/already has its own optimizer memory/);
+    expect(() => optimizerMemory.releaseThread({ memory: other, stagingAt: 0 })).toThrow(/releaseThread: expected a handle returned by forThread/);
+  });
+});

@@ -17,6 +17,12 @@
  * Layout (byte offsets):
  *   [0, STAGING_BYTES)   the copying path's staging area: MAX_ARRAYS arrays of CHUNK f32
  *   [STAGING_BYTES, …)   blocks handed out by alloc, each 16-byte aligned
+ *
+ * Worker threads can step arrays of this memory in place too: the owning thread hands a thread a
+ * handle (`forThread`: the memory and a staging area of the thread's own, allocated here) and the
+ * thread `adopt`s it before its first step. An adopting thread never allocates — the allocator's
+ * bookkeeping lives in the owning thread's JavaScript — so the owner allocates everything a run
+ * needs before it starts the threads.
  */
 import { argError, OptimizerError } from '../errors.js';
 
@@ -42,6 +48,10 @@ interface MemoryApi {
 
 interface Heap {
   readonly memory: WasmMemory;
+  /** Byte offset of this thread's staging area: 0 in the owning thread, an allocated block in an adopting one. */
+  readonly stagingAt: number;
+  /** True in a thread that adopted another thread's memory: alloc and free are the owner's. */
+  readonly adopted: boolean;
   /** True when the memory is shared, so alloc hands out views into it. */
   readonly shared: boolean;
   /** Every buffer object `memory.buffer` has returned. */
@@ -73,8 +83,47 @@ export function kernelHeap(): Heap | null {
       memory = null;
     }
   }
-  heap = memory && { memory, shared, buffers: new WeakSet([memory.buffer]), buffer: memory.buffer, top: STAGING_BYTES, free: [], live: new Map() };
+  heap = memory && { memory, shared, stagingAt: 0, adopted: false, buffers: new WeakSet([memory.buffer]), buffer: memory.buffer, top: STAGING_BYTES, free: [], live: new Map() };
   return heap;
+}
+
+/**
+ * What a worker thread needs to step arrays of this memory in place: the memory (a shared
+ * WebAssembly.Memory, which postMessage shares rather than copies) and the byte offset of a staging
+ * area of the thread's own. Plain data: post it to the thread, which passes it to `adopt`.
+ */
+export interface ThreadMemoryHandle {
+  readonly memory: WasmMemory;
+  readonly stagingAt: number;
+}
+
+function forThread(): ThreadMemoryHandle {
+  const h = kernelHeap();
+  if (!h || !h.shared) throw new OptimizerError('optimizerMemory.forThread: this runtime has no shared WebAssembly memory to share with a thread');
+  if (h.adopted) throw new OptimizerError('optimizerMemory.forThread: call it on the thread that owns the memory, not on one that adopted it');
+  return { memory: h.memory, stagingAt: alloc(STAGING_BYTES / 4).byteOffset };
+}
+
+/** Frees the staging area of a handle from `forThread`, once its thread is done. */
+function releaseThread(handle: ThreadMemoryHandle): void {
+  const h = heap;
+  if (!h || h.memory !== handle.memory || !h.live.has(handle.stagingAt)) {
+    throw argError('optimizerMemory.releaseThread', 'expected a handle returned by forThread on this thread and not yet released');
+  }
+  free(new Float32Array(currentBuffer(h), handle.stagingAt, STAGING_BYTES / 4));
+}
+
+function adopt(handle: ThreadMemoryHandle): void {
+  const memory = handle?.memory;
+  if (!memory || !(memory.buffer instanceof SharedArrayBuffer) || !Number.isInteger(handle.stagingAt) || handle.stagingAt % ALIGN !== 0) {
+    throw argError('optimizerMemory.adopt', 'expected a handle from optimizerMemory.forThread (a shared memory and an aligned staging offset)');
+  }
+  if (heap?.memory === memory) return;
+  if (heap !== undefined) {
+    throw new OptimizerError('optimizerMemory.adopt: this thread already has its own optimizer memory (adopt before the first optimizer step or allocation on the thread)');
+  }
+  const buffer = memory.buffer;
+  heap = { memory, shared: true, stagingAt: handle.stagingAt, adopted: true, buffers: new WeakSet([buffer]), buffer, top: 0, free: [], live: new Map() };
 }
 
 /** The memory's current buffer, remembering each buffer object it has had. */
@@ -98,6 +147,7 @@ function alloc(n: number): Float32Array {
   if (!Number.isInteger(n) || n < 0) throw argError('optimizerMemory.alloc', `expected a whole number of elements ≥ 0, got ${n}`);
   const h = kernelHeap();
   if (!h || !h.shared) return new Float32Array(n);
+  if (h.adopted) throw new OptimizerError('optimizerMemory.alloc: this thread adopted another thread\'s memory; allocate on the owning thread');
   const bytes = Math.max(ALIGN, Math.ceil((n * 4) / ALIGN) * ALIGN);
   let at = -1;
   const i = h.free.findIndex((b) => b.bytes >= bytes); // first fit
@@ -125,6 +175,7 @@ function alloc(n: number): Float32Array {
 
 function free(a: Float32Array): void {
   const h = heap;
+  if (h?.adopted) throw new OptimizerError('optimizerMemory.free: this thread adopted another thread\'s memory; free on the owning thread');
   const block = h && a instanceof Float32Array && inKernelMemory(a) ? h.live.get(a.byteOffset) : undefined;
   if (!h || !block || block[1] !== a.length) {
     const what = a instanceof Float32Array ? `Float32Array(${a.length}) ${inKernelMemory(a) ? `at byte ${a.byteOffset}` : 'outside the optimizer memory'}` : typeof a;
@@ -160,7 +211,8 @@ function free(a: Float32Array): void {
  * commits pages as they are used. Growing it never invalidates arrays already handed out.
  *
  * Arrays are not garbage collected: `free` them when done (the class API frees the state arrays it
- * allocated here in `dispose()`). Not thread-safe: allocate on one thread.
+ * allocated here in `dispose()`). Not thread-safe: allocate on one thread; other threads step the
+ * arrays in place after adopting the memory (`forThread`, `adopt`).
  *
  * @example
  * import { SGD, optimizerMemory } from '@loom/optimizer';
@@ -193,6 +245,23 @@ export const optimizerMemory = {
     for (const [bytes] of heap?.live.values() ?? []) total += bytes;
     return total;
   },
+  /**
+   * On the owning thread: a handle for one worker thread (the memory and a staging area allocated
+   * for that thread), to post to it; `releaseThread` it when the thread is done.
+   */
+  forThread,
+  releaseThread,
+  /**
+   * On a worker thread, before its first optimizer step: make the memory of `forThread`'s handle
+   * this thread's kernel memory, so its steps over arrays in it (views of `handle.memory.buffer`)
+   * run in place. The thread cannot allocate or free; the owner does.
+   *
+   * @example
+   * // owner:  worker.postMessage({ handle: optimizerMemory.forThread(), offset: params.byteOffset, n });
+   * // thread: optimizerMemory.adopt(handle);
+   * //         const params = new Float32Array(handle.memory.buffer, offset, n); // stepped in place
+   */
+  adopt,
   /** The WebAssembly.Memory itself (for example to share with a worker); grow it only through `alloc`. */
   get memory(): WasmMemory | null {
     return kernelHeap()?.memory ?? null;
