@@ -10,7 +10,7 @@ import { Piscina } from 'piscina';
 import { Random, flattenParameters, mlp, type Sequential } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
 import { GlobalBatchSchedule } from '@loom/worker';
-import { MODES, Word, allocateRun, views, type Mode } from './shared.js';
+import { MODES, Word, allocateRun, releaseRun, views, type Mode } from './shared.js';
 import { at, wakeAll } from './sync-point.js';
 import type { EpochResult, EpochTask } from './messages.js';
 
@@ -170,8 +170,9 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
   } finally {
     o.signal?.removeEventListener('abort', stop);
     await pool.destroy();
+    // Hand back parameters of the caller's own, so the run's memory can be released.
+    flattenParameters(model);
+    releaseRun(run);
   }
-  // Hand back parameters of the caller's own, so the shared memory can be released.
-  flattenParameters(model);
   return { model, stopped };
 }

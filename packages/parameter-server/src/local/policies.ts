@@ -16,7 +16,7 @@
  * async (Hogwild!): each worker applies its own gradient to the shared parameters as soon as it
  *   has it, without locks, counting updates in one shared word for the optimizer's step count.
  */
-import type { Algorithm } from '@loom/optimizer';
+import { weightedSum, type Algorithm } from '@loom/optimizer';
 import type { StepInfo, Transport } from '@loom/worker';
 import { Word, sliceOf, views, type SharedRun } from './shared.js';
 import { at, barrier, waitAtLeast } from './sync-point.js';
@@ -48,48 +48,6 @@ export interface LocalTransport extends Transport {
   readonly gradBuffer: Float32Array;
 }
 
-/**
- * The obviously-correct reduction, kept as the oracle of `reduceSlots`: out[j] = Σ_v w[first+v] ·
- * slot(first+v)[j] over [lo, hi), summed in slot order in float64, rounded once into slot(first).
- */
-export function reduceSlotsReference(slots: Float32Array[], weights: Float64Array, first: number, n: number, lo: number, hi: number): Float32Array {
-  const out = slots[first]!;
-  for (let j = lo; j < hi; j++) {
-    let acc = 0;
-    for (let v = 0; v < n; v++) acc += weights[first + v]! * slots[first + v]![j]!;
-    out[j] = acc;
-  }
-  return out;
-}
-
-/**
- * The same sums, bit for bit, fast: indexing an array of typed arrays in the inner loop costs
- * ~6 ns per element, so two slots (the case on two cores) get one fused loop, and more slots walk
- * slot by slot through a float64 scratch row. `scratch` must hold at least hi − lo values.
- */
-export function reduceSlots(slots: Float32Array[], weights: Float64Array, first: number, n: number, lo: number, hi: number, scratch: Float64Array): Float32Array {
-  const out = slots[first]!;
-  const w0 = weights[first]!;
-  if (n === 1) {
-    if (w0 !== 1) for (let j = lo; j < hi; j++) out[j] = 0 + w0 * out[j]!;
-    return out;
-  }
-  if (n === 2) {
-    const b = slots[first + 1]!;
-    const w1 = weights[first + 1]!;
-    for (let j = lo; j < hi; j++) out[j] = 0 + w0 * out[j]! + w1 * b[j]!;
-    return out;
-  }
-  for (let j = lo; j < hi; j++) scratch[j - lo] = 0 + w0 * out[j]!;
-  for (let v = 1; v < n; v++) {
-    const s = slots[first + v]!;
-    const w = weights[first + v]!;
-    for (let j = lo; j < hi; j++) scratch[j - lo]! += w * s[j]!;
-  }
-  for (let j = lo; j < hi; j++) out[j] = scratch[j - lo]!;
-  return out;
-}
-
 class SyncPolicy implements LocalTransport {
   readonly staleness = { max: 0, sum: 0, count: 0 };
   readonly gradBuffer: Float32Array;
@@ -97,14 +55,12 @@ class SyncPolicy implements LocalTransport {
   private readonly slots: Float32Array[];
   private readonly lo: number;
   private readonly hi: number;
-  private readonly scratch: Float64Array;
 
   constructor(private readonly o: PolicyOptions) {
     this.v = views(o.run);
     this.slots = Array.from({ length: o.run.workers }, (_, i) => this.v.slot(i));
     this.gradBuffer = this.slots[o.rank]!;
     [this.lo, this.hi] = sliceOf(o.run, o.rank);
-    this.scratch = new Float64Array(o.run.workers > 2 ? this.hi - this.lo : 0);
   }
 
   pull(): boolean {
@@ -115,7 +71,9 @@ class SyncPolicy implements LocalTransport {
     const { run, rank, algorithm, options } = this.o;
     this.v.weights[rank] = info.batchRows > 0 ? info.rows / info.batchRows : 0;
     barrier(this.v.ctrl, run.workers); // every gradient is in its slot
-    const g = reduceSlots(this.slots, this.v.weights, 0, run.workers, this.lo, this.hi, this.scratch);
+    // Slot 0's slice becomes the reduced gradient (in place; see @loom/optimizer's weightedSum).
+    const g = this.slots[0]!;
+    weightedSum(g, this.slots, this.v.weights, this.lo, this.hi);
     if (this.hi > this.lo) algorithm.step(this.v.params, g, this.v.state, options, info.step + 1, this.lo, this.hi);
     barrier(this.v.ctrl, run.workers); // every slice is stepped: the parameters are step t's result
     observe(this.staleness, 0);
@@ -126,14 +84,16 @@ class SspPolicy implements LocalTransport {
   readonly staleness = { max: 0, sum: 0, count: 0 };
   readonly gradBuffer: Float32Array;
   private readonly v;
-  private readonly slots: Float32Array[];
-  private readonly scratch: Float64Array;
+  /** Per ring position: its workers' slots and their weights. */
+  private readonly slots: Float32Array[][];
+  private readonly weights: Float64Array[];
 
   constructor(private readonly o: PolicyOptions) {
     this.v = views(o.run);
-    this.slots = Array.from({ length: o.run.ring * o.run.workers }, (_, i) => this.v.slot(i));
+    const W = o.run.workers;
+    this.slots = Array.from({ length: o.run.ring }, (_, c) => Array.from({ length: W }, (_, r) => this.v.slot(c * W + r)));
+    this.weights = Array.from({ length: o.run.ring }, (_, c) => this.v.weights.subarray(c * W, (c + 1) * W));
     this.gradBuffer = new Float32Array(o.run.size); // copied into the clock's slot on push
-    this.scratch = new Float64Array(o.run.workers > 2 ? o.run.size : 0);
   }
 
   private stopping = () => Atomics.load(this.v.ctrl, at(Word.StopRequested)) !== 0;
@@ -150,15 +110,15 @@ class SspPolicy implements LocalTransport {
     const { run, rank, algorithm, options } = this.o;
     const ctrl = this.v.ctrl;
     const clock = info.step;
-    const first = (clock % run.ring) * run.workers;
-    this.slots[first + rank]!.set(grads);
-    this.v.weights[first + rank] = info.batchRows > 0 ? info.rows / info.batchRows : 0;
+    const slots = this.slots[clock % run.ring]!, weights = this.weights[clock % run.ring]!;
+    slots[rank]!.set(grads);
+    weights[rank] = info.batchRows > 0 ? info.rows / info.batchRows : 0;
     const pushedWord = Word.Pushed + (clock % run.ring);
     if (Atomics.add(ctrl, at(pushedWord), 1) !== run.workers - 1) return;
     // The last to push clock t applies its update, after update t−1 (updates apply in clock order).
     waitAtLeast(ctrl, Word.Applied, clock);
-    const g = reduceSlots(this.slots, this.v.weights, first, run.workers, 0, run.size, this.scratch);
-    algorithm.step(this.v.params, g, this.v.state, options, clock + 1, 0, run.size);
+    weightedSum(slots[0]!, slots, weights, 0, run.size);
+    algorithm.step(this.v.params, slots[0]!, this.v.state, options, clock + 1, 0, run.size);
     Atomics.store(ctrl, at(pushedWord), 0);
     Atomics.store(ctrl, at(Word.Applied), clock + 1);
     Atomics.notify(ctrl, at(Word.Applied));

@@ -1,18 +1,26 @@
 /**
- * The shared memory of a local (multi-thread) run, as plain data that can be posted to threads:
- * SharedArrayBuffers for parameters, gradient slots, optimizer state and control words.
+ * The shared memory of a local (multi-thread) run, as plain data that can be posted to threads.
  *
- * Layout (f32 unless noted; P parameters, stride = P rounded up to a 64-byte cache line):
+ * Parameters, gradient slots and optimizer state live in @loom/optimizer's shared WebAssembly
+ * memory (`optimizerMemory`), which every worker thread adopts: the optimizer kernels then step a
+ * thread's slice in place, and the weighted reduction runs in place beside it, with no copy into or
+ * out of WebAssembly. (Where the runtime has no shared WebAssembly memory they live in one plain
+ * SharedArrayBuffer instead; the kernels then copy through their staging areas — same bits.)
+ *
+ * Layout of that block (f32, P parameters, stride = P rounded up to a 64-byte cache line):
  *   params      (stride)               the one copy of the model's parameters
  *   grads       (slots, stride)        gradient slots: one per worker (sync, async), or one per
  *                                      worker per in-flight clock (ssp: (S + 1) · N)
- *   weights     (slots) f64            each slot's share of its global batch (rows / batchRows)
  *   state[key]  (stride)               optimizer state (Adam's expAvg, …)
+ * and beside it, SharedArrayBuffers:
+ *   weights     (slots) f64            each slot's share of its global batch (rows / batchRows)
  *   ctrl        (words, 16) i32        control words, one per 64-byte line so that threads
  *                                      spinning on one never invalidate another's line
  * Slices that different threads write (sync mode's reduce-and-step) start on cache-line
  * boundaries too, so no two threads ever write the same line.
  */
+import { optimizerMemory, type ThreadMemoryHandle } from '@loom/optimizer';
+
 export type Mode = 'sync' | 'async' | 'ssp';
 export const MODES: readonly Mode[] = ['sync', 'async', 'ssp'];
 
@@ -49,16 +57,20 @@ export interface SharedRun {
   stride: number;
   /** Gradient slots in flight per worker: 1, or S + 1 in ssp mode. */
   ring: number;
-  params: SharedArrayBuffer;
-  grads: SharedArrayBuffer;
+  /** Where params, grads and state are: the optimizer's memory (`threads` set), or a plain SharedArrayBuffer. */
+  heap: { memory: ThreadMemoryHandle['memory']; threads: ThreadMemoryHandle[] } | { buffer: SharedArrayBuffer };
+  /** Byte offsets in the heap. */
+  at: { block: number; params: number; grads: number; state: Record<string, number> };
   weights: SharedArrayBuffer;
-  state: Record<string, SharedArrayBuffer>;
   ctrl: SharedArrayBuffer;
 }
 
 export const roundToLine = (n: number): number => Math.ceil(n / LINE) * LINE;
 
-/** Allocates the shared memory of a run; state arrays are filled with their initial values. */
+/**
+ * Allocates the shared memory of a run (on the thread that owns the optimizer memory, before any
+ * worker starts); state arrays are filled with their initial values. `releaseRun` frees it.
+ */
 export function allocateRun(
   mode: Mode,
   workers: number,
@@ -69,20 +81,44 @@ export function allocateRun(
   const stride = roundToLine(size);
   const ring = mode === 'ssp' ? staleness + 1 : 1;
   const slots = ring * workers;
-  const f32 = (n: number) => new SharedArrayBuffer(4 * n);
-  const state: Record<string, SharedArrayBuffer> = {};
-  for (const [key, value] of Object.entries(stateInit)) {
-    state[key] = f32(stride);
-    if (value !== 0) new Float32Array(state[key]).fill(value, 0, size);
+  const keys = Object.keys(stateInit);
+  const floats = (1 + slots + keys.length) * stride;
+  let heap: SharedRun['heap'], block: Float32Array;
+  if (optimizerMemory.available) {
+    block = optimizerMemory.alloc(floats);
+    heap = { memory: optimizerMemory.memory!, threads: Array.from({ length: workers }, () => optimizerMemory.forThread()) };
+  } else {
+    block = new Float32Array(new SharedArrayBuffer(4 * floats));
+    heap = { buffer: block.buffer as SharedArrayBuffer };
   }
+  const base = block.byteOffset;
+  const state: Record<string, number> = {};
+  keys.forEach((key, i) => {
+    state[key] = base + 4 * (1 + slots + i) * stride;
+    if (stateInit[key] !== 0) block.fill(stateInit[key]!, (1 + slots + i) * stride, (1 + slots + i) * stride + size);
+  });
   return {
-    mode, staleness, workers, size, stride, ring,
-    params: f32(stride),
-    grads: f32(slots * stride),
+    mode, staleness, workers, size, stride, ring, heap,
+    at: { block: base, params: base, grads: base + 4 * stride, state },
     weights: new SharedArrayBuffer(8 * slots),
-    state,
     ctrl: new SharedArrayBuffer(4 * LINE * (Word.Pushed + ring)),
   };
+}
+
+/** Frees what allocateRun took from the optimizer memory (on the owning thread, after every worker is done). */
+export function releaseRun(run: SharedRun): void {
+  if (!('threads' in run.heap)) return;
+  for (const t of run.heap.threads) optimizerMemory.releaseThread(t);
+  const floats = (1 + run.ring * run.workers + Object.keys(run.at.state).length) * run.stride;
+  optimizerMemory.free(new Float32Array(optimizerMemory.memory!.buffer, run.at.block, floats));
+}
+
+/**
+ * In worker thread `rank`, before its first optimizer step: adopt the run's optimizer memory, so
+ * the thread's steps and reductions over the run's arrays run in place.
+ */
+export function bindThread(run: SharedRun, rank: number): void {
+  if ('threads' in run.heap) optimizerMemory.adopt(run.heap.threads[rank]!);
 }
 
 /** The [start, end) of the parameters that worker `rank` reduces and steps in sync mode. */
@@ -93,14 +129,16 @@ export function sliceOf(run: Pick<SharedRun, 'size' | 'workers'>, rank: number):
   return [Math.min(lo, run.size), Math.min(hi, run.size)];
 }
 
-/** Typed views of a run's buffers. */
+/** Typed views of a run's buffers (made from this thread's view of the memory, so kernels recognise them). */
 export function views(run: SharedRun) {
+  const buffer = 'memory' in run.heap ? run.heap.memory.buffer : run.heap.buffer;
+  const f32 = (at: number) => new Float32Array(buffer, at, run.size);
   const state: Record<string, Float32Array> = {};
-  for (const [k, b] of Object.entries(run.state)) state[k] = new Float32Array(b, 0, run.size);
+  for (const [k, at] of Object.entries(run.at.state)) state[k] = f32(at);
   return {
-    params: new Float32Array(run.params, 0, run.size),
+    params: f32(run.at.params),
     /** Gradient slot i (of ring · workers), P floats. */
-    slot: (i: number) => new Float32Array(run.grads, 4 * i * run.stride, run.size),
+    slot: (i: number) => f32(run.at.grads + 4 * i * run.stride),
     weights: new Float64Array(run.weights),
     state,
     ctrl: new Int32Array(run.ctrl),

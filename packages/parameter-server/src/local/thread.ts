@@ -7,7 +7,7 @@ import { flattenParameters, mlp, type FlatParameters, type Module } from '@loom/
 import { namedOptimizer } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
 import { localTransport, type LocalTransport } from './policies.js';
-import { views } from './shared.js';
+import { bindThread, views } from './shared.js';
 import type { EpochResult, EpochTask } from './messages.js';
 
 interface ThreadState {
@@ -23,6 +23,8 @@ let state: ThreadState | null = null;
 function setUp(task: EpochTask): ThreadState {
   const { run, rank } = task;
   const { algorithm, options } = namedOptimizer(task.optimizer.name, { lr: task.optimizer.lr });
+  // The optimizer steps and reductions of this thread then run in place in the run's memory.
+  bindThread(run, rank);
   const transport = localTransport({ run, rank, algorithm, options });
   // No initialisation: the model adopts the shared parameters the coordinator initialised.
   const model = mlp(task.sizes, { init: 'none' });

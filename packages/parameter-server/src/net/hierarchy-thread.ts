@@ -12,9 +12,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { flattenParameters, mlp } from '@loom/tensor-core';
+import { weightedSum } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch, type StepInfo, type Transport } from '@loom/worker';
-import { reduceSlots } from '../local/policies.js';
-import { Word, sliceOf, views, type SharedRun } from '../local/shared.js';
+import { Word, bindThread, sliceOf, views, type SharedRun } from '../local/shared.js';
 import { at, barrier, waitAtLeast } from '../local/sync-point.js';
 
 /** What the main thread gives each compute thread when it starts it. */
@@ -45,15 +45,15 @@ export const Batch = Word.Updates;
 /**
  * Sync among the T threads of one process: every thread's gradient is in its slot; each thread
  * reduces its own cache-aligned slice of the T slots into slot 0 (weighted by rows over the
- * process's rows, in thread order, float64 accumulation: local/policies.ts reduceSlots); thread 0
- * then tells the main thread, which pushes slot 0 and writes the next step's parameters.
+ * process's rows, in thread order, float64 accumulation: @loom/optimizer's weightedSum, as local
+ * sync reduces); thread 0 then tells the main thread, which pushes slot 0 and writes the next
+ * step's parameters.
  */
 export class HierarchyTransport implements Transport {
   private readonly v;
   private readonly slots: Float32Array[];
   private readonly lo: number;
   private readonly hi: number;
-  private readonly scratch: Float64Array;
   private readonly shares: Float64Array;
   readonly gradBuffer: Float32Array;
 
@@ -65,7 +65,6 @@ export class HierarchyTransport implements Transport {
     this.slots = Array.from({ length: run.workers }, (_, i) => this.v.slot(i));
     this.gradBuffer = this.slots[thread]!;
     [this.lo, this.hi] = sliceOf(run, thread);
-    this.scratch = new Float64Array(run.workers > 2 ? this.hi - this.lo : 0);
     this.shares = new Float64Array(run.workers);
   }
 
@@ -84,7 +83,7 @@ export class HierarchyTransport implements Transport {
     let rows = 0;
     for (let t = 0; t < T; t++) rows += weights[t]!;
     for (let t = 0; t < T; t++) this.shares[t] = rows > 0 ? weights[t]! / rows : 0;
-    reduceSlots(this.slots, this.shares, 0, T, this.lo, this.hi, this.scratch);
+    weightedSum(this.slots[0]!, this.slots, this.shares, this.lo, this.hi);
     barrier(ctrl, T); // slot 0 holds the process's gradient
     if (this.thread === 0) {
       Atomics.store(ctrl, at(Batch), info.batchRows);
@@ -97,6 +96,7 @@ export class HierarchyTransport implements Transport {
 if (parentPort !== null && workerData !== null && typeof workerData === 'object' && 'thread' in workerData) {
   const d = workerData as HierarchyThreadData;
   const port = parentPort;
+  bindThread(d.run, d.thread); // its reductions run in place in the run's memory
   const transport = new HierarchyTransport(d.run, d.thread);
   // No initialisation: the model adopts the shared parameters the main thread pulls.
   const model = mlp(d.sizes, { init: 'none' });

@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import type { EpochReport } from '@loom/worker';
 import { GlobalBatchSchedule } from '@loom/worker';
 import { flattenParameters, mlp } from '@loom/tensor-core';
-import { Word, allocateRun, views } from '../local/shared.js';
+import { Word, allocateRun, releaseRun, views } from '../local/shared.js';
 import { at, wakeAll } from '../local/sync-point.js';
 import { Batch, Ready, Reduced, type HierarchyEpoch, type HierarchyThreadData } from './hierarchy-thread.js';
 import { joinRun } from './membership.js';
@@ -156,6 +156,7 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
   } finally {
     abort();
     await Promise.all(threads.map((w) => w.terminate()));
+    releaseRun(run);
     await client.close();
   }
 }
