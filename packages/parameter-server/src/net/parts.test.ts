@@ -1,13 +1,13 @@
 // Payloads in parts (protocol v2): frames split and joined, refused when they do not add up, and a
 // real server and clients on 127.0.0.1 training with gradients and parameters larger than one part.
 import { afterEach, describe, expect, it } from 'vitest';
-import { namedOptimizer } from '@loom/optimizer';
+import { namedOptimizer, optimizerMemory } from '@loom/optimizer';
 import { PsError } from './errors.js';
 import WebSocket from 'ws';
 import { PART_FLOATS, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, encodeFrames } from './protocol.js';
 import { ParameterServer } from './server.js';
 import { PsClient } from './client.js';
-import { ShardStore, type StoreOptions } from './store.js';
+import { ShardStore, allFinite, allFiniteReference, type StoreOptions } from './store.js';
 
 const feedAll = (r: Reassembly, frames: Buffer[], into?: Float32Array) => {
   let whole = null;
@@ -73,6 +73,43 @@ describe('parts', () => {
     pool.holdUntil(a, 3);
     expect(pool.take(100, 2).buffer).not.toBe(a.buffer);
     expect(pool.take(100, 3).buffer).toBe(a.buffer);
+  });
+
+  it('a pool in the optimizer\'s memory hands out its arrays, reuses them, and frees what it does not keep', () => {
+    if (!optimizerMemory.available) return; // no shared WebAssembly memory: async servers use ordinary arrays
+    const before = optimizerMemory.bytesInUse;
+    const pool = new PayloadPool(1, optimizerMemory);
+    const a = pool.take(1000, 0);
+    const b = pool.take(1000, 0);
+    expect(optimizerMemory.contains(a) && optimizerMemory.contains(b)).toBe(true);
+    expect(a.byteOffset).not.toBe(b.byteOffset);
+    pool.release(a);
+    pool.release(b); // over `keep`: freed
+    expect(optimizerMemory.bytesInUse - before).toBe(4000);
+    expect(pool.take(900, 0).byteOffset).toBe(a.byteOffset); // the kept one, reused
+    pool.release(new Float32Array(900)); // not the pool's: ignored
+    pool.dispose();
+    expect(optimizerMemory.bytesInUse).toBe(before);
+  });
+});
+
+describe('allFinite', () => {
+  it('agrees with the plain Number.isFinite loop, wherever the NaN or ±Inf is, in any memory', () => {
+    const special = [NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45, -0, 0];
+    const n = 37;
+    const plain = new Float32Array(n + 3);
+    const shared = new Float32Array(new SharedArrayBuffer(4 * (n + 3)));
+    for (const mem of [plain, shared]) {
+      for (let at = 0; at < n; at++) {
+        for (const v of special) {
+          const a = mem.subarray(3, 3 + n).fill(0.5);
+          a[at] = v;
+          expect(allFinite(a)).toBe(allFiniteReference(a));
+          expect(allFinite(a)).toBe(Number.isFinite(v));
+        }
+      }
+    }
+    expect(allFinite(new Float32Array(0))).toBe(true);
   });
 });
 

@@ -23,6 +23,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { optimizerMemory } from '@loom/optimizer';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { PsError } from './errors.js';
 import { FramePool, PART_FLOATS, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, frames, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
@@ -130,7 +131,7 @@ export class ParameterServer {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Gradients sent in parts are joined here, one message at a time per connection. */
   private readonly joining = new WeakMap<Conn, Reassembly>();
-  private readonly payloads = new PayloadPool();
+  private readonly payloads: PayloadPool;
   /**
    * Replies of parameters still being sent, at most one per connection: each frame is made — its
    * range stepped if an update is in progress, then copied — only when the socket has taken the
@@ -143,6 +144,9 @@ export class ParameterServer {
   private constructor(readonly o: ServerOptions) {
     if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
     this.store = new ShardStore({ ...o, staleness: o.staleness ?? 0, shard: o.shard ?? 0, shards: o.shards ?? 1, nonFinite: o.nonFinite ?? 'reject' });
+    // async steps each push straight from where it was received: there, in the optimizer's memory
+    // (in place, no staging copy). sync and ssp reduce the pushes into the store's own buffer first.
+    this.payloads = new PayloadPool(8, o.mode === 'async' && optimizerMemory.available ? optimizerMemory : undefined);
     this.log = o.log ?? (() => {});
     this.maxInFlight = o.maxInFlight ?? 64;
     this.http = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }) : createHttpServer();
@@ -279,6 +283,8 @@ export class ParameterServer {
     }, 1000);
     await new Promise<void>((r) => this.http.close(() => r()));
     clearTimeout(force);
+    this.store.settle(); // (an update still stepped part by part reads its gradient from the pool)
+    this.payloads.dispose();
     this.resolveClosed();
   }
 
