@@ -22,7 +22,7 @@
  * pushes it has, renormalised to sum to 1: w_r = (rows_r/batchRows) / Σ_received (rows/batchRows).
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
-import { namedOptimizer, type Algorithm, optimizerMemory } from '@loom/optimizer';
+import { namedOptimizer, optimizerMemory, weightedSum, type Algorithm } from '@loom/optimizer';
 import type { Mode } from '../local/shared.js';
 import { PsError } from './errors.js';
 import { shardRange } from './shards.js';
@@ -310,11 +310,8 @@ export class ShardStore {
     const w = ranks.map((r) => c.weights[r]!);
     const grads = ranks.map((r) => c.grads[r]!);
     this.update(this.hi > this.lo ? (t, a, b) => {
-      for (let j = a; j < b; j++) {
-        let acc = 0;
-        for (let k = 0; k < grads.length; k++) acc += w[k]! * grads[k]![j]!;
-        g[j] = acc;
-      }
+      if (grads.length > 0) weightedSum(g, grads, w, a, b); // the same bits as local sync's reduction
+      else g.fill(0, a, b);
       this.algorithm.step(this.values, g, this.state, this.options, t, a, b);
     } : null);
   }
@@ -333,20 +330,20 @@ export class ShardStore {
 }
 
 /**
- * x − x is 0 for every finite x and NaN for NaN and ±Inf; summing keeps any NaN. Four independent
- * sums, so that each add need not wait for the previous one: 6 ms instead of 11 for 10M floats,
- * about the time it takes to read them from memory.
+ * Whether no value is NaN or ±Inf: those, and only those, have every exponent bit set. Reading the
+ * bits as int32 keeps the loop in integer registers with no float conversion: 8.4 ms for 10M floats
+ * where summing x − x (NaN exactly for them) took 10–21 ms on a loaded 2-core machine.
+ * `allFiniteReference` is the test oracle.
  */
 export function allFinite(a: Float32Array): boolean {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const n = a.length, m = n & ~3;
-  let i = 0;
-  for (; i < m; i += 4) {
-    s0 += a[i]! - a[i]!;
-    s1 += a[i + 1]! - a[i + 1]!;
-    s2 += a[i + 2]! - a[i + 2]!;
-    s3 += a[i + 3]! - a[i + 3]!;
-  }
-  for (; i < n; i++) s0 += a[i]! - a[i]!;
-  return s0 + s1 + s2 + s3 === 0;
+  const bits = new Int32Array(a.buffer, a.byteOffset, a.length);
+  const n = bits.length;
+  for (let i = 0; i < n; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return false;
+  return true;
+}
+
+/** The obviously correct scan: allFinite's oracle. */
+export function allFiniteReference(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
 }
