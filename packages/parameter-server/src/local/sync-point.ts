@@ -2,16 +2,28 @@
  * Waiting on shared control words: a sense-reversing barrier and "wait until a word changes", both
  * aborted by the coordinator's Abort word.
  *
- * A wait first spins briefly, then sleeps in Atomics.wait with a timeout. The spin matters: a
- * small model's step takes tens of microseconds, and waking a sleeping thread costs about as much;
- * with one thread per core, a short spin wastes nothing. The timeout bounds how long a thread can
- * miss an abort (Atomics.notify is not guaranteed to reach a thread between its check and its sleep).
+ * A wait first spins, then sleeps in Atomics.wait with a timeout. The spin matters: waking a thread
+ * that sleeps in Atomics.wait took ~140 µs here (median; a KVM guest whose idle vCPU halts), and a
+ * sync step pays it at each of its two barriers whenever the threads arrive more than the spin apart
+ * — 10% of a 2.5 ms Fashion-MNIST step. With at most one thread per core a spinning thread takes
+ * nothing from anyone, so runs that fit the cores spin for up to a few milliseconds (`setSpin`);
+ * oversubscribed ones spin only briefly, since their spinning would take the core from the thread
+ * they wait for. The timeout bounds how long a thread can miss an abort (Atomics.notify is not
+ * guaranteed to reach a thread between its check and its sleep).
  */
+import { availableParallelism } from 'node:os';
 import { LINE, Word } from './shared.js';
 
-/** How long a wait spins before it sleeps: about one small step's compute. */
-const SPIN_MS = 0.05;
+/** Spin budgets: about a step's imbalance when each thread has a core; a small step's compute otherwise. */
+const LONG_SPIN_MS = 5;
+const SHORT_SPIN_MS = 0.05;
 const SLEEP_MS = 50;
+let spinMs = SHORT_SPIN_MS;
+
+/** Sets how long this thread's waits spin, for a run of `threads` compute threads in this process. */
+export function setSpin(threads: number): void {
+  spinMs = threads <= availableParallelism() ? LONG_SPIN_MS : SHORT_SPIN_MS;
+}
 
 /** Thrown in a worker thread when the coordinator aborted the run. */
 export class RunAborted extends Error {
@@ -30,7 +42,7 @@ function checkAbort(ctrl: Int32Array): void {
 /** Blocks while ctrl[word] === value; returns the new value. */
 export function waitWhileEquals(ctrl: Int32Array, word: Word | number, value: number): number {
   const i = at(word);
-  const until = performance.now() + SPIN_MS;
+  const until = performance.now() + spinMs;
   do {
     for (let s = 0; s < 256; s++) {
       const v = Atomics.load(ctrl, i);
@@ -48,7 +60,7 @@ export function waitWhileEquals(ctrl: Int32Array, word: Word | number, value: nu
 /** Blocks until ctrl[word] ≥ target, or `giveUp()` returns true (then returns −1). */
 export function waitAtLeast(ctrl: Int32Array, word: Word | number, target: number, giveUp: () => boolean = () => false): number {
   const i = at(word);
-  const until = performance.now() + SPIN_MS;
+  const until = performance.now() + spinMs;
   do {
     for (let s = 0; s < 256; s++) {
       const v = Atomics.load(ctrl, i);

@@ -8,6 +8,7 @@ import { namedOptimizer } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
 import { localTransport, type LocalTransport } from './policies.js';
 import { bindThread, views } from './shared.js';
+import { setSpin } from './sync-point.js';
 import type { EpochResult, EpochTask } from './messages.js';
 
 interface ThreadState {
@@ -25,6 +26,7 @@ function setUp(task: EpochTask): ThreadState {
   const { algorithm, options } = namedOptimizer(task.optimizer.name, { lr: task.optimizer.lr });
   // The optimizer steps and reductions of this thread then run in place in the run's memory.
   bindThread(run, rank);
+  setSpin(run.workers);
   const transport = localTransport({ run, rank, algorithm, options });
   // No initialisation: the model adopts the shared parameters the coordinator initialised.
   const model = mlp(task.sizes, { init: 'none' });

@@ -15,7 +15,7 @@ import { flattenParameters, mlp } from '@loom/tensor-core';
 import { weightedSum } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch, type StepInfo, type Transport } from '@loom/worker';
 import { Word, bindThread, sliceOf, views, type SharedRun } from '../local/shared.js';
-import { at, barrier, waitAtLeast } from '../local/sync-point.js';
+import { at, barrier, setSpin, waitAtLeast } from '../local/sync-point.js';
 
 /** What the main thread gives each compute thread when it starts it. */
 export interface HierarchyThreadData {
@@ -97,6 +97,7 @@ if (parentPort !== null && workerData !== null && typeof workerData === 'object'
   const d = workerData as HierarchyThreadData;
   const port = parentPort;
   bindThread(d.run, d.thread); // its reductions run in place in the run's memory
+  setSpin(d.run.workers);
   const transport = new HierarchyTransport(d.run, d.thread);
   // No initialisation: the model adopts the shared parameters the main thread pulls.
   const model = mlp(d.sizes, { init: 'none' });
