@@ -3,7 +3,8 @@
 //
 // Run after a build:  cd packages/optimizer && npx tsc -b && cd ../.. && node bench/optimizer.js
 // Options: --sizes=1000000,10000000   --js (also time the plain JavaScript loops)
-//          --rounds=3 (PyTorch and Loom alternately, N times; each cell is the best of its N medians)
+//          --rounds=3 (PyTorch and Loom alternately, N times; each cell is the best of its medians:
+//          2N on each side, PyTorch's two implementations and Loom's in-place path timed twice)
 //          --emulated-fma (kernels compute fused multiply-adds in float64, as on machines without
 //          FMA, instead of with relaxed SIMD's relaxed_madd; the same bits, slower)
 //
@@ -76,6 +77,9 @@ for (let round = 0; round < rounds; round++) {
       setKernelBackend('auto');
       const param = randomParam(n, optimizerMemory.alloc);
       const opt = new Cls([param], options); // its state is allocated in optimizerMemory too
+      // Timed twice, as PyTorch is (single-tensor and foreach, whose best is compared): the same
+      // number of samples per cell on both sides, so neither gets more draws from the noise.
+      keep(`${name} ${n} loom`, timeSteps(opt));
       keep(`${name} ${n} loom`, timeSteps(opt));
       opt.dispose();
       optimizerMemory.free(param.data);
