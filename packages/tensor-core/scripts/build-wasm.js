@@ -1,7 +1,11 @@
-// Compiles the AssemblyScript GEMM (assembly/gemm.ts) twice:
+// Compiles the AssemblyScript GEMM (assembly/gemm.ts) four times:
 //   wasm/gemm.wasm          WebAssembly SIMD: f32x4 multiply then add
 //   wasm/gemm-relaxed.wasm  the same source with relaxed SIMD: f32x4.relaxed_madd, one fused
 //                           multiply-add where the CPU has FMA (see madd() in assembly/gemm.ts)
+//   wasm/gemm-shared.wasm, wasm/gemm-relaxed-shared.wasm
+//                           the same two importing a shared memory instead of owning one, so a
+//                           thread can multiply arrays that live in another package's shared
+//                           WebAssembly memory in place (useSharedMemory in src/kernels/select.ts)
 // Run by the package's `build` script before `tsc -b`; the TypeScript side loads the files at
 // runtime (src/kernels/wasm-backend.ts), preferring the relaxed one when the engine validates it,
 // and falls back to plain JS when neither is there.
@@ -25,11 +29,16 @@ const common = [
   '--baseDir', root,
 ];
 
-for (const [outFile, features] of [
-  ['wasm/gemm.wasm', ['simd']],
-  ['wasm/gemm-relaxed.wasm', ['simd', 'relaxed-simd']],
+// The kernel writes only where its pointer arguments say, so the imported memory's contents are
+// the importer's: nothing is initialised at instantiation (no data segments).
+const shared = ['--importMemory', '--sharedMemory', '--initialMemory', '0', '--maximumMemory', '65536'];
+for (const [outFile, features, extra] of [
+  ['wasm/gemm.wasm', ['simd'], []],
+  ['wasm/gemm-relaxed.wasm', ['simd', 'relaxed-simd'], []],
+  ['wasm/gemm-shared.wasm', ['simd', 'threads'], shared],
+  ['wasm/gemm-relaxed-shared.wasm', ['simd', 'relaxed-simd', 'threads'], shared],
 ]) {
-  const args = [...common, '--outFile', outFile, ...features.flatMap((f) => ['--enable', f]), ...process.argv.slice(2)];
+  const args = [...common, '--outFile', outFile, ...features.flatMap((f) => ['--enable', f]), ...extra, ...process.argv.slice(2)];
   // asc reports its diagnostics on stderr itself.
   const { error } = await asc.main(args, { stdout: process.stdout, stderr: process.stderr });
   if (error) {

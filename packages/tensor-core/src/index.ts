@@ -22,5 +22,6 @@ export { flattenParameters, parameterLayout, layoutSize, type FlatParameters, ty
 export { encodeSafetensors, decodeSafetensors, saveSafetensors, loadSafetensors, type Safetensors } from './io/safetensors.js';
 export { saveModel, loadModel } from './io/model.js';
 export { Random } from './random.js';
-export { backend as kernelBackend } from './kernels/select.js';
+export { backend as kernelBackend, useSharedMemory } from './kernels/select.js';
+export type { SharedMemoryHandle } from './kernels/wasm-backend.js';
 export type { KernelBackend } from './kernels/backend.js';

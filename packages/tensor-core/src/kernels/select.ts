@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import { opError } from '../errors.js';
 import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
-import { loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath } from './wasm-backend.js';
+import { WasmBackend, loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath, type SharedMemoryHandle } from './wasm-backend.js';
 
 /**
  * The backend for a LOOM_BACKEND value ('js', 'wasm', 'wasm-simd', or 'auto'/undefined for the best
@@ -69,9 +69,10 @@ export const TINY = 128;
  * A backend that runs products of fewer than `threshold` multiply-adds on `small` and the rest on
  * `large`, named after `large`. Deterministic: a given shape always takes the same path.
  */
-export function routeTiny(large: KernelBackend, small: KernelBackend, threshold: number): KernelBackend {
+export function routeTiny(large: KernelBackend, small: KernelBackend, threshold: number): KernelBackend & { readonly large: KernelBackend } {
   return {
     name: large.name,
+    large,
     matmul(a, b, out, m, k, n, transA, transB, accumulate) {
       const backend = m * k * n < threshold ? small : large;
       backend.matmul(a, b, out, m, k, n, transA, transB, accumulate);
@@ -81,6 +82,29 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
 
 /** The backend every matmul in this process uses, chosen once at import. */
 export const backend: KernelBackend = defaultBackend();
+
+/**
+ * Makes this thread's products run in place on arrays that live in a shared WebAssembly memory
+ * another package owns — typically a worker thread whose parameters and gradients are views of
+ * @loom/optimizer's memory (see @loom/parameter-server's local runs): the weights are then read,
+ * and their gradients written, where they are, instead of being copied into the GEMM's own memory
+ * and back on every call (an O(parameters) cost per step that does not shrink with the batch).
+ * Operands elsewhere are copied through `handle`'s scratch region. The results are the same bits.
+ * Returns false, changing nothing, when the backend is not WebAssembly or cannot use that memory;
+ * `null` detaches.
+ *
+ * @example
+ * useSharedMemory({ memory, scratchAt: scratch.byteOffset, scratchBytes: scratch.byteLength });
+ */
+export function useSharedMemory(handle: SharedMemoryHandle | null): boolean {
+  const wasm = backend instanceof WasmBackend ? backend : (backend as { large?: KernelBackend }).large;
+  if (!(wasm instanceof WasmBackend)) return false;
+  if (handle === null) {
+    wasm.detach();
+    return true;
+  }
+  return wasm.attach(handle);
+}
 
 function readEnv(): string | undefined {
   return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.LOOM_BACKEND;

@@ -14,7 +14,12 @@
  *
  * Operands live in JavaScript memory and the GEMM works in the module's linear memory, so each call
  * copies a and b (and out when accumulating) in and out back: O(MK + KN + MN) copying against
- * O(MNK) arithmetic, about 5% of the time at (64×100)·(100×50) and less above.
+ * O(MNK) arithmetic, about 5% of the time at (64×100)·(100×50) and less above. A worker thread
+ * whose weights and gradients live in a shared WebAssembly memory (@loom/optimizer's, in a local
+ * run) attaches a second instance, built to import a shared memory, to it (`attach`, through
+ * select.ts's useSharedMemory): products with an operand there read and write it in place. That
+ * matters for data-parallel threads, where the weight copy-in and gradient copy-out are a per-step
+ * cost proportional to the parameters that does not shrink as each thread's share of the batch does.
  *
  * Linear memory layout, from the module's heap base, each region 16-byte aligned:
  *
@@ -32,6 +37,8 @@ import type { KernelBackend } from './backend.js';
 export const wasmPath: URL = new URL('../../wasm/gemm.wasm', import.meta.url);
 /** The same GEMM built with relaxed SIMD (fused multiply-add). */
 export const relaxedWasmPath: URL = new URL('../../wasm/gemm-relaxed.wasm', import.meta.url);
+/** Each of the two importing a shared memory instead of owning one (see useSharedMemory). */
+const sharedPath = (path: URL | string): URL | string => (path === wasmPath ? new URL('../../wasm/gemm-shared.wasm', import.meta.url) : path === relaxedWasmPath ? new URL('../../wasm/gemm-relaxed-shared.wasm', import.meta.url) : path);
 
 /** The exports of assembly/gemm.ts. Addresses and sizes are bytes; booleans are 0 or 1. */
 interface GemmExports {
@@ -72,7 +79,7 @@ export function loadWasmBackend(path: URL | string = wasmPath): KernelBackend | 
   const bytes = readModule(path);
   // validate() is false when the engine lacks an instruction the module uses, i.e. SIMD.
   if (bytes === null || !wasmApi!.validate(bytes)) return null;
-  return instantiate(bytes, 'wasm-simd');
+  return instantiate(bytes, 'wasm-simd', sharedPath(path));
 }
 
 /**
@@ -98,7 +105,7 @@ export function loadRelaxedWasmBackend(path: URL | string = relaxedWasmPath): Ke
     }
     if (!wasmApi!.validate(bytes)) return null;
   }
-  return instantiate(bytes, 'wasm-relaxed-simd');
+  return instantiate(bytes, 'wasm-relaxed-simd', sharedPath(path));
 }
 
 /** The module's bytes, or null when the file is missing or unreadable or there is no WebAssembly. */
@@ -111,18 +118,45 @@ function readModule(path: URL | string): Uint8Array | null {
   }
 }
 
-function instantiate(bytes: Uint8Array, name: string): KernelBackend | null {
+function instantiate(bytes: Uint8Array, name: string, sharedModule: URL | string): WasmBackend | null {
   try {
     const instance = new wasmApi!.Instance(new wasmApi!.Module(bytes), {});
-    return new WasmBackend(instance.exports as unknown as GemmExports, name);
+    return new WasmBackend(instance.exports as unknown as GemmExports, name, sharedModule);
   } catch {
     return null;
   }
 }
 
-class WasmBackend implements KernelBackend {
+/**
+ * A shared WebAssembly.Memory that another package owns (for example @loom/optimizer's, which holds
+ * a worker thread's parameters and gradients), and a region of it this thread may overwrite.
+ */
+export interface SharedMemoryHandle {
+  readonly memory: { readonly buffer: ArrayBuffer | SharedArrayBuffer };
+  /** Byte offset of this thread's scratch region, 16-byte aligned. */
+  readonly scratchAt: number;
+  /** Its size in bytes: operands that live elsewhere are copied there, and the packing workspace. */
+  readonly scratchBytes: number;
+}
+
+/** The GEMM instantiated on a shared memory, with what it needs to run there. */
+interface SharedGemm {
+  readonly wasm: GemmExports;
+  readonly memory: SharedMemoryHandle['memory'];
+  /** Every buffer object the memory has had in this thread (it grows in another). */
+  readonly buffers: WeakSet<object>;
+  /** All of the memory as f32, as it was when attached: it covers the scratch region. */
+  readonly heap: Float32Array;
+  readonly at: number;
+  readonly end: number;
+  readonly outViews: Map<number, Float32Array>;
+}
+
+export class WasmBackend implements KernelBackend {
   readonly name: string;
   readonly #wasm: GemmExports;
+  readonly #sharedModule: URL | string;
+  #shared: SharedGemm | null = null;
   /** Byte address of `out`: the first aligned byte after the module's static data. */
   readonly #outAt: number;
   /** All of linear memory as f32; replaced when memory grows (growing detaches the old buffer). */
@@ -130,9 +164,10 @@ class WasmBackend implements KernelBackend {
   /** Views of exactly `length` floats at #outAt, one per output size seen, for copying out back. */
   #outViews = new Map<number, Float32Array>();
 
-  constructor(wasm: GemmExports, name: string) {
+  constructor(wasm: GemmExports, name: string, sharedModule: URL | string) {
     this.name = name;
     this.#wasm = wasm;
+    this.#sharedModule = sharedModule;
     this.#outAt = align16(wasm.heapBase());
     this.#heap = new Float32Array(wasm.memory.buffer);
   }
@@ -150,6 +185,7 @@ class WasmBackend implements KernelBackend {
   ): void {
     const mn = m * n, mk = m * k, kn = k * n;
     if (mn === 0) return;
+    if (this.#shared !== null && this.#inShared(this.#shared, a, b, out, m, k, n, transA, transB, accumulate)) return;
     const outAt = this.#outAt;
     const aAt = align16(outAt + 4 * mn);
     const bAt = align16(aAt + 4 * mk);
@@ -169,6 +205,72 @@ class WasmBackend implements KernelBackend {
       this.#outViews.set(mn, view);
     }
     out.set(view); // into out[0 : mn]
+  }
+
+  /**
+   * From now on, products with an operand in `handle.memory` run on a second instance of the GEMM
+   * that imports that memory: operands there are read and written in place, the others are copied
+   * through the scratch region. Returns false (and changes nothing) when the shared module is
+   * missing or does not instantiate on that memory.
+   */
+  attach(handle: SharedMemoryHandle): boolean {
+    const bytes = readModule(this.#sharedModule);
+    const { memory, scratchAt, scratchBytes } = handle;
+    if (bytes === null || !(memory.buffer instanceof SharedArrayBuffer) || scratchAt % 16 !== 0 || scratchAt + scratchBytes > memory.buffer.byteLength) return false;
+    try {
+      const instance = new wasmApi!.Instance(new wasmApi!.Module(bytes), { env: { memory } });
+      const buffer = memory.buffer;
+      this.#shared = {
+        wasm: instance.exports as unknown as GemmExports, memory, buffers: new WeakSet([buffer]), heap: new Float32Array(buffer),
+        at: scratchAt, end: scratchAt + scratchBytes, outViews: new Map(),
+      };
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Back to copying every operand into this backend's own memory. */
+  detach(): void {
+    this.#shared = null;
+  }
+
+  /** Whether `x` is a view of the shared memory (of any buffer object it has had here). */
+  #holds(s: SharedGemm, x: Float32Array): boolean {
+    if (s.buffers.has(x.buffer)) return true;
+    if (x.buffer !== s.memory.buffer) return false;
+    s.buffers.add(x.buffer);
+    return true;
+  }
+
+  /**
+   * The product on the shared memory when an operand lives there and the others fit the scratch
+   * region; false to take the copying path. Scratch layout: out's copy (first, so its address is the
+   * same every call and its view can be cached), a's copy, b's copy, workspace — each only if needed.
+   */
+  #inShared(s: SharedGemm, a: Float32Array, b: Float32Array, out: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): boolean {
+    const aIn = this.#holds(s, a), bIn = this.#holds(s, b), outIn = this.#holds(s, out);
+    if (!aIn && !bIn && !outIn) return false;
+    const mn = m * n, mk = m * k, kn = k * n;
+    const outAt = s.at;
+    const aAt = align16(outAt + (outIn ? 0 : 4 * mn));
+    const bAt = align16(aAt + (aIn ? 0 : 4 * mk));
+    const workAt = align16(bAt + (bIn ? 0 : 4 * kn));
+    if (workAt + s.wasm.workspaceBytes(m, k, n) > s.end) return false;
+    if (!aIn) copyIn(s.heap, aAt >> 2, a, mk);
+    if (!bIn) copyIn(s.heap, bAt >> 2, b, kn);
+    if (!outIn && accumulate) copyIn(s.heap, outAt >> 2, out, mn);
+    s.wasm.gemm(aIn ? a.byteOffset : aAt, bIn ? b.byteOffset : bAt, outIn ? out.byteOffset : outAt, m, k, n, +transA, +transB, +accumulate, workAt);
+    if (!outIn) {
+      let view = s.outViews.get(mn);
+      if (view === undefined) {
+        if (s.outViews.size >= MAX_OUT_VIEWS) s.outViews.clear();
+        view = s.heap.subarray(outAt >> 2, (outAt >> 2) + mn);
+        s.outViews.set(mn, view);
+      }
+      out.set(view);
+    }
+    return true;
   }
 
   /** Grows linear memory to at least `bytes` and re-creates the views over it. */
