@@ -20,6 +20,14 @@
  * boundaries too, so no two threads ever write the same line.
  */
 import { optimizerMemory, type ThreadMemoryHandle } from '@loom/optimizer';
+import { useSharedMemory } from '@loom/tensor-core';
+
+/**
+ * Bytes of each thread's scratch region for its matrix products (operands that are not in the run's
+ * memory, and the GEMM's packing workspace): a few batch-by-layer activations; a product that does
+ * not fit takes tensor-core's copying path, with the same result.
+ */
+const SCRATCH_BYTES = 8 << 20;
 
 export type Mode = 'sync' | 'async' | 'ssp';
 export const MODES: readonly Mode[] = ['sync', 'async', 'ssp'];
@@ -58,7 +66,7 @@ export interface SharedRun {
   /** Gradient slots in flight per worker: 1, or S + 1 in ssp mode. */
   ring: number;
   /** Where params, grads and state are: the optimizer's memory (`threads` set), or a plain SharedArrayBuffer. */
-  heap: { memory: ThreadMemoryHandle['memory']; threads: ThreadMemoryHandle[] } | { buffer: SharedArrayBuffer };
+  heap: { memory: ThreadMemoryHandle['memory']; threads: ThreadMemoryHandle[]; scratch: number[] } | { buffer: SharedArrayBuffer };
   /** Byte offsets in the heap. */
   at: { block: number; params: number; grads: number; state: Record<string, number> };
   weights: SharedArrayBuffer;
@@ -86,7 +94,11 @@ export function allocateRun(
   let heap: SharedRun['heap'], block: Float32Array;
   if (optimizerMemory.available) {
     block = optimizerMemory.alloc(floats);
-    heap = { memory: optimizerMemory.memory!, threads: Array.from({ length: workers }, () => optimizerMemory.forThread()) };
+    heap = {
+      memory: optimizerMemory.memory!,
+      threads: Array.from({ length: workers }, () => optimizerMemory.forThread()),
+      scratch: Array.from({ length: workers }, () => optimizerMemory.alloc(SCRATCH_BYTES / 4).byteOffset),
+    };
   } else {
     block = new Float32Array(new SharedArrayBuffer(4 * floats));
     heap = { buffer: block.buffer as SharedArrayBuffer };
@@ -109,16 +121,20 @@ export function allocateRun(
 export function releaseRun(run: SharedRun): void {
   if (!('threads' in run.heap)) return;
   for (const t of run.heap.threads) optimizerMemory.releaseThread(t);
+  for (const at of run.heap.scratch) optimizerMemory.free(new Float32Array(optimizerMemory.memory!.buffer, at, SCRATCH_BYTES / 4));
   const floats = (1 + run.ring * run.workers + Object.keys(run.at.state).length) * run.stride;
   optimizerMemory.free(new Float32Array(optimizerMemory.memory!.buffer, run.at.block, floats));
 }
 
 /**
- * In worker thread `rank`, before its first optimizer step: adopt the run's optimizer memory, so
- * the thread's steps and reductions over the run's arrays run in place.
+ * In worker thread `rank`, before its first step: adopt the run's optimizer memory, so that the
+ * thread's optimizer steps and reductions over the run's arrays run in place, and let its matrix
+ * products read the weights and write their gradients there in place too.
  */
 export function bindThread(run: SharedRun, rank: number): void {
-  if ('threads' in run.heap) optimizerMemory.adopt(run.heap.threads[rank]!);
+  if (!('threads' in run.heap)) return;
+  optimizerMemory.adopt(run.heap.threads[rank]!);
+  useSharedMemory({ memory: run.heap.memory, scratchAt: run.heap.scratch[rank]!, scratchBytes: SCRATCH_BYTES });
 }
 
 /** The [start, end) of the parameters that worker `rank` reduces and steps in sync mode. */
