@@ -48,7 +48,8 @@ export function weightedSum(out: Float32Array, inputs: readonly Float32Array[], 
   if (k === 1 && inputs[0] === out && weights[0] === 1) return;
   const kernel = k <= MAX_SUM_INPUTS ? pickKernel(kernels, String(k), () => compileWeightedSum(k), end - start) : null;
   if (!kernel) return weightedSumReference(out, inputs, weights, start, end);
-  arrays.length = 0;
-  arrays.push(out, ...inputs);
+  arrays.length = k + 1;
+  arrays[0] = out;
+  for (let i = 0; i < k; i++) arrays[i + 1] = inputs[i]!;
   kernel.run(arrays, weights, start, end);
 }
