@@ -67,8 +67,8 @@ export interface SharedRun {
   ring: number;
   /** Where params, grads and state are: the optimizer's memory (`threads` set), or a plain SharedArrayBuffer. */
   heap: { memory: ThreadMemoryHandle['memory']; threads: ThreadMemoryHandle[]; scratch: number[] } | { buffer: SharedArrayBuffer };
-  /** Byte offsets in the heap. */
-  at: { block: number; params: number; grads: number; state: Record<string, number> };
+  /** Byte offsets in the heap (params first: the block allocateRun took starts there). */
+  at: { params: number; grads: number; state: Record<string, number> };
   weights: SharedArrayBuffer;
   ctrl: SharedArrayBuffer;
 }
@@ -111,7 +111,7 @@ export function allocateRun(
   });
   return {
     mode, staleness, workers, size, stride, ring, heap,
-    at: { block: base, params: base, grads: base + 4 * stride, state },
+    at: { params: base, grads: base + 4 * stride, state },
     weights: new SharedArrayBuffer(8 * slots),
     ctrl: new SharedArrayBuffer(4 * LINE * (Word.Pushed + ring)),
   };
@@ -123,7 +123,7 @@ export function releaseRun(run: SharedRun): void {
   for (const t of run.heap.threads) optimizerMemory.releaseThread(t);
   for (const at of run.heap.scratch) optimizerMemory.free(new Float32Array(optimizerMemory.memory!.buffer, at, SCRATCH_BYTES / 4));
   const floats = (1 + run.ring * run.workers + Object.keys(run.at.state).length) * run.stride;
-  optimizerMemory.free(new Float32Array(optimizerMemory.memory!.buffer, run.at.block, floats));
+  optimizerMemory.free(new Float32Array(optimizerMemory.memory!.buffer, run.at.params, floats));
 }
 
 /**

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { BatchIterator, prepareNews } from '@loom/data';
-import { Optimizer, namedOptimizer } from '@loom/optimizer';
+import { Optimizer, namedOptimizer, optimizerMemory } from '@loom/optimizer';
 import { IntTensor, Random, Tensor, crossEntropy, flattenParameters, mlp, noGrad, type Sequential } from '@loom/tensor-core';
 import { trainThreads, type ThreadEpochMetrics, type ThreadTrainingOptions } from '../index.js';
 
@@ -64,10 +64,12 @@ const common = { ...base, sizes: [...base.sizes], data: data(SMALL) };
 describe('sync mode equals single-thread training with the same global batch', () => {
   const reference = singleThread({ ...base, sizes: [...base.sizes] }, SMALL);
 
-  it('1 worker: bitwise, and no thread survives the finished run', async () => {
+  it('1 worker: bitwise, and no thread survives the finished run, nor any of its memory', async () => {
     const before = osThreads();
+    const inUse = optimizerMemory.bytesInUse;
     const { model } = await trainThreads({ ...common, workers: 1, mode: 'sync' });
     expect(params(model)).toEqual(reference);
+    expect(optimizerMemory.bytesInUse).toBe(inUse); // the run's block, staging and scratch areas are freed
     await new Promise((r) => setTimeout(r, 200));
     expect(osThreads()).toBeLessThanOrEqual(before);
   });
@@ -115,6 +117,7 @@ describe('async and ssp train as well as sync on the news data', () => {
 describe('failure and shutdown', () => {
   it('a worker that throws stops the run with an error naming the worker and the cause, and no thread survives', async () => {
     const before = osThreads();
+    const inUse = optimizerMemory.bytesInUse;
     const labels = news.labels.slice();
     labels[SMALL[SMALL.length - 1]!] = 12; // bad data in the last batch
     for (const mode of ['sync', 'ssp', 'async'] as const) {
@@ -122,6 +125,7 @@ describe('failure and shutdown', () => {
         trainThreads({ ...common, data: { ...data(SMALL), labels }, workers: 2, mode, staleness: 1 }),
       ).rejects.toThrow(/^worker [01] failed: crossEntropy: label 12 at position \d+ is out of range for 10 classes$/);
     }
+    expect(optimizerMemory.bytesInUse).toBe(inUse);
     await new Promise((r) => setTimeout(r, 200));
     expect(osThreads()).toBeLessThanOrEqual(before);
   });
