@@ -26,6 +26,7 @@ export { sgd, sgdStep, sgdDefaults, type SGDOptions, type SGDState } from './cor
 export { rmsprop, rmspropStep, rmspropDefaults, type RMSpropOptions, type RMSpropState } from './core/rmsprop.js';
 export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type AdamOptions, type AdamState } from './core/adam.js';
 export { weightedSum } from './core/weighted-sum.js';
+export { allFinite } from './core/finite.js';
 export { adagrad, adagradStep, adagradDefaults, type AdagradOptions, type AdagradState } from './core/adagrad.js';
 export { Optimizer, type ParamLike, type ParamGroup, type ParamGroupSpec, type StateDict, type SavedParamState } from './optimizer.js';
 export { SGD, RMSprop, Adam, AdamW, Adagrad } from './optimizers.js';

@@ -525,3 +525,66 @@ export function compileWeightedSum(k: number): Kernel | null {
   if (!wasm || !heap || !(Number.isInteger(k) && k >= 1 && k <= MAX_SUM_INPUTS)) return null;
   return instantiate(encodeWeightedSum(k, heap.shared), k + 1, k, Array.from({ length: k }, (_, i) => 1 + i), [0]);
 }
+
+// ---- a scan for NaN and ±Infinity -------------------------------------------------------------------
+
+const I32_LOAD = [0x28, 2], I32_EQ = 0x46, I32_OR = 0x72;
+const I32X4_SPLAT = simd(0x11), I32X4_EQ = simd(0x37), V128_ANY_TRUE = simd(0x53);
+/** The float32 exponent bits: all set exactly for NaN and ±Infinity. */
+const EXPONENT = 0x7f800000;
+
+/**
+ * The bytes of `run(p: i32, n: i32) -> i32`: 1 when any of the n float32 values at byte address p
+ * is NaN or ±Infinity (every exponent bit set), else 0. Sixteen values per iteration, OR-ing the
+ * lane masks, so the loop has no branch on the data; then the last 0–15 one at a time.
+ */
+function encodeNonFiniteScan(shared: boolean): Uint8Array {
+  const P = 0, N = 1, OFF = 2, END_AT = 3, ACC = 4, MASK = 5, X = 6;
+  const lanes = (at: number) => [
+    LOCAL_GET, ACC, LOCAL_GET, P, LOCAL_GET, OFF, I32_ADD, ...V128_LOAD, ...uleb(at), LOCAL_GET, MASK, ...V128_AND, LOCAL_GET, MASK, ...I32X4_EQ, ...V128_OR, LOCAL_SET, ACC,
+  ];
+  const body = [
+    I32_CONST, ...sleb(EXPONENT), ...I32X4_SPLAT, LOCAL_SET, MASK,
+    LOCAL_GET, N, I32_CONST, ...sleb(-16), I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, END_AT,
+    BLOCK, VOID, LOOP, VOID,
+    LOCAL_GET, OFF, LOCAL_GET, END_AT, I32_GE_U, BR_IF, 1,
+    ...lanes(0), ...lanes(16), ...lanes(32), ...lanes(48),
+    LOCAL_GET, OFF, I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, OFF,
+    BR, 0, END, END,
+    LOCAL_GET, ACC, ...V128_ANY_TRUE, LOCAL_SET, X,
+    LOCAL_GET, N, I32_CONST, 2, I32_SHL, LOCAL_SET, END_AT,
+    BLOCK, VOID, LOOP, VOID,
+    LOCAL_GET, OFF, LOCAL_GET, END_AT, I32_GE_U, BR_IF, 1,
+    LOCAL_GET, X, LOCAL_GET, P, LOCAL_GET, OFF, I32_ADD, ...I32_LOAD, 0, I32_CONST, ...sleb(EXPONENT), I32_AND, I32_CONST, ...sleb(EXPONENT), I32_EQ, I32_OR, LOCAL_SET, X,
+    LOCAL_GET, OFF, I32_CONST, 4, I32_ADD, LOCAL_SET, OFF,
+    BR, 0, END, END,
+    LOCAL_GET, X,
+    END,
+  ];
+  // Locals after the two parameters: OFF, END_AT (i32); ACC, MASK (v128); X (i32).
+  const fn = [3, 2, I32, 2, V128, 1, I32, ...body];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [1, 0x60, 2, I32, I32, 1, I32]),
+    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, ...(shared ? [0x03, 0, ...uleb(MAX_PAGES)] : [0x00, 0])]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...name('run'), 0x00, 0]),
+    ...section(10, [1, ...uleb(fn.length), ...fn]),
+  ]);
+}
+
+/**
+ * `scan(a, start, end)`: whether a[start, end) holds a NaN or ±Infinity, for an array that lives in
+ * the kernels' memory (the caller checks, with inKernelMemory). Null when this runtime has no SIMD.
+ */
+export function compileNonFiniteScan(): ((a: Float32Array, start: number, end: number) => boolean) | null {
+  const heap = kernelHeap();
+  if (!wasm || !heap) return null;
+  try {
+    const instance = new wasm.Instance(new wasm.Module(encodeNonFiniteScan(heap.shared)), { env: { memory: heap.memory } });
+    const run = instance.exports.run as (p: number, n: number) => number;
+    return (a, start, end) => run(a.byteOffset + 4 * start, end - start) !== 0;
+  } catch {
+    return null;
+  }
+}

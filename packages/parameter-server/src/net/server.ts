@@ -23,11 +23,11 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { optimizerMemory } from '@loom/optimizer';
+import { allFinite, optimizerMemory } from '@loom/optimizer';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { PsError } from './errors.js';
 import { FramePool, PART_FLOATS, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, frames, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
-import { ShardStore, allFinite, type StoreOptions } from './store.js';
+import { ShardStore, type StoreOptions } from './store.js';
 import { tokensEqual } from './token.js';
 
 export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' | 'shards' | 'nonFinite'> {

@@ -22,7 +22,7 @@
  * pushes it has, renormalised to sum to 1: w_r = (rows_r/batchRows) / Σ_received (rows/batchRows).
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
-import { namedOptimizer, optimizerMemory, weightedSum, type Algorithm } from '@loom/optimizer';
+import { allFinite, namedOptimizer, optimizerMemory, weightedSum, type Algorithm } from '@loom/optimizer';
 import type { Mode } from '../local/shared.js';
 import { PsError } from './errors.js';
 import { shardRange } from './shards.js';
@@ -327,23 +327,4 @@ export class ShardStore {
     this.unsettled = { run: run === null ? () => {} : (a, b) => run(t, a, b), done: 0, applied: t };
     if (!this.deferring) this.settle();
   }
-}
-
-/**
- * Whether no value is NaN or ±Inf: those, and only those, have every exponent bit set. Reading the
- * bits as int32 keeps the loop in integer registers with no float conversion: 8.4 ms for 10M floats
- * where summing x − x (NaN exactly for them) took 10–21 ms on a loaded 2-core machine.
- * `allFiniteReference` is the test oracle.
- */
-export function allFinite(a: Float32Array): boolean {
-  const bits = new Int32Array(a.buffer, a.byteOffset, a.length);
-  const n = bits.length;
-  for (let i = 0; i < n; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return false;
-  return true;
-}
-
-/** The obviously correct scan: allFinite's oracle. */
-export function allFiniteReference(a: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
-  return true;
 }
