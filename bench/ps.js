@@ -2,7 +2,7 @@
 //   1. push-pull round trips of 1M and 10M floats (a worker's pushpull: the gradient up, the
 //      parameters down), in GB/s of payload, beside raw TCP moving the same bytes the same way
 //      with Node's `net` (a client writes 4·n bytes, an echo server writes them back); the server
-//      runs in another process in both cases;
+//      runs in another process in both cases, and the two kinds of round trip alternate (medians);
 //   2. training throughput of 1 server + 2 worker processes (`loom train --cluster local:1,2`)
 //      beside 2 local threads (`loom train --workers 2`), on the reference model (news) and the
 //      Fashion-MNIST MLP (when dataset-fashion-mnist is installed).
@@ -66,38 +66,21 @@ function child(args) {
   return { proc, first };
 }
 
-/** Seconds per round trip of `fn`, the median of `reps` after `warm` warm-ups, bounded by time. */
-async function timeIt(fn, reps, warm = 2) {
-  for (let i = 0; i < warm; i++) await fn();
-  const t = [];
-  const until = performance.now() + 20_000;
-  for (let i = 0; i < reps && performance.now() < until; i++) {
-    const t0 = performance.now();
-    await fn();
-    t.push((performance.now() - t0) / 1000);
-  }
-  return median(t);
-}
-
-async function psRoundTrip(sizes, n, reps) {
-  const { proc, first } = child(['--child-ps', JSON.stringify(sizes)]);
-  const url = await first;
-  const client = await PsClient.connect([url], { token: TOKEN, rank: 0, workers: 1, size: n });
+/**
+ * A push-pull client against a server process, and a raw TCP client against an echo process, both
+ * open at once; `psOnce` and `tcpOnce` each time one round trip of n floats. Round trips of the two
+ * alternate, so that both see the same state of the machine: on this 2-vCPU guest the raw TCP
+ * figure alone moved between 27 and 52 ms from one minute to the next.
+ */
+async function roundTrips(sizes, n) {
+  const ps = child(['--child-ps', JSON.stringify(sizes)]);
+  const tcp = child(['--child-tcp', String(4 * n)]);
+  const client = await PsClient.connect([await ps.first], { token: TOKEN, rank: 0, workers: 1, size: n });
   const grads = new Float32Array(n).fill(1e-3);
   const params = new Float32Array(n);
   await client.pull(0, params);
   let step = 0;
-  const s = await timeIt(() => client.pushPull(step++, grads, params, { rows: 1, batchRows: 1 }), reps);
-  await client.shutdown(true);
-  await client.close();
-  await new Promise((r) => proc.once('exit', r));
-  return s;
-}
-
-async function tcpRoundTrip(n, reps) {
-  const { proc, first } = child(['--child-tcp', String(4 * n)]);
-  const port = Number(await first);
-  const sock = createConnection({ port, host: '127.0.0.1', noDelay: true });
+  const sock = createConnection({ port: Number(await tcp.first), host: '127.0.0.1', noDelay: true });
   await new Promise((r) => sock.once('connect', r));
   const bytes = Buffer.from(new Float32Array(n).fill(1e-3).buffer);
   let want = 0;
@@ -106,28 +89,49 @@ async function tcpRoundTrip(n, reps) {
     want -= d.length;
     if (want === 0) done();
   });
-  const once = () =>
-    new Promise((r) => {
+  return {
+    psOnce: () => client.pushPull(step++, grads, params, { rows: 1, batchRows: 1 }),
+    tcpOnce: () => new Promise((r) => {
       want = bytes.length;
       done = r;
       sock.write(bytes);
-    });
-  const s = await timeIt(once, reps);
-  sock.destroy();
-  proc.stdin.end();
-  await new Promise((r) => proc.once('exit', r));
-  return s;
+    }),
+    async close() {
+      await client.shutdown(true);
+      await client.close();
+      sock.destroy();
+      tcp.proc.stdin.end();
+      await Promise.all([ps, tcp].map(({ proc }) => new Promise((r) => proc.once('exit', r))));
+    },
+  };
+}
+
+/** Median seconds per round trip of each, alternating them, after two warm-ups each. */
+async function timeAlternately(a, b, reps) {
+  for (let i = 0; i < 2; i++) { await a(); await b(); }
+  const ta = [], tb = [];
+  const until = performance.now() + 30_000;
+  for (let i = 0; i < reps && performance.now() < until; i++) {
+    let t0 = performance.now();
+    await a();
+    ta.push((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    await b();
+    tb.push((performance.now() - t0) / 1000);
+  }
+  return [median(ta), median(tb)];
 }
 
 const rows = [];
 // mlp:1000,1000 has 1,001,000 parameters; mlp:3162,3162 has 10,001,406.
-for (const [label, sizes, n, reps] of [['1M', [1000, 1000], 1_001_000, quick ? 10 : 30], ['10M', [3162, 3162], 10_001_406, quick ? 4 : 10]]) {
-  const ps = await psRoundTrip(sizes, n, reps);
-  const tcp = await tcpRoundTrip(n, reps);
+for (const [label, sizes, n, reps] of [['1M', [1000, 1000], 1_001_000, quick ? 10 : 40], ['10M', [3162, 3162], 10_001_406, quick ? 6 : 20]]) {
+  const rt = await roundTrips(sizes, n);
+  const [ps, tcp] = await timeAlternately(rt.psOnce, rt.tcpOnce, reps);
+  await rt.close();
   const gb = (s) => (8 * n) / s / 1e9; // 4n bytes up, 4n down
   rows.push({ floats: label, 'pushpull ms': ps * 1e3, 'pushpull GB/s': gb(ps), 'raw TCP ms': tcp * 1e3, 'raw TCP GB/s': gb(tcp), 'ps/tcp': ((100 * tcp) / ps).toFixed(0) + '%' });
 }
-printTable('push-pull round trip on loopback (payload both ways; server in another process; async sgd applies each push)', rows);
+printTable('push-pull round trip on loopback (payload both ways; servers in other processes; async sgd applies each push; ps and raw TCP round trips alternate)', rows);
 
 // ---- training throughput -------------------------------------------------------------------
 if (roundtripOnly) process.exit(0);
