@@ -1,6 +1,6 @@
 // What is particular to the wasm backend: loading (and declining to load), and its linear memory.
 // Its arithmetic is tested with every other backend's in matmul.test.ts.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -118,7 +118,13 @@ describe.skipIf(!existsSync(wasmPath))('the GEMM on a shared memory', () => {
     backend.detach();
   });
 
-  it('declines a memory that is not shared or a scratch region outside it', () => {
+  it('declines a memory that is not shared or a scratch region outside it, or when loaded from another module file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-wasm-'));
+    const copy = join(dir, 'gemm.wasm');
+    writeFileSync(copy, readFileSync(wasmPath));
+    const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
+    expect((loadWasmBackend(copy) as WasmBackend).attach({ memory, scratchAt: 0, scratchBytes: 1 << 20 })).toBe(false); // no shared build beside it
+    rmSync(dir, { recursive: true, force: true });
     const backend = loadWasmBackend() as WasmBackend;
     expect(backend.attach({ memory: new WebAssembly.Memory({ initial: 1 }), scratchAt: 0, scratchBytes: 1024 })).toBe(false);
     expect(backend.attach({ memory: new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true }), scratchAt: 0, scratchBytes: 1 << 20 })).toBe(false);

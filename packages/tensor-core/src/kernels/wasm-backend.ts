@@ -37,8 +37,12 @@ import type { KernelBackend } from './backend.js';
 export const wasmPath: URL = new URL('../../wasm/gemm.wasm', import.meta.url);
 /** The same GEMM built with relaxed SIMD (fused multiply-add). */
 export const relaxedWasmPath: URL = new URL('../../wasm/gemm-relaxed.wasm', import.meta.url);
-/** Each of the two importing a shared memory instead of owning one (see useSharedMemory). */
-const sharedPath = (path: URL | string): URL | string => (path === wasmPath ? new URL('../../wasm/gemm-shared.wasm', import.meta.url) : path === relaxedWasmPath ? new URL('../../wasm/gemm-relaxed-shared.wasm', import.meta.url) : path);
+/**
+ * The build of the same GEMM that imports a shared memory instead of owning one (see
+ * useSharedMemory), for the two modules this package builds; null for any other module.
+ */
+const sharedPath = (path: URL | string): URL | null =>
+  path === wasmPath ? new URL('../../wasm/gemm-shared.wasm', import.meta.url) : path === relaxedWasmPath ? new URL('../../wasm/gemm-relaxed-shared.wasm', import.meta.url) : null;
 
 /** The exports of assembly/gemm.ts. Addresses and sizes are bytes; booleans are 0 or 1. */
 interface GemmExports {
@@ -118,7 +122,7 @@ function readModule(path: URL | string): Uint8Array | null {
   }
 }
 
-function instantiate(bytes: Uint8Array, name: string, sharedModule: URL | string): WasmBackend | null {
+function instantiate(bytes: Uint8Array, name: string, sharedModule: URL | null): WasmBackend | null {
   try {
     const instance = new wasmApi!.Instance(new wasmApi!.Module(bytes), {});
     return new WasmBackend(instance.exports as unknown as GemmExports, name, sharedModule);
@@ -155,7 +159,7 @@ interface SharedGemm {
 export class WasmBackend implements KernelBackend {
   readonly name: string;
   readonly #wasm: GemmExports;
-  readonly #sharedModule: URL | string;
+  readonly #sharedModule: URL | null;
   #shared: SharedGemm | null = null;
   /** Byte address of `out`: the first aligned byte after the module's static data. */
   readonly #outAt: number;
@@ -164,7 +168,7 @@ export class WasmBackend implements KernelBackend {
   /** Views of exactly `length` floats at #outAt, one per output size seen, for copying out back. */
   #outViews = new Map<number, Float32Array>();
 
-  constructor(wasm: GemmExports, name: string, sharedModule: URL | string) {
+  constructor(wasm: GemmExports, name: string, sharedModule: URL | null) {
     this.name = name;
     this.#wasm = wasm;
     this.#sharedModule = sharedModule;
@@ -214,7 +218,7 @@ export class WasmBackend implements KernelBackend {
    * missing or does not instantiate on that memory.
    */
   attach(handle: SharedMemoryHandle): boolean {
-    const bytes = readModule(this.#sharedModule);
+    const bytes = this.#sharedModule === null ? null : readModule(this.#sharedModule);
     const { memory, scratchAt, scratchBytes } = handle;
     if (bytes === null || !(memory.buffer instanceof SharedArrayBuffer) || scratchAt % 16 !== 0 || scratchAt + scratchBytes > memory.buffer.byteLength) return false;
     try {
