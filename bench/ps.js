@@ -2,7 +2,7 @@
 //   1. push-pull round trips of 1M and 10M floats (a worker's pushpull: the gradient up, the
 //      parameters down), in GB/s of payload, beside raw TCP moving the same bytes the same way
 //      with Node's `net` (a client writes 4·n bytes, an echo server writes them back); the server
-//      runs in another process in both cases, and the two kinds of round trip alternate (medians);
+//      runs in another process in both cases, and the two are timed in alternating blocks (medians);
 //   2. training throughput of 1 server + 2 worker processes (`loom train --cluster local:1,2`)
 //      beside 2 local threads (`loom train --workers 2`), on the reference model (news) and the
 //      Fashion-MNIST MLP (when dataset-fashion-mnist is installed).
@@ -68,9 +68,9 @@ function child(args) {
 
 /**
  * A push-pull client against a server process, and a raw TCP client against an echo process, both
- * open at once; `psOnce` and `tcpOnce` each time one round trip of n floats. Round trips of the two
- * alternate, so that both see the same state of the machine: on this 2-vCPU guest the raw TCP
- * figure alone moved between 27 and 52 ms from one minute to the next.
+ * open at once; `psOnce` and `tcpOnce` each make one round trip of n floats. The two are timed in
+ * alternating blocks, so that both see the same state of the machine: on this 2-vCPU guest the raw
+ * TCP figure alone moved between 27 and 52 ms for 10M floats from one minute to the next.
  */
 async function roundTrips(sizes, n) {
   const ps = child(['--child-ps', JSON.stringify(sizes)]);
@@ -106,18 +106,31 @@ async function roundTrips(sizes, n) {
   };
 }
 
-/** Median seconds per round trip of each, alternating them, after two warm-ups each. */
+/**
+ * Median seconds per round trip of each, in steady state: first each runs for a second (at least 10
+ * round trips; the protocol code takes ~10 round trips to be compiled), then three alternating
+ * blocks of a third of `reps`, each opened by one untimed round trip. Within a block each kind runs
+ * back to back, as a training worker's round trips do; alternating the blocks spreads both over
+ * the same minutes.
+ */
 async function timeAlternately(a, b, reps) {
-  for (let i = 0; i < 2; i++) { await a(); await b(); }
+  for (const fn of [a, b]) {
+    const until = performance.now() + 1000;
+    for (let i = 0; i < 10 || performance.now() < until; i++) await fn();
+  }
+  const BLOCK = Math.max(5, Math.ceil(reps / 3));
   const ta = [], tb = [];
-  const until = performance.now() + 30_000;
-  for (let i = 0; i < reps && performance.now() < until; i++) {
-    let t0 = performance.now();
-    await a();
-    ta.push((performance.now() - t0) / 1000);
-    t0 = performance.now();
-    await b();
-    tb.push((performance.now() - t0) / 1000);
+  const block = async (fn, times) => {
+    await fn();
+    for (let i = 0; i < BLOCK; i++) {
+      const t0 = performance.now();
+      await fn();
+      times.push((performance.now() - t0) / 1000);
+    }
+  };
+  for (let round = 0; round < 3; round++) {
+    await block(a, ta);
+    await block(b, tb);
   }
   return [median(ta), median(tb)];
 }
@@ -131,7 +144,7 @@ for (const [label, sizes, n, reps] of [['1M', [1000, 1000], 1_001_000, quick ? 1
   const gb = (s) => (8 * n) / s / 1e9; // 4n bytes up, 4n down
   rows.push({ floats: label, 'pushpull ms': ps * 1e3, 'pushpull GB/s': gb(ps), 'raw TCP ms': tcp * 1e3, 'raw TCP GB/s': gb(tcp), 'ps/tcp': ((100 * tcp) / ps).toFixed(0) + '%' });
 }
-printTable('push-pull round trip on loopback (payload both ways; servers in other processes; async sgd applies each push; ps and raw TCP round trips alternate)', rows);
+printTable('push-pull round trip on loopback (payload both ways; servers in other processes; async sgd applies each push; ps and raw TCP timed in three alternating blocks each)', rows);
 
 // ---- training throughput -------------------------------------------------------------------
 if (roundtripOnly) process.exit(0);
