@@ -33,6 +33,18 @@ describe('BatchIterator', () => {
     expect(batches.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it('copies wide rows (a memcpy per row) and narrow ones (a loop) alike', () => {
+    for (const w of [255, 256, 784]) {
+      const wide = { features: Float32Array.from({ length: n * w }, (_, i) => i), labels: new Int32Array(n), width: w };
+      for (const b of new BatchIterator(wide, { batchSize: 4, seed: 5 })) {
+        for (let i = 0; i < b.size; i++) {
+          const r = b.rows[i]!;
+          expect(b.x.subarray(i * w, (i + 1) * w)).toEqual(wide.features.subarray(r * w, (r + 1) * w));
+        }
+      }
+    }
+  });
+
   it('dropLast skips the short batch', () => {
     const it = new BatchIterator(source, { batchSize: 4, dropLast: true, shuffle: false });
     expect(epochRows(it)).toEqual([

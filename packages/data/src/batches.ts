@@ -1,12 +1,20 @@
-// Mini-batches that allocate nothing per batch: the iterator owns one x buffer (batchSize, width),
+// Mini-batches that allocate no buffer per batch: the iterator owns one x buffer (batchSize, width),
 // one y buffer (batchSize) and one rows buffer, and refills them at each step. The last, shorter
 // batch (when not dropped) is served through views of those buffers created once, in the
 // constructor. Even the iterator result object is reused, so `for (const b of batches)` allocates
-// nothing after the first step either.
+// nothing after the first step, except that rows of MEMCPY_WIDTH values or more are copied with a
+// memcpy through a short-lived view of the row (the only way to memcpy between two typed arrays).
 
 import { invalidArgument } from './errors.js';
 import { Random, hashSeed } from './random.js';
 import { shuffleInPlace } from './split.js';
+
+/**
+ * From this many values a row is copied with one memcpy (through a view object) instead of a loop:
+ * the loop costs ~1.7 ns per value (110 µs for 64 rows of 784, a Fashion-MNIST thread's batch,
+ * against 35 µs), which outweighs one small short-lived object per row.
+ */
+const MEMCPY_WIDTH = 256;
 
 /** Examples as training wants them. */
 export interface Examples {
@@ -166,8 +174,8 @@ export class BatchIterator implements IterableIterator<Batch> {
       const row = this.order[start + lo + i]!;
       bufs.rows[i] = row;
       bufs.y[i] = labels[row]!;
-      // A memcpy per row (the view is cheap): a scalar loop costs ~1 ns per value, 4% of a step.
-      x.set(features.subarray(row * w, row * w + w), i * w);
+      if (w >= MEMCPY_WIDTH) x.set(features.subarray(row * w, row * w + w), i * w);
+      else for (let j = 0, o = row * w, d = i * w; j < w; j++) x[d + j] = features[o + j]!;
     }
     b.x = bufs.x;
     b.y = bufs.y;
