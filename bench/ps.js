@@ -6,6 +6,9 @@
 //   2. training throughput of 1 server + 2 worker processes (`loom train --cluster local:1,2`)
 //      beside 2 local threads (`loom train --workers 2`), on the reference model (news) and the
 //      Fashion-MNIST MLP (when dataset-fashion-mnist is installed).
+//   Beside both, the floor of the WebSocket library itself: the same bytes moved the same way by
+//   plain `ws` (1 MiB binary messages, the protocol's part size; a zero mask, as Loom's client
+//   sends), with no header, no copy and no work. Push-pull cannot be faster than this.
 // Usage: node bench/ps.js [--quick] [--roundtrip] (only table 1)
 // Large payloads travel in parts of PART_FLOATS floats (protocol v2): glibc maps every allocation
 // over 32 MiB afresh and ws allocates each received message, so one 40 MB message paid ~24 ms of
@@ -18,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { ParameterServer, PsClient } from '@loom/parameter-server';
+import WebSocket, { WebSocketServer } from 'ws';
 import { median, printTable } from './lib.js';
 
 const quick = process.argv.includes('--quick');
@@ -60,6 +64,31 @@ if (process.argv[2] === '--child-tcp') {
   await new Promise(() => {}); // serve until the parent closes stdin
 }
 
+if (process.argv[2] === '--child-ws') {
+  // The same exchange over plain ws: keep each message as ws hands it over, and once n bytes are in,
+  // send every one of them back.
+  const n = Number(process.argv[3]);
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 1 << 30 });
+  wss.on('listening', () => console.log(wss.address().port));
+  wss.on('connection', (ws) => {
+    let messages = [];
+    let got = 0;
+    ws.on('message', (m) => {
+      messages.push(m);
+      got += m.length;
+      if (got < n) return;
+      for (const b of messages) ws.send(b);
+      messages = [];
+      got = 0;
+    });
+  });
+  process.stdin.on('end', () => process.exit(0)).resume();
+  await new Promise(() => {});
+}
+
+/** Bytes per message of the plain-ws floor: the protocol's part size (PART_FLOATS floats). */
+const WS_MESSAGE = 1 << 20;
+
 function child(args) {
   const proc = spawn(process.execPath, [SELF, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const first = new Promise((r) => createInterface({ input: proc.stdout }).once('line', r));
@@ -75,6 +104,7 @@ function child(args) {
 async function roundTrips(sizes, n) {
   const ps = child(['--child-ps', JSON.stringify(sizes)]);
   const tcp = child(['--child-tcp', String(4 * n)]);
+  const plain = child(['--child-ws', String(4 * n)]);
   const client = await PsClient.connect([await ps.first], { token: TOKEN, rank: 0, workers: 1, size: n });
   const grads = new Float32Array(n).fill(1e-3);
   const params = new Float32Array(n);
@@ -89,8 +119,21 @@ async function roundTrips(sizes, n) {
     want -= d.length;
     if (want === 0) done();
   });
+  const ws = new WebSocket(`ws://127.0.0.1:${await plain.first}`, { perMessageDeflate: false, maxPayload: 1 << 30, generateMask: (m) => void m.fill(0) });
+  await new Promise((r, j) => ws.once('open', r).once('error', j));
+  let wsWant = 0;
+  let wsDone = () => {};
+  ws.on('message', (m) => {
+    wsWant -= m.length;
+    if (wsWant === 0) wsDone();
+  });
   return {
     psOnce: () => client.pushPull(step++, grads, params, { rows: 1, batchRows: 1 }),
+    wsOnce: () => new Promise((r) => {
+      wsWant = bytes.length;
+      wsDone = r;
+      for (let a = 0; a < bytes.length; a += WS_MESSAGE) ws.send(bytes.subarray(a, Math.min(bytes.length, a + WS_MESSAGE)));
+    }),
     tcpOnce: () => new Promise((r) => {
       want = bytes.length;
       done = r;
@@ -100,51 +143,52 @@ async function roundTrips(sizes, n) {
       await client.shutdown(true);
       await client.close();
       sock.destroy();
+      ws.terminate();
       tcp.proc.stdin.end();
-      await Promise.all([ps, tcp].map(({ proc }) => new Promise((r) => proc.once('exit', r))));
+      plain.proc.stdin.end();
+      await Promise.all([ps, tcp, plain].map(({ proc }) => new Promise((r) => proc.once('exit', r))));
     },
   };
 }
 
 /**
- * Median seconds per round trip of each, in steady state: first each runs for a second (at least 10
- * round trips; the protocol code takes ~10 round trips to be compiled), then three alternating
- * blocks of a third of `reps`, each opened by one untimed round trip. Within a block each kind runs
- * back to back, as a training worker's round trips do; alternating the blocks spreads both over
- * the same minutes.
+ * Median seconds per round trip of each kind, in steady state: first each runs for a second (at
+ * least 10 round trips; the protocol code takes ~10 round trips to be compiled), then three
+ * alternating rounds of one block per kind, a third of `reps` each, every block opened by one
+ * untimed round trip. Within a block each kind runs back to back, as a training worker's round
+ * trips do; alternating the blocks spreads all kinds over the same minutes.
  */
-async function timeAlternately(a, b, reps) {
-  for (const fn of [a, b]) {
+async function timeAlternately(kinds, reps) {
+  for (const fn of kinds) {
     const until = performance.now() + 1000;
     for (let i = 0; i < 10 || performance.now() < until; i++) await fn();
   }
   const BLOCK = Math.max(5, Math.ceil(reps / 3));
-  const ta = [], tb = [];
-  const block = async (fn, times) => {
-    await fn();
-    for (let i = 0; i < BLOCK; i++) {
-      const t0 = performance.now();
-      await fn();
-      times.push((performance.now() - t0) / 1000);
-    }
-  };
+  const times = kinds.map(() => []);
   for (let round = 0; round < 3; round++) {
-    await block(a, ta);
-    await block(b, tb);
+    for (const [k, fn] of kinds.entries()) {
+      await fn();
+      for (let i = 0; i < BLOCK; i++) {
+        const t0 = performance.now();
+        await fn();
+        times[k].push((performance.now() - t0) / 1000);
+      }
+    }
   }
-  return [median(ta), median(tb)];
+  return times.map(median);
 }
 
 const rows = [];
 // mlp:1000,1000 has 1,001,000 parameters; mlp:3162,3162 has 10,001,406.
 for (const [label, sizes, n, reps] of [['1M', [1000, 1000], 1_001_000, quick ? 10 : 40], ['10M', [3162, 3162], 10_001_406, quick ? 6 : 20]]) {
   const rt = await roundTrips(sizes, n);
-  const [ps, tcp] = await timeAlternately(rt.psOnce, rt.tcpOnce, reps);
+  const [ps, tcp, ws] = await timeAlternately([rt.psOnce, rt.tcpOnce, rt.wsOnce], reps);
   await rt.close();
   const gb = (s) => (8 * n) / s / 1e9; // 4n bytes up, 4n down
-  rows.push({ floats: label, 'pushpull ms': ps * 1e3, 'pushpull GB/s': gb(ps), 'raw TCP ms': tcp * 1e3, 'raw TCP GB/s': gb(tcp), 'ps/tcp': ((100 * tcp) / ps).toFixed(0) + '%' });
+  const pct = (s) => ((100 * tcp) / s).toFixed(0) + '%';
+  rows.push({ floats: label, 'pushpull ms': ps * 1e3, 'pushpull GB/s': gb(ps), 'raw TCP ms': tcp * 1e3, 'raw TCP GB/s': gb(tcp), 'ps/tcp': pct(ps), 'plain ws ms': ws * 1e3, 'plain ws/tcp': pct(ws) });
 }
-printTable('push-pull round trip on loopback (payload both ways; servers in other processes; async sgd applies each push; ps and raw TCP timed in three alternating blocks each)', rows);
+printTable('push-pull round trip on loopback (payload both ways; servers in other processes; async sgd applies each push; push-pull, raw TCP and plain ws timed in three alternating blocks each; plain ws: the same bytes over ws with no header, copy or work — the floor of any protocol on ws)', rows);
 
 // ---- training throughput -------------------------------------------------------------------
 if (roundtripOnly) process.exit(0);
