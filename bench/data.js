@@ -91,7 +91,7 @@ if (existsSync(fmnist)) {
   const naive = (performance.now() - t1) / 5;
   printTable(`Batches: one epoch of ${rows.length} examples × ${D}, batch ${B}`, [
     { iterator: 'shuffled, fresh arrays per batch (reference)', 'ms/epoch': naive, ratio: '1.00×' },
-    { iterator: 'BatchIterator (shuffled, no allocation)', 'ms/epoch': ours, ratio: (naive / ours).toFixed(2) + '×' },
+    { iterator: 'BatchIterator (shuffled, no buffer allocated)', 'ms/epoch': ours, ratio: (naive / ours).toFixed(2) + '×' },
   ]);
   if (sum < 0) console.log(sum);
 }
