@@ -46,44 +46,46 @@ if (process.argv[2] === '--child-tcp') {
   // must see the whole gradient before it answers cannot).
   const n = Number(process.argv[3]);
   const server = createServer({ noDelay: true }, (sock) => {
-    let chunks = [];
-    let got = 0;
-    sock.on('data', (d) => {
-      chunks.push(d);
-      got += d.length;
-      if (got < n) return;
+    sock.on('data', echoWhole(n, (pieces) => {
       sock.cork();
-      for (const c of chunks) sock.write(c);
+      for (const c of pieces) sock.write(c);
       sock.uncork();
-      chunks = [];
-      got = 0;
-    });
+    }));
   });
   server.listen(0, '127.0.0.1', () => console.log(server.address().port));
-  process.stdin.on('end', () => process.exit(0)).resume();
-  await new Promise(() => {}); // serve until the parent closes stdin
+  await serveUntilStdinEnds();
 }
-
 if (process.argv[2] === '--child-ws') {
-  // The same exchange over plain ws: keep each message as ws hands it over, and once n bytes are in,
-  // send every one of them back.
+  // The same exchange over plain ws, message by message as ws hands them over.
   const n = Number(process.argv[3]);
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 1 << 30 });
   wss.on('listening', () => console.log(wss.address().port));
   wss.on('connection', (ws) => {
-    let messages = [];
-    let got = 0;
-    ws.on('message', (m) => {
-      messages.push(m);
-      got += m.length;
-      if (got < n) return;
-      for (const b of messages) ws.send(b);
-      messages = [];
-      got = 0;
-    });
+    ws.on('message', echoWhole(n, (pieces) => {
+      for (const b of pieces) ws.send(b);
+    }));
   });
+  await serveUntilStdinEnds();
+}
+
+/** A 'data' handler that keeps what arrives and, once n bytes are in, hands back every piece, as is. */
+function echoWhole(n, sendAll) {
+  let pieces = [];
+  let got = 0;
+  return (piece) => {
+    pieces.push(piece);
+    got += piece.length;
+    if (got < n) return;
+    sendAll(pieces);
+    pieces = [];
+    got = 0;
+  };
+}
+
+/** An echo child serves until the parent closes its stdin. */
+function serveUntilStdinEnds() {
   process.stdin.on('end', () => process.exit(0)).resume();
-  await new Promise(() => {});
+  return new Promise(() => {});
 }
 
 /** Bytes per message of the plain-ws floor: the protocol's part size (PART_FLOATS floats). */
