@@ -17,6 +17,7 @@ export {
   type KernelBackend,
   type Algorithm,
   type StepFunction,
+  type SumStepFunction,
   type StateArrays,
 } from './core/common.js';
 export { resolveOptions } from './options.js';
@@ -25,7 +26,7 @@ export { fmaLowering, setFmaLowering, type FmaLowering } from './simd/kernel.js'
 export { sgd, sgdStep, sgdDefaults, type SGDOptions, type SGDState } from './core/sgd.js';
 export { rmsprop, rmspropStep, rmspropDefaults, type RMSpropOptions, type RMSpropState } from './core/rmsprop.js';
 export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type AdamOptions, type AdamState } from './core/adam.js';
-export { weightedSum } from './core/weighted-sum.js';
+export { weightedSum, stepWithSum } from './core/weighted-sum.js';
 export { allFinite } from './core/finite.js';
 export { adagrad, adagradStep, adagradDefaults, type AdagradOptions, type AdagradState } from './core/adagrad.js';
 export { Optimizer, type ParamLike, type ParamGroup, type ParamGroupSpec, type StateDict, type SavedParamState } from './optimizer.js';

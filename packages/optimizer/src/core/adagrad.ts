@@ -12,7 +12,8 @@
  */
 import { checkBoolean, checkNonNegative, checkPositive } from '../options.js';
 import { add, compileKernel, div, mul, neg, sqrt, type Kernel } from '../simd/kernel.js';
-import { checkStepArgs, f, fma, pickKernel, type Algorithm, type StateArrays } from './common.js';
+import { f, fma, type Algorithm, type StateArrays } from './common.js';
+import { kernelSteps } from './kernel-step.js';
 
 export interface AdagradOptions {
   /** Learning rate γ. Default 1e-2. */
@@ -77,7 +78,7 @@ export function adagradReference(
   }
 }
 
-function compile(maximize: boolean, decay: boolean): Kernel | null {
+function compile(maximize: boolean, decay: boolean, sumInputs: number): Kernel | null {
   return compileKernel(['p', 'g', 'sum'], SCALARS, (k) => {
     const p = k.load('p');
     let g = k.load('g');
@@ -87,23 +88,29 @@ function compile(maximize: boolean, decay: boolean): Kernel | null {
     k.store('sum', s);
     const std = add(sqrt(s), k.scalar('eps'));
     k.store('p', add(p, div(mul(k.scalar('nclr'), g), std)));
-  });
+  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
 }
 
-const kernels = new Map<string, Kernel | null>();
+const steps = kernelSteps<AdagradOptions>('adagradStep', {
+  stateKeys: () => STATE_KEYS,
+  call(params, grads, state, options, step) {
+    const { maximize } = options;
+    const decay = options.weightDecay !== 0;
+    return {
+      key: `${+maximize}${+decay}`,
+      compile: (sumInputs) => compile(maximize, decay, sumInputs),
+      arrays: [params, grads, state.sum],
+      scalars: scalars(options, step),
+    };
+  },
+  reference: adagradReference,
+});
 
 /** One Adagrad step over `params[start, end)`, in place. `state.sum` must start at initialAccumulatorValue. */
-export function adagradStep(
+export const adagradStep: (
   params: Float32Array, grads: Float32Array, state: AdagradState | StateArrays,
-  options: AdagradOptions, step: number, start = 0, end?: number,
-): void {
-  const e = checkStepArgs('adagradStep', params, grads, state, STATE_KEYS, step, start, end);
-  const { maximize } = options;
-  const decay = options.weightDecay !== 0;
-  const kernel = pickKernel(kernels, `${+maximize}${+decay}`, () => compile(maximize, decay), e - start);
-  if (kernel) kernel.run([params, grads, state.sum!], scalars(options, step), start, e);
-  else adagradReference(params, grads, state, options, step, start, e);
-}
+  options: AdagradOptions, step: number, start?: number, end?: number,
+) => void = steps.step;
 
 export const adagrad: Algorithm<AdagradOptions> = {
   name: 'Adagrad',
@@ -112,4 +119,5 @@ export const adagrad: Algorithm<AdagradOptions> = {
   stateKeys: () => STATE_KEYS,
   initialValue: (key, o) => (key === 'sum' ? o.initialAccumulatorValue : 0),
   step: adagradStep,
+  stepSum: steps.stepSum,
 };

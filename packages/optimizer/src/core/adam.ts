@@ -16,7 +16,8 @@
  */
 import { checkBetas, checkBoolean, checkNonNegative, checkPositive } from '../options.js';
 import { add, compileKernel, div, max, mul, neg, sqrt, type Kernel } from '../simd/kernel.js';
-import { checkStepArgs, f, fma, pickKernel, type Algorithm, type StateArrays } from './common.js';
+import { f, fma, type Algorithm, type StateArrays } from './common.js';
+import { kernelSteps } from './kernel-step.js';
 
 export interface AdamOptions {
   /** Learning rate γ. Default 1e-3. */
@@ -114,7 +115,7 @@ export function adamReference(
 }
 
 /** The same statements as `adamReference`, compiled to WebAssembly SIMD. */
-function compile(maximize: boolean, l2: boolean, decoupledDecay: boolean, amsgrad: boolean): Kernel | null {
+function compile(maximize: boolean, l2: boolean, decoupledDecay: boolean, amsgrad: boolean, sumInputs: number): Kernel | null {
   return compileKernel(['p', 'g', 'm', 'v', 'vmax'], SCALARS, (k) => {
     const s = (n: (typeof SCALARS)[number]) => k.scalar(n);
     let g = k.load('g');
@@ -133,28 +134,32 @@ function compile(maximize: boolean, l2: boolean, decoupledDecay: boolean, amsgra
     }
     const denom = add(div(sqrt(sq), s('bc2')), s('eps'));
     k.store('p', add(p, div(mul(s('nss'), m), denom)));
-  });
+  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
 }
 
-const kernels = new Map<string, Kernel | null>();
+type AdamStepFunction = (
+  params: Float32Array, grads: Float32Array, state: AdamState | StateArrays,
+  options: AdamOptions, step: number, start?: number, end?: number,
+) => void;
 
 function adamLike(fn: string, decoupled: boolean) {
-  return function (
-    params: Float32Array, grads: Float32Array, state: AdamState | StateArrays,
-    options: AdamOptions, step: number, start = 0, end?: number,
-  ): void {
-    const e = checkStepArgs(fn, params, grads, state, stateKeys(options), step, start, end);
-    const { maximize, amsgrad } = options;
-    const l2 = !decoupled && options.weightDecay !== 0, decoupledDecay = decoupled && options.weightDecay !== 0;
-    const key = `${+maximize}${+l2}${+decoupledDecay}${+amsgrad}`;
-    const kernel = pickKernel(kernels, key, () => compile(maximize, l2, decoupledDecay, amsgrad), e - start);
-    if (kernel) {
-      kernel.run([params, grads, state.expAvg!, state.expAvgSq!, state.maxExpAvgSq!], scalars(options, step), start, e);
-    } else {
-      adamReference(params, grads, state, options, step, start, e, decoupled);
-    }
-  };
+  return kernelSteps<AdamOptions>(fn, {
+    stateKeys,
+    call(params, grads, state, options, step) {
+      const { maximize, amsgrad } = options;
+      const l2 = !decoupled && options.weightDecay !== 0, decoupledDecay = decoupled && options.weightDecay !== 0;
+      return {
+        key: `${+maximize}${+l2}${+decoupledDecay}${+amsgrad}`,
+        compile: (sumInputs) => compile(maximize, l2, decoupledDecay, amsgrad, sumInputs),
+        arrays: [params, grads, state.expAvg, state.expAvgSq, state.maxExpAvgSq],
+        scalars: scalars(options, step),
+      };
+    },
+    reference: (params, grads, state, options, step, start, end) => adamReference(params, grads, state, options, step, start, end, decoupled),
+  });
 }
+const adamSteps = adamLike('adamStep', false);
+const adamwSteps = adamLike('adamwStep', true);
 
 /**
  * One Adam step over `params[start, end)`, in place. `options` must be complete (see
@@ -167,10 +172,10 @@ function adamLike(fn: string, decoupled: boolean) {
  * adamStep(params, grads, state, adamDefaults, 2, 0, 2); // or any slice: the same bits
  * adamStep(params, grads, state, adamDefaults, 2, 2, 4);
  */
-export const adamStep = adamLike('adamStep', false);
+export const adamStep: AdamStepFunction = adamSteps.step;
 
 /** One AdamW step: Adam with decoupled weight decay θ ← θ(1 − γλ). Same arguments as `adamStep`. */
-export const adamwStep = adamLike('adamwStep', true);
+export const adamwStep: AdamStepFunction = adamwSteps.step;
 
 export const adam: Algorithm<AdamOptions> = {
   name: 'Adam',
@@ -179,6 +184,7 @@ export const adam: Algorithm<AdamOptions> = {
   stateKeys,
   initialValue: () => 0,
   step: adamStep,
+  stepSum: adamSteps.stepSum,
 };
 
-export const adamw: Algorithm<AdamOptions> = { ...adam, name: 'AdamW', defaults: adamwDefaults, step: adamwStep };
+export const adamw: Algorithm<AdamOptions> = { ...adam, name: 'AdamW', defaults: adamwDefaults, step: adamwStep, stepSum: adamwSteps.stepSum };

@@ -68,6 +68,24 @@ export type StepFunction<O> = (
 ) => void;
 
 /**
+ * A step whose gradient is the weighted sum Σₖ weights[k]·inputs[k] — a sync reduction of several
+ * workers' gradients — computed as `weightedSum` computes it, so the same bits as `weightedSum`
+ * into inputs[0] followed by the step, and fused into the step's kernel when there is one (the sum
+ * is then written nowhere). Without a kernel the sum goes into inputs[0] first, so afterwards
+ * inputs[0][start, end) holds either its own values or the sum: treat it as scratch.
+ */
+export type SumStepFunction<O> = (
+  params: Float32Array,
+  inputs: readonly Float32Array[],
+  weights: ArrayLike<number>,
+  state: StateArrays,
+  options: O,
+  step: number,
+  start?: number,
+  end?: number,
+) => void;
+
+/**
  * How a step function is described to the class API and to code that manages state itself
  * (a worker thread or a parameter server): defaults, validation, which state arrays it needs and
  * how they start, and the step.
@@ -91,6 +109,8 @@ export interface Algorithm<O extends object> {
   readonly countsStepsFromNewState?: boolean;
   /** The functional core. */
   readonly step: StepFunction<O>;
+  /** The functional core with a summed gradient, fused (see SumStepFunction; `stepWithSum` uses it). */
+  readonly stepSum?: SumStepFunction<O>;
 }
 
 export type KernelBackend = 'auto' | 'js' | 'wasm';

@@ -15,7 +15,8 @@
  */
 import { checkBoolean, checkNonNegative, checkPositive } from '../options.js';
 import { add, compileKernel, div, mul, neg, sqrt, type Kernel } from '../simd/kernel.js';
-import { checkStepArgs, f, fma, pickKernel, type Algorithm, type StateArrays } from './common.js';
+import { f, fma, type Algorithm, type StateArrays } from './common.js';
+import { kernelSteps } from './kernel-step.js';
 
 export interface RMSpropOptions {
   /** Learning rate γ. Default 1e-2. */
@@ -103,7 +104,7 @@ export function rmspropReference(
   }
 }
 
-function compile(maximize: boolean, decay: boolean, centered: boolean, momentum: boolean): Kernel | null {
+function compile(maximize: boolean, decay: boolean, centered: boolean, momentum: boolean, sumInputs: number): Kernel | null {
   return compileKernel(['p', 'g', 's', 'ga', 'b'], SCALARS, (k) => {
     const c = (n: (typeof SCALARS)[number]) => k.scalar(n);
     const p = k.load('p');
@@ -128,24 +129,29 @@ function compile(maximize: boolean, decay: boolean, centered: boolean, momentum:
     } else {
       k.store('p', add(p, div(mul(c('nlr'), g), d)));
     }
-  });
+  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
 }
 
-const kernels = new Map<string, Kernel | null>();
+const steps = kernelSteps<RMSpropOptions>('rmspropStep', {
+  stateKeys,
+  call(params, grads, state, options) {
+    const { maximize, centered } = options;
+    const decay = options.weightDecay !== 0, momentum = options.momentum > 0;
+    return {
+      key: `${+maximize}${+decay}${+centered}${+momentum}`,
+      compile: (sumInputs) => compile(maximize, decay, centered, momentum, sumInputs),
+      arrays: [params, grads, state.squareAvg, state.gradAvg, state.momentumBuffer],
+      scalars: scalars(options),
+    };
+  },
+  reference: rmspropReference,
+});
 
 /** One RMSprop step over `params[start, end)`, in place. RMSprop does not use `step`, but it is checked like every step function's. */
-export function rmspropStep(
+export const rmspropStep: (
   params: Float32Array, grads: Float32Array, state: RMSpropState | StateArrays,
-  options: RMSpropOptions, step: number, start = 0, end?: number,
-): void {
-  const e = checkStepArgs('rmspropStep', params, grads, state, stateKeys(options), step, start, end);
-  const { maximize, centered } = options;
-  const decay = options.weightDecay !== 0, momentum = options.momentum > 0;
-  const key = `${+maximize}${+decay}${+centered}${+momentum}`;
-  const kernel = pickKernel(kernels, key, () => compile(maximize, decay, centered, momentum), e - start);
-  if (kernel) kernel.run([params, grads, state.squareAvg!, state.gradAvg!, state.momentumBuffer!], scalars(options), start, e);
-  else rmspropReference(params, grads, state, options, step, start, e);
-}
+  options: RMSpropOptions, step: number, start?: number, end?: number,
+) => void = steps.step;
 
 export const rmsprop: Algorithm<RMSpropOptions> = {
   name: 'RMSprop',
@@ -154,4 +160,5 @@ export const rmsprop: Algorithm<RMSpropOptions> = {
   stateKeys,
   initialValue: () => 0,
   step: rmspropStep,
+  stepSum: steps.stepSum,
 };

@@ -16,7 +16,8 @@
 import { argError, OptimizerError } from '../errors.js';
 import { checkBoolean, checkFinite, checkNonNegative } from '../options.js';
 import { add, compileKernel, mul, neg, type Kernel } from '../simd/kernel.js';
-import { checkStepArgs, f, fma, pickKernel, type Algorithm, type StateArrays } from './common.js';
+import { f, fma, type Algorithm, type StateArrays } from './common.js';
+import { kernelSteps } from './kernel-step.js';
 
 export interface SGDOptions {
   /** Learning rate γ. Required: PyTorch's SGD has no default. */
@@ -84,7 +85,7 @@ export function sgdReference(
   }
 }
 
-function compile(maximize: boolean, decay: boolean, momentum: boolean, nesterov: boolean, first: boolean, undamped: boolean): Kernel | null {
+function compile(maximize: boolean, decay: boolean, momentum: boolean, nesterov: boolean, first: boolean, undamped: boolean, sumInputs: number): Kernel | null {
   return compileKernel(['p', 'g', 'b'], SCALARS, (k) => {
     const p = k.load('p');
     let d = k.load('g');
@@ -98,10 +99,27 @@ function compile(maximize: boolean, decay: boolean, momentum: boolean, nesterov:
       d = nesterov ? k.let(k.fma(b, k.scalar('mom'), d)) : b;
     }
     k.store('p', k.fma(d, k.scalar('nlr'), p));
-  });
+  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
 }
 
-const kernels = new Map<string, Kernel | null>();
+const steps = kernelSteps<SGDOptions>('sgdStep', {
+  stateKeys,
+  checkOptions(fn, options) {
+    if (typeof options.lr !== 'number') throw argError(fn, 'options.lr is required');
+  },
+  call(params, grads, state, options, step) {
+    const { maximize, nesterov } = options;
+    const decay = options.weightDecay !== 0, momentum = options.momentum !== 0, first = step === 1;
+    const undamped = options.dampening === 0;
+    return {
+      key: `${+maximize}${+decay}${+momentum}${+(momentum && nesterov)}${+(momentum && first)}${+undamped}`,
+      compile: (sumInputs) => compile(maximize, decay, momentum, nesterov, first, undamped, sumInputs),
+      arrays: [params, grads, state.momentumBuffer],
+      scalars: scalars(options),
+    };
+  },
+  reference: sgdReference,
+});
 
 /**
  * One SGD step over `params[start, end)`, in place. On step 1 the momentum buffer is set to the
@@ -111,20 +129,10 @@ const kernels = new Map<string, Kernel | null>();
  * const params = Float32Array.of(1, 2), grads = Float32Array.of(0.5, -0.5);
  * sgdStep(params, grads, {}, { ...sgdDefaults, lr: 0.1 }, 1); // params = [0.95, 2.05]
  */
-export function sgdStep(
+export const sgdStep: (
   params: Float32Array, grads: Float32Array, state: SGDState | StateArrays,
-  options: SGDOptions, step: number, start = 0, end?: number,
-): void {
-  const e = checkStepArgs('sgdStep', params, grads, state, stateKeys(options), step, start, end);
-  if (typeof options.lr !== 'number') throw argError('sgdStep', 'options.lr is required');
-  const { maximize, nesterov } = options;
-  const decay = options.weightDecay !== 0, momentum = options.momentum !== 0, first = step === 1;
-  const undamped = options.dampening === 0;
-  const key = `${+maximize}${+decay}${+momentum}${+(momentum && nesterov)}${+(momentum && first)}${+undamped}`;
-  const kernel = pickKernel(kernels, key, () => compile(maximize, decay, momentum, nesterov, first, undamped), e - start);
-  if (kernel) kernel.run([params, grads, state.momentumBuffer!], scalars(options), start, e);
-  else sgdReference(params, grads, state, options, step, start, e);
-}
+  options: SGDOptions, step: number, start?: number, end?: number,
+) => void = steps.step;
 
 export const sgd: Algorithm<SGDOptions> = {
   name: 'SGD',
@@ -134,4 +142,5 @@ export const sgd: Algorithm<SGDOptions> = {
   initialValue: () => 0,
   countsStepsFromNewState: true,
   step: sgdStep,
+  stepSum: steps.stepSum,
 };

@@ -54,6 +54,8 @@ type Leaf = Extract<Expr, { k: 'scalar' | 'local' }>;
 
 type Stmt =
   | { readonly k: 'load'; readonly local: number; readonly array: number }
+  /** Σᵢ wᵢ·arrays[i] of the element in float64, in order from 0, rounded once (as weightedSum computes it). */
+  | { readonly k: 'loadSum'; readonly local: number; readonly arrays: readonly number[] }
   | { readonly k: 'let'; readonly local: number; readonly value: Expr }
   | { readonly k: 'store'; readonly array: number; readonly value: Expr };
 
@@ -73,17 +75,29 @@ export class KernelBuilder<A extends string, S extends string> {
   /** @internal */ readonly stmts: Stmt[] = [];
   /** @internal */ locals = 0;
 
+  /**
+   * With `sum` = { array, inputs: k ≥ 2 }, loading `array` reads the weighted sum of k arrays instead:
+   * `array` itself and k − 1 more that follow the named ones, weighted by k float64 arguments that
+   * follow the scalars (see `compileKernel`).
+   */
   constructor(
     readonly arrays: readonly A[],
     readonly scalars: readonly S[],
+    private readonly sum?: { array: A; inputs: number },
   ) {
     if (scalars.length > MAX_SCALARS) throw new Error(`kernel: at most ${MAX_SCALARS} scalars`);
-    if (arrays.length > MAX_ARRAYS) throw new Error(`kernel: at most ${MAX_ARRAYS} arrays`);
+    if (arrays.length + (sum ? sum.inputs - 1 : 0) > MAX_ARRAYS) throw new Error(`kernel: at most ${MAX_ARRAYS} arrays`);
   }
 
   load(array: A): Expr {
     const local = this.locals++;
-    this.stmts.push({ k: 'load', local, array: this.arrayIndex(array) });
+    const index = this.arrayIndex(array);
+    if (this.sum !== undefined && array === this.sum.array) {
+      const extra = Array.from({ length: this.sum.inputs - 1 }, (_, i) => this.arrays.length + i);
+      this.stmts.push({ k: 'loadSum', local, arrays: [index, ...extra] });
+    } else {
+      this.stmts.push({ k: 'load', local, array: index });
+    }
     return { k: 'local', index: local };
   }
 
@@ -177,18 +191,22 @@ const F32X4_SPLAT = simd(0x13);
 
 /**
  * The bytes of a module that imports `env.memory` (shared or not, as `shared` says) and exports
- * `run(p₀, …, pₐ₋₁: i32, n: i32, s₀, …: f32)`: the statements over elements [0, n) of the arrays at
- * byte addresses p₀, …, with scalars s₀, ….
+ * `run(p₀, …, pₐ₋₁: i32, n: i32, s₀, …: f32, w₀, …: f64)`: the statements over elements [0, n) of
+ * the arrays at byte addresses p₀, …, with scalars s₀, … (and the weights of a summed load, if any).
  */
-function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLocals: number, shared: boolean, fused: boolean): Uint8Array {
+function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nWeights: number, nLocals: number, shared: boolean, fused: boolean): Uint8Array {
   // Locals: the parameters (0 .. nArrays-1 = array addresses, N = n, then the f32 scalars); then
   // OFF = byte offset of the current element, END_AT = loop end; then, all v128: the scalars splat
   // to f32x4 and to f64x2, the vector loop's values, and their low and high halves promoted to
   // f64x2 (computed on their first use by an emulated fma, reused after), the emulated fma's
   // temporaries P, S, T, E, the constants ONE (i64x2 of 1) and ZERO; then the scalar loop's f32 values.
-  const N = nArrays, SCALAR = N + 1, OFF = SCALAR + nScalars, END_AT = OFF + 1, SPLAT = END_AT + 1, SPLAT64 = SPLAT + nScalars, VLOC = SPLAT64 + nScalars;
+  // With a weighted sum (nWeights > 0): its f64 weights are parameters after the scalars, and after
+  // the scalar loop's values come the weights splat to f64x2, the sum's two f64x2 halves and the
+  // scalar loop's f64 sum.
+  const N = nArrays, SCALAR = N + 1, WEIGHT = SCALAR + nScalars, OFF = WEIGHT + nWeights, END_AT = OFF + 1, SPLAT = END_AT + 1, SPLAT64 = SPLAT + nScalars, VLOC = SPLAT64 + nScalars;
   const VLO = VLOC + nLocals, VHI = VLO + nLocals, P = uleb(VHI + nLocals), S = uleb(VHI + nLocals + 1), T = uleb(VHI + nLocals + 2), E = uleb(VHI + nLocals + 3);
   const ONE = uleb(VHI + nLocals + 4), ZERO = uleb(VHI + nLocals + 5), SLOC = VHI + nLocals + 6;
+  const WSPLAT = SLOC + nLocals, SUM_LO = uleb(WSPLAT + nWeights), SUM_HI = uleb(WSPLAT + nWeights + 1), SUM_ACC = uleb(WSPLAT + nWeights + 2);
   /** The address of the current element of array a. */
   const address = (a: number) => [LOCAL_GET, ...uleb(a), LOCAL_GET, ...uleb(OFF), I32_ADD];
   let promoted = new Set<string>();
@@ -252,6 +270,30 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
       }
     }
   };
+  /**
+   * Σᵢ wᵢ·xᵢ of the element(s) at OFF + at into local `to`: float64 products and sums from 0 in order,
+   * rounded once to float32 — the operations of encodeWeightedSum, so the bits of weightedSum.
+   */
+  const weightedSumInto = (arrays: readonly number[], to: number[], v: 0 | 1, at: number): number[] => {
+    if (!v) {
+      return [
+        F64_CONST, 0, 0, 0, 0, 0, 0, 0, 0, LOCAL_SET, ...SUM_ACC,
+        ...arrays.flatMap((a, i) => [LOCAL_GET, ...SUM_ACC, ...address(a), ...F32_LOAD, ...uleb(at), ...F64_PROMOTE, LOCAL_GET, ...uleb(WEIGHT + i), F64_MUL, F64_ADD, LOCAL_SET, ...SUM_ACC]),
+        LOCAL_GET, ...SUM_ACC, F32_DEMOTE, LOCAL_SET, ...to,
+      ];
+    }
+    const zero = [...simd(0x0c), ...Array<number>(16).fill(0)]; // v128.const 0
+    const w = (i: number) => [LOCAL_GET, ...uleb(WSPLAT + i)];
+    return [
+      ...zero, LOCAL_SET, ...SUM_LO, ...zero, LOCAL_SET, ...SUM_HI,
+      ...arrays.flatMap((a, i) => [
+        ...address(a), ...V128_LOAD, ...uleb(at), LOCAL_SET, ...to, // the element's lanes, held in `to` for now
+        LOCAL_GET, ...SUM_LO, LOCAL_GET, ...to, ...F64X2_PROMOTE_LOW, ...w(i), ...F64X2_MUL, ...F64X2_ADD, LOCAL_SET, ...SUM_LO,
+        LOCAL_GET, ...SUM_HI, LOCAL_GET, ...to, LOCAL_GET, ...to, ...HIGH_TO_LOW, ...F64X2_PROMOTE_LOW, ...w(i), ...F64X2_MUL, ...F64X2_ADD, LOCAL_SET, ...SUM_HI,
+      ]),
+      LOCAL_GET, ...SUM_LO, ...F32X4_DEMOTE_ZERO, LOCAL_GET, ...SUM_HI, ...F32X4_DEMOTE_ZERO, ...JOIN_LOWS, LOCAL_SET, ...to,
+    ];
+  };
   /** The statements for the element(s) at byte offset OFF + at. */
   const body = (v: 0 | 1, at = 0): number[] => {
     promoted = new Set();
@@ -260,6 +302,8 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
       switch (s.k) {
         case 'load':
           return [...address(s.array), ...(v ? V128_LOAD : F32_LOAD), ...uleb(at), LOCAL_SET, ...loc(s.local)];
+        case 'loadSum':
+          return weightedSumInto(s.arrays, loc(s.local), v, at);
         case 'let':
           return [...expr(s.value, v), LOCAL_SET, ...loc(s.local)];
         case 'store':
@@ -277,8 +321,10 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
   ];
   const setEnd = (mask: number) => [LOCAL_GET, ...uleb(N), I32_CONST, ...sleb(mask), I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, ...uleb(END_AT)];
   const code = [
-    ...uleb(3), 2, I32, ...uleb(2 * nScalars + 3 * nLocals + 6), V128, ...uleb(nLocals), F32,
+    ...(nWeights > 0 ? uleb(5) : uleb(3)), 2, I32, ...uleb(2 * nScalars + 3 * nLocals + 6), V128, ...uleb(nLocals), F32,
+    ...(nWeights > 0 ? [...uleb(nWeights + 2), V128, 1, F64] : []),
     I64_CONST, 1, ...I64X2_SPLAT, LOCAL_SET, ...ONE,
+    ...Array.from({ length: nWeights }, (_, i) => [LOCAL_GET, ...uleb(WEIGHT + i), ...F64X2_SPLAT, LOCAL_SET, ...uleb(WSPLAT + i)]).flat(),
     ...Array.from({ length: nScalars }, (_, j) => [
       LOCAL_GET, ...uleb(SCALAR + j), ...F32X4_SPLAT, LOCAL_SET, ...uleb(SPLAT + j),
       LOCAL_GET, ...uleb(SCALAR + j), ...F64_PROMOTE, ...F64X2_SPLAT, LOCAL_SET, ...uleb(SPLAT64 + j),
@@ -290,10 +336,10 @@ function encode(stmts: readonly Stmt[], nArrays: number, nScalars: number, nLoca
     ...setEnd(-1), ...loop(0),
     END,
   ];
-  const params = [...Array<number>(nArrays + 1).fill(I32), ...Array<number>(nScalars).fill(F32)];
+  const params = [...Array<number>(nArrays + 1).fill(I32), ...Array<number>(nScalars).fill(F32), ...Array<number>(nWeights).fill(F64)];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, ...uleb(params.length), ...params, 0]), // type 0: (i32 × (arrays + 1), f32 × scalars) -> ()
+    ...section(1, [1, 0x60, ...uleb(params.length), ...params, 0]), // type 0: (i32 × (arrays + 1), f32 × scalars, f64 × weights) -> ()
     // import env.memory: limits min 0 (max 4 GiB, shared) or no max
     ...section(2, [1, ...name('env'), ...name('memory'), 0x02, ...(shared ? [0x03, 0, ...uleb(MAX_PAGES)] : [0x00, 0])]),
     ...section(3, [1, 0]), // function 0 has type 0
@@ -391,19 +437,27 @@ export interface Kernel {
 /**
  * Compiles the statements that `build` records into a WebAssembly SIMD kernel, or returns null when
  * this runtime has no WebAssembly SIMD.
+ *
+ * With `sum` = { array, inputs: k }, the kernel reads `array` as the weighted sum of k arrays — the
+ * one named and k − 1 more passed after the named ones, weighted by k numbers passed after the
+ * scalars — computed as weightedSum computes it, so the same bits as a weightedSum into `array`
+ * followed by the kernel, in one pass that neither writes nor re-reads the sum.
  */
 export function compileKernel<A extends string, S extends string>(
   arrays: readonly A[],
   scalars: readonly S[],
   build: (k: KernelBuilder<A, S>) => void,
+  sum?: { array: A; inputs: number },
 ): Kernel | null {
-  const k = new KernelBuilder(arrays, scalars);
+  const k = new KernelBuilder(arrays, scalars, sum);
   build(k);
   const heap = kernelHeap();
   if (!wasm || !heap) return null;
-  const reads = [...new Set(k.stmts.flatMap((s) => (s.k === 'load' ? [s.array] : [])))];
+  const nArrays = arrays.length + (sum ? sum.inputs - 1 : 0), nWeights = sum ? sum.inputs : 0;
+  const reads = [...new Set(k.stmts.flatMap((s) => (s.k === 'load' ? [s.array] : s.k === 'loadSum' ? s.arrays : [])))];
   const writes = [...new Set(k.stmts.flatMap((s) => (s.k === 'store' ? [s.array] : [])))];
-  return instantiate(encode(k.stmts, arrays.length, scalars.length, k.locals, heap.shared, fmaLowering() === 'fused'), arrays.length, scalars.length, reads, writes);
+  const bytes = encode(k.stmts, nArrays, scalars.length, nWeights, k.locals, heap.shared, fmaLowering() === 'fused');
+  return instantiate(bytes, nArrays, scalars.length + nWeights, reads, writes);
 }
 
 /**
