@@ -5,7 +5,7 @@
  * sync (bulk-synchronous): every worker pushes the gradient of its part of step t's global batch;
  *   after a barrier each worker reduces ITS OWN cache-aligned slice of the parameters — the
  *   row-weighted sum of all workers' gradients, in worker order — and steps that slice with the
- *   optimizer's functional core; a second barrier publishes the new parameters. The result is the
+ *   optimizer's functional core, both in one pass (stepWithSum); a second barrier publishes the new parameters. The result is the
  *   single-process step on the same global batch, up to float32 rounding of the reduction.
  *
  * ssp (stale synchronous parallel, bound S): the update of clock t is the same row-weighted average
@@ -16,7 +16,7 @@
  * async (Hogwild!): each worker applies its own gradient to the shared parameters as soon as it
  *   has it, without locks, counting updates in one shared word for the optimizer's step count.
  */
-import { weightedSum, type Algorithm } from '@loom/optimizer';
+import { stepWithSum, type Algorithm } from '@loom/optimizer';
 import type { StepInfo, Transport } from '@loom/worker';
 import { Word, sliceOf, views, type SharedRun } from './shared.js';
 import { at, barrier, waitAtLeast } from './sync-point.js';
@@ -71,10 +71,9 @@ class SyncPolicy implements LocalTransport {
     const { run, rank, algorithm, options } = this.o;
     this.v.weights[rank] = info.batchRows > 0 ? info.rows / info.batchRows : 0;
     barrier(this.v.ctrl, run.workers); // every gradient is in its slot
-    // Slot 0's slice becomes the reduced gradient (in place; see @loom/optimizer's weightedSum).
-    const g = this.slots[0]!;
-    weightedSum(g, this.slots, this.v.weights, this.lo, this.hi);
-    if (this.hi > this.lo) algorithm.step(this.v.params, g, this.v.state, options, info.step + 1, this.lo, this.hi);
+    // The reduction is fused into the optimizer's kernel (see @loom/optimizer's stepWithSum); slot
+    // 0's slice is scratch afterwards.
+    if (this.hi > this.lo) stepWithSum(algorithm, this.v.params, this.slots, this.v.weights, this.v.state, options, info.step + 1, this.lo, this.hi);
     barrier(this.v.ctrl, run.workers); // every slice is stepped: the parameters are step t's result
     observe(this.staleness, 0);
   }
@@ -117,8 +116,7 @@ class SspPolicy implements LocalTransport {
     if (Atomics.add(ctrl, at(pushedWord), 1) !== run.workers - 1) return;
     // The last to push clock t applies its update, after update t−1 (updates apply in clock order).
     waitAtLeast(ctrl, Word.Applied, clock);
-    weightedSum(slots[0]!, slots, weights, 0, run.size);
-    algorithm.step(this.v.params, slots[0]!, this.v.state, options, clock + 1, 0, run.size);
+    stepWithSum(algorithm, this.v.params, slots, weights, this.v.state, options, clock + 1, 0, run.size);
     Atomics.store(ctrl, at(pushedWord), 0);
     Atomics.store(ctrl, at(Word.Applied), clock + 1);
     Atomics.notify(ctrl, at(Word.Applied));
