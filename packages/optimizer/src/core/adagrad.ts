@@ -88,7 +88,7 @@ function compile(maximize: boolean, decay: boolean, sumInputs: number): Kernel |
     k.store('sum', s);
     const std = add(sqrt(s), k.scalar('eps'));
     k.store('p', add(p, div(mul(k.scalar('nclr'), g), std)));
-  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
+  }, { array: 'g', inputs: sumInputs });
 }
 
 const steps = kernelSteps<AdagradOptions>('adagradStep', {

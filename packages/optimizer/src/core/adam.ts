@@ -134,7 +134,7 @@ function compile(maximize: boolean, l2: boolean, decoupledDecay: boolean, amsgra
     }
     const denom = add(div(sqrt(sq), s('bc2')), s('eps'));
     k.store('p', add(p, div(mul(s('nss'), m), denom)));
-  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
+  }, { array: 'g', inputs: sumInputs });
 }
 
 type AdamStepFunction = (

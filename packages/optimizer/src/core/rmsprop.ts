@@ -129,7 +129,7 @@ function compile(maximize: boolean, decay: boolean, centered: boolean, momentum:
     } else {
       k.store('p', add(p, div(mul(c('nlr'), g), d)));
     }
-  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
+  }, { array: 'g', inputs: sumInputs });
 }
 
 const steps = kernelSteps<RMSpropOptions>('rmspropStep', {

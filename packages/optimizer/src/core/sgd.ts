@@ -99,7 +99,7 @@ function compile(maximize: boolean, decay: boolean, momentum: boolean, nesterov:
       d = nesterov ? k.let(k.fma(b, k.scalar('mom'), d)) : b;
     }
     k.store('p', k.fma(d, k.scalar('nlr'), p));
-  }, sumInputs > 1 ? { array: 'g', inputs: sumInputs } : undefined);
+  }, { array: 'g', inputs: sumInputs });
 }
 
 const steps = kernelSteps<SGDOptions>('sgdStep', {

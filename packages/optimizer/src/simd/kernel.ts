@@ -75,18 +75,21 @@ export class KernelBuilder<A extends string, S extends string> {
   /** @internal */ readonly stmts: Stmt[] = [];
   /** @internal */ locals = 0;
 
+  private readonly sum: { array: A; inputs: number } | undefined;
+
   /**
    * With `sum` = { array, inputs: k ≥ 2 }, loading `array` reads the weighted sum of k arrays instead:
    * `array` itself and k − 1 more that follow the named ones, weighted by k float64 arguments that
-   * follow the scalars (see `compileKernel`).
+   * follow the scalars (see `compileKernel`). One input (or none) is a plain load.
    */
   constructor(
     readonly arrays: readonly A[],
     readonly scalars: readonly S[],
-    private readonly sum?: { array: A; inputs: number },
+    sum?: { array: A; inputs: number },
   ) {
+    this.sum = sum !== undefined && sum.inputs > 1 ? sum : undefined;
     if (scalars.length > MAX_SCALARS) throw new Error(`kernel: at most ${MAX_SCALARS} scalars`);
-    if (arrays.length + (sum ? sum.inputs - 1 : 0) > MAX_ARRAYS) throw new Error(`kernel: at most ${MAX_ARRAYS} arrays`);
+    if (arrays.length + (this.sum ? this.sum.inputs - 1 : 0) > MAX_ARRAYS) throw new Error(`kernel: at most ${MAX_ARRAYS} arrays`);
   }
 
   load(array: A): Expr {
@@ -438,7 +441,7 @@ export interface Kernel {
  * Compiles the statements that `build` records into a WebAssembly SIMD kernel, or returns null when
  * this runtime has no WebAssembly SIMD.
  *
- * With `sum` = { array, inputs: k }, the kernel reads `array` as the weighted sum of k arrays — the
+ * With `sum` = { array, inputs: k ≥ 2 }, the kernel reads `array` as the weighted sum of k arrays — the
  * one named and k − 1 more passed after the named ones, weighted by k numbers passed after the
  * scalars — computed as weightedSum computes it, so the same bits as a weightedSum into `array`
  * followed by the kernel, in one pass that neither writes nor re-reads the sum.
@@ -453,7 +456,8 @@ export function compileKernel<A extends string, S extends string>(
   build(k);
   const heap = kernelHeap();
   if (!wasm || !heap) return null;
-  const nArrays = arrays.length + (sum ? sum.inputs - 1 : 0), nWeights = sum ? sum.inputs : 0;
+  const summed = sum !== undefined && sum.inputs > 1;
+  const nArrays = arrays.length + (summed ? sum.inputs - 1 : 0), nWeights = summed ? sum.inputs : 0;
   const reads = [...new Set(k.stmts.flatMap((s) => (s.k === 'load' ? [s.array] : s.k === 'loadSum' ? s.arrays : [])))];
   const writes = [...new Set(k.stmts.flatMap((s) => (s.k === 'store' ? [s.array] : [])))];
   const bytes = encode(k.stmts, nArrays, scalars.length, nWeights, k.locals, heap.shared, fmaLowering() === 'fused');
