@@ -19,7 +19,7 @@ import { checkSumArgs, weightedSum } from './weighted-sum.js';
 export interface KernelCall {
   /** The variant (options that change the statements, not their values). */
   key: string;
-  /** The kernel with the gradient array read as the weighted sum of `sumInputs` arrays (1: as is). */
+  /** The kernel with the gradient array read as the weighted sum of `sumInputs` arrays (0: as is). */
   compile(sumInputs: number): Kernel | null;
   /** In the kernel's order, the gradient second. */
   arrays: readonly (Float32Array | undefined)[];
@@ -48,7 +48,7 @@ export function kernelSteps<O>(name: string, spec: StepSpec<O>): { step: StepFun
   const step: StepFunction<O> = (params, grads, state, options, stepNumber, start = 0, end) => {
     const e = check(name, params, grads, state, options, stepNumber, start, end);
     const call = spec.call(params, grads, state, options, stepNumber);
-    const kernel = pickKernel(kernels, call.key, () => call.compile(1), e - start);
+    const kernel = pickKernel(kernels, call.key, () => call.compile(0), e - start);
     if (kernel) kernel.run(call.arrays, call.scalars, start, e);
     else spec.reference(params, grads, state, options, stepNumber, start, e);
   };

@@ -78,16 +78,16 @@ export class KernelBuilder<A extends string, S extends string> {
   private readonly sum: { array: A; inputs: number } | undefined;
 
   /**
-   * With `sum` = { array, inputs: k ≥ 2 }, loading `array` reads the weighted sum of k arrays instead:
+   * With `sum` = { array, inputs: k ≥ 1 }, loading `array` reads the weighted sum of k arrays instead:
    * `array` itself and k − 1 more that follow the named ones, weighted by k float64 arguments that
-   * follow the scalars (see `compileKernel`). One input (or none) is a plain load.
+   * follow the scalars (see `compileKernel`). With k = 0 it is a plain load.
    */
   constructor(
     readonly arrays: readonly A[],
     readonly scalars: readonly S[],
     sum?: { array: A; inputs: number },
   ) {
-    this.sum = sum !== undefined && sum.inputs > 1 ? sum : undefined;
+    this.sum = sum !== undefined && sum.inputs >= 1 ? sum : undefined;
     if (scalars.length > MAX_SCALARS) throw new Error(`kernel: at most ${MAX_SCALARS} scalars`);
     if (arrays.length + (this.sum ? this.sum.inputs - 1 : 0) > MAX_ARRAYS) throw new Error(`kernel: at most ${MAX_ARRAYS} arrays`);
   }
@@ -441,7 +441,7 @@ export interface Kernel {
  * Compiles the statements that `build` records into a WebAssembly SIMD kernel, or returns null when
  * this runtime has no WebAssembly SIMD.
  *
- * With `sum` = { array, inputs: k ≥ 2 }, the kernel reads `array` as the weighted sum of k arrays — the
+ * With `sum` = { array, inputs: k ≥ 1 }, the kernel reads `array` as the weighted sum of k arrays — the
  * one named and k − 1 more passed after the named ones, weighted by k numbers passed after the
  * scalars — computed as weightedSum computes it, so the same bits as a weightedSum into `array`
  * followed by the kernel, in one pass that neither writes nor re-reads the sum.
@@ -456,7 +456,7 @@ export function compileKernel<A extends string, S extends string>(
   build(k);
   const heap = kernelHeap();
   if (!wasm || !heap) return null;
-  const summed = sum !== undefined && sum.inputs > 1;
+  const summed = sum !== undefined && sum.inputs >= 1;
   const nArrays = arrays.length + (summed ? sum.inputs - 1 : 0), nWeights = summed ? sum.inputs : 0;
   const reads = [...new Set(k.stmts.flatMap((s) => (s.k === 'load' ? [s.array] : s.k === 'loadSum' ? s.arrays : [])))];
   const writes = [...new Set(k.stmts.flatMap((s) => (s.k === 'store' ? [s.array] : [])))];
@@ -517,71 +517,19 @@ function instantiate(bytes: Uint8Array, nArrays: number, nScalars: number, reads
 const F64 = 0x7c;
 const F64_MUL = 0xa2, F64_ADD = 0xa0, F32_DEMOTE = 0xb6, F64_CONST = 0x44;
 
-/**
- * The bytes of `run(out, x₀, …, xₖ₋₁: i32, n: i32, w₀, …, wₖ₋₁: f64)`: for each element j < n,
- * out[j] = ((0 + w₀·x₀[j]) + w₁·x₁[j]) + … in float64, rounded once to float32 — the same
- * operations, in the same order, as the JavaScript loop `let acc = 0; for (k…) acc += w[k] * x[k][j]`,
- * so the same bits. Four elements at a time (two f64x2 halves), then a scalar loop for the rest.
- */
-function encodeWeightedSum(k: number, shared: boolean): Uint8Array {
-  // Locals: params out = 0, x_i = 1 + i, N = k + 1, w_i = k + 2 + i; then OFF, END_AT (i32), W_i
-  // splat (v128 × k), V, LO, HI (v128), ACC (f64).
-  const N = k + 1, W = k + 2, OFF = 2 * k + 2, END_AT = OFF + 1, WSPLAT = END_AT + 1, V = WSPLAT + k, LO = V + 1, HI = V + 2, ACC = V + 3;
-  const address = (a: number) => [LOCAL_GET, ...uleb(a), LOCAL_GET, ...uleb(OFF), I32_ADD];
-  const zero64x2 = [...simd(0x0c), ...Array<number>(16).fill(0)]; // v128.const 0
-  const vectorBody = [
-    ...zero64x2, LOCAL_SET, ...uleb(LO), ...zero64x2, LOCAL_SET, ...uleb(HI),
-    ...Array.from({ length: k }, (_, i) => [
-      ...address(1 + i), ...V128_LOAD, 0, LOCAL_SET, ...uleb(V),
-      LOCAL_GET, ...uleb(LO), LOCAL_GET, ...uleb(V), ...F64X2_PROMOTE_LOW, LOCAL_GET, ...uleb(WSPLAT + i), ...F64X2_MUL, ...F64X2_ADD, LOCAL_SET, ...uleb(LO),
-      LOCAL_GET, ...uleb(HI), LOCAL_GET, ...uleb(V), LOCAL_GET, ...uleb(V), ...HIGH_TO_LOW, ...F64X2_PROMOTE_LOW, LOCAL_GET, ...uleb(WSPLAT + i), ...F64X2_MUL, ...F64X2_ADD, LOCAL_SET, ...uleb(HI),
-    ]).flat(),
-    ...address(0), LOCAL_GET, ...uleb(LO), ...F32X4_DEMOTE_ZERO, LOCAL_GET, ...uleb(HI), ...F32X4_DEMOTE_ZERO, ...JOIN_LOWS, ...V128_STORE, 0,
-  ];
-  const scalarBody = [
-    F64_CONST, 0, 0, 0, 0, 0, 0, 0, 0, LOCAL_SET, ...uleb(ACC),
-    ...Array.from({ length: k }, (_, i) => [
-      LOCAL_GET, ...uleb(ACC), ...address(1 + i), ...F32_LOAD, 0, ...F64_PROMOTE, LOCAL_GET, ...uleb(W + i), F64_MUL, F64_ADD, LOCAL_SET, ...uleb(ACC),
-    ]).flat(),
-    ...address(0), LOCAL_GET, ...uleb(ACC), F32_DEMOTE, ...F32_STORE, 0,
-  ];
-  const loop = (body: number[], bytes: number): number[] => [
-    BLOCK, VOID, LOOP, VOID,
-    LOCAL_GET, ...uleb(OFF), LOCAL_GET, ...uleb(END_AT), I32_GE_U, BR_IF, 1,
-    ...body,
-    LOCAL_GET, ...uleb(OFF), I32_CONST, ...sleb(bytes), I32_ADD, LOCAL_SET, ...uleb(OFF),
-    BR, 0, END, END,
-  ];
-  const setEnd = (mask: number) => [LOCAL_GET, ...uleb(N), I32_CONST, ...sleb(mask), I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, ...uleb(END_AT)];
-  const code = [
-    ...uleb(3), 2, I32, ...uleb(k + 3), V128, 1, F64,
-    ...Array.from({ length: k }, (_, i) => [LOCAL_GET, ...uleb(W + i), ...F64X2_SPLAT, LOCAL_SET, ...uleb(WSPLAT + i)]).flat(),
-    ...setEnd(-4), ...loop(vectorBody, 16),
-    ...setEnd(-1), ...loop(scalarBody, 4),
-    END,
-  ];
-  const params = [...Array<number>(k + 2).fill(I32), ...Array<number>(k).fill(F64)];
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, ...uleb(params.length), ...params, 0]),
-    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, ...(shared ? [0x03, 0, ...uleb(MAX_PAGES)] : [0x00, 0])]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('run'), 0x00, 0]),
-    ...section(10, [1, ...uleb(code.length), ...code]),
-  ]);
-}
-
 /** The most arrays a weighted sum adds in one kernel (it also writes `out`). */
 export const MAX_SUM_INPUTS = MAX_ARRAYS - 1;
 
 /**
- * The weighted sum of `k` arrays as a kernel: `run([out, x₀, …], [w₀, …], start, end)`. Null when
- * this runtime has no WebAssembly SIMD or k is out of [1, MAX_SUM_INPUTS].
+ * The weighted sum of `k` arrays as a kernel: `run([out, x₀, …], [w₀, …], start, end)` computes
+ * out[j] = ((0 + w₀·x₀[j]) + w₁·x₁[j]) + … in float64, rounded once to float32 — the same operations,
+ * in the same order, as the JavaScript loop `let acc = 0; for (k…) acc += w[k] * x[k][j]`, so the
+ * same bits. It is the summed load every optimizer kernel can make (see `compileKernel`), stored.
+ * Null when this runtime has no WebAssembly SIMD or k is out of [1, MAX_SUM_INPUTS].
  */
 export function compileWeightedSum(k: number): Kernel | null {
-  const heap = kernelHeap();
-  if (!wasm || !heap || !(Number.isInteger(k) && k >= 1 && k <= MAX_SUM_INPUTS)) return null;
-  return instantiate(encodeWeightedSum(k, heap.shared), k + 1, k, Array.from({ length: k }, (_, i) => 1 + i), [0]);
+  if (!(Number.isInteger(k) && k >= 1 && k <= MAX_SUM_INPUTS)) return null;
+  return compileKernel(['out', 'x'], [], (b) => b.store('out', b.load('x')), { array: 'x', inputs: k });
 }
 
 // ---- a scan for NaN and ±Infinity -------------------------------------------------------------------
