@@ -5,8 +5,9 @@
  * sync (bulk-synchronous): every worker pushes the gradient of its part of step t's global batch;
  *   after a barrier each worker reduces ITS OWN cache-aligned slice of the parameters — the
  *   row-weighted sum of all workers' gradients, in worker order — and steps that slice with the
- *   optimizer's functional core, both in one pass (stepWithSum); a second barrier publishes the new parameters. The result is the
- *   single-process step on the same global batch, up to float32 rounding of the reduction.
+ *   optimizer's functional core, both in one pass (stepWithSum); a second barrier publishes the new
+ *   parameters. The result is the single-process step on the same global batch, up to float32
+ *   rounding of the reduction.
  *
  * ssp (stale synchronous parallel, bound S): the update of clock t is the same row-weighted average
  *   of all workers' step-t gradients, applied in clock order by the last worker to push it; a worker
