@@ -4,6 +4,7 @@
  * synchronously (sync), without locks (async), or with bounded staleness (ssp). Across machines:
  * parameter servers that each own a key range, and remote workers, over WebSocket (src/net).
  */
-export { trainThreads, WorkerFailed, type ThreadTrainingOptions, type ThreadEpochMetrics, type WorkerMetrics } from './local/coordinator.js';
+export { trainThreads, WorkerFailed, type ThreadTrainingOptions, type ThreadEpochMetrics } from './local/coordinator.js';
+export type { WorkerMetrics, EpochMetrics } from '@loom/worker';
 export { MODES, type Mode } from './local/shared.js';
 export * from './net/index.js';

@@ -5,3 +5,4 @@
 export type { Transport, StepInfo } from './transport.js';
 export { GlobalBatchSchedule, type WorkerBatch } from './schedule.js';
 export { runEpoch, type EpochReport, type EpochOptions } from './loop.js';
+export { Staleness, epochMetrics, workerMetrics, type EpochMetrics, type WorkerEpochReport, type WorkerMetrics } from './metrics.js';

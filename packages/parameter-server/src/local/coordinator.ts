@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Random, flattenParameters, mlp, type Sequential } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
-import { GlobalBatchSchedule } from '@loom/worker';
+import { GlobalBatchSchedule, epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
 import { MODES, Word, allocateRun, releaseRun, views, type Mode } from './shared.js';
 import { at, wakeAll } from './sync-point.js';
 import type { EpochResult, EpochTask } from './messages.js';
@@ -35,22 +35,8 @@ export interface ThreadTrainingOptions {
   onEpoch?: (metrics: ThreadEpochMetrics, model: Sequential) => void | Promise<void>;
 }
 
-export interface WorkerMetrics {
-  rank: number;
-  rows: number;
-  samplesPerSec: number;
-  /** Fraction of the epoch spent in forward/backward (the rest: waiting, reducing, stepping). */
-  computeFraction?: number;
-  /** Ssp and async: updates between the parameters a worker computed with and the newest. */
-  stalenessMax: number;
-  stalenessMean: number;
-}
-
-export interface ThreadEpochMetrics {
-  epoch: number;
-  trainLoss: number;
-  samplesPerSec: number;
-  seconds: number;
+/** An epoch of worker threads: every worker's share, and whether the run was stopped in it. */
+export interface ThreadEpochMetrics extends EpochMetrics {
   workers: WorkerMetrics[];
   stopped: boolean;
 }
@@ -148,23 +134,8 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
         throw e;
       }
       const seconds = (performance.now() - t0) / 1000;
-      const rows = results.reduce((s, r) => s + r.rows, 0);
       stopped = results.some((r) => r.stopped);
-      const metrics: ThreadEpochMetrics = {
-        epoch: epoch + 1,
-        trainLoss: results.reduce((s, r) => s + r.lossSum, 0) / Math.max(rows, 1),
-        samplesPerSec: rows / seconds,
-        seconds,
-        stopped,
-        workers: results.map((r) => ({
-          rank: r.rank,
-          rows: r.rows,
-          samplesPerSec: r.rows / Math.max(r.seconds, 1e-9),
-          computeFraction: r.computeSeconds / Math.max(r.seconds, 1e-9),
-          stalenessMax: r.staleness.max,
-          stalenessMean: r.staleness.count > 0 ? r.staleness.sum / r.staleness.count : 0,
-        })),
-      };
+      const metrics: ThreadEpochMetrics = { ...epochMetrics(epoch + 1, results, seconds), stopped };
       await o.onEpoch?.(metrics, model);
     }
   } finally {

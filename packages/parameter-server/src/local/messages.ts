@@ -3,9 +3,8 @@
  * plain data (numbers, strings, SharedArrayBuffers), so it crosses postMessage without copying
  * the large arrays.
  */
-import type { EpochReport } from '@loom/worker';
+import type { EpochReport, WorkerEpochReport } from '@loom/worker';
 import type { SharedRun } from './shared.js';
-import type { StalenessStats } from './policies.js';
 
 /** One epoch of one worker. */
 export interface EpochTask {
@@ -25,7 +24,4 @@ export interface EpochTask {
 }
 
 /** What a thread reports back after its epoch. */
-export interface EpochResult extends EpochReport {
-  rank: number;
-  staleness: StalenessStats;
-}
+export type EpochResult = EpochReport & WorkerEpochReport;

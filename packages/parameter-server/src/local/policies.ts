@@ -18,22 +18,9 @@
  *   has it, without locks, counting updates in one shared word for the optimizer's step count.
  */
 import { stepWithSum, type Algorithm } from '@loom/optimizer';
-import type { StepInfo, Transport } from '@loom/worker';
+import { Staleness, type StepInfo, type Transport } from '@loom/worker';
 import { Word, sliceOf, views, type SharedRun } from './shared.js';
 import { at, barrier, waitAtLeast } from './sync-point.js';
-
-/** Staleness observed by one worker: how many updates older than the newest its parameters were. */
-export interface StalenessStats {
-  max: number;
-  sum: number;
-  count: number;
-}
-
-function observe(s: StalenessStats, stale: number): void {
-  s.max = Math.max(s.max, stale);
-  s.sum += stale;
-  s.count++;
-}
 
 export interface PolicyOptions {
   run: SharedRun;
@@ -44,13 +31,13 @@ export interface PolicyOptions {
 
 /** A shared-memory transport, plus the staleness it observed. */
 export interface LocalTransport extends Transport {
-  readonly staleness: StalenessStats;
+  readonly staleness: Staleness;
   /** The array the worker's model should accumulate gradients into. */
   readonly gradBuffer: Float32Array;
 }
 
 class SyncPolicy implements LocalTransport {
-  readonly staleness = { max: 0, sum: 0, count: 0 };
+  readonly staleness = new Staleness();
   readonly gradBuffer: Float32Array;
   private readonly v;
   private readonly slots: Float32Array[];
@@ -76,12 +63,12 @@ class SyncPolicy implements LocalTransport {
     // 0's slice is scratch afterwards.
     if (this.hi > this.lo) stepWithSum(algorithm, this.v.params, this.slots, this.v.weights, this.v.state, options, info.step + 1, this.lo, this.hi);
     barrier(this.v.ctrl, run.workers); // every slice is stepped: the parameters are step t's result
-    observe(this.staleness, 0);
+    this.staleness.observe(0);
   }
 }
 
 class SspPolicy implements LocalTransport {
-  readonly staleness = { max: 0, sum: 0, count: 0 };
+  readonly staleness = new Staleness();
   readonly gradBuffer: Float32Array;
   private readonly v;
   /** Per ring position: its workers' slots and their weights. */
@@ -102,7 +89,7 @@ class SspPolicy implements LocalTransport {
     if (this.stopping()) return false;
     const applied = waitAtLeast(this.v.ctrl, Word.Applied, info.step - this.o.run.staleness, this.stopping);
     if (applied < 0) return false;
-    observe(this.staleness, info.step - applied);
+    this.staleness.observe(info.step - applied);
     return true;
   }
 
@@ -125,7 +112,7 @@ class SspPolicy implements LocalTransport {
 }
 
 class AsyncPolicy implements LocalTransport {
-  readonly staleness = { max: 0, sum: 0, count: 0 };
+  readonly staleness = new Staleness();
   readonly gradBuffer: Float32Array;
   private readonly v;
   private readAt = 0;
@@ -145,7 +132,7 @@ class AsyncPolicy implements LocalTransport {
     const { run, algorithm, options } = this.o;
     const step = Atomics.add(this.v.ctrl, at(Word.Updates), 1) + 1;
     // Updates other workers applied between this worker's read of the parameters and its own.
-    observe(this.staleness, step - 1 - this.readAt);
+    this.staleness.observe(step - 1 - this.readAt);
     algorithm.step(this.v.params, grads, this.v.state, options, step, 0, run.size);
   }
 }

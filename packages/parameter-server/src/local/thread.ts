@@ -49,5 +49,5 @@ export default async function trainEpoch(task: EpochTask): Promise<EpochResult> 
   if (state === null || state.runId !== task.runId) state = setUp(task);
   const { model, flat, transport, schedule } = state;
   const report = await runEpoch({ model, flat, transport, schedule, epoch: task.epoch, firstStep: task.firstStep });
-  return { ...report, rank: task.rank, staleness: { ...transport.staleness } };
+  return { ...report, rank: task.rank, ...transport.staleness.summary() };
 }

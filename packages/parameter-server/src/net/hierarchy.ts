@@ -14,13 +14,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { EpochReport } from '@loom/worker';
-import { GlobalBatchSchedule } from '@loom/worker';
+import { GlobalBatchSchedule, Staleness, type EpochReport } from '@loom/worker';
 import { flattenParameters, mlp } from '@loom/tensor-core';
 import { Word, allocateRun, releaseRun, views } from '../local/shared.js';
 import { at, wakeAll } from '../local/sync-point.js';
 import { Batch, Ready, Reduced, type HierarchyEpoch, type HierarchyThreadData } from './hierarchy-thread.js';
 import { joinRun } from './membership.js';
+import { stalenessOf } from './transport.js';
 import type { RemoteWorkerOptions } from './worker.js';
 
 /** Node 20 has Atomics.waitAsync; the ES2022 lib this package compiles against does not declare it. */
@@ -70,13 +70,8 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
       const workerData: HierarchyThreadData = { run, thread: t, rank: o.rank, workers: o.workers, sizes: o.sizes, seed: o.seed, batchSize: o.batchSize, data };
       threads.push(new Worker(threadFile(), { workerData }));
     }
-    const staleness = { max: 0, sum: 0, count: 0 };
-    const observe = (step: number, r: { applied: number; stale: number }) => {
-      const stale = client.mode === 'async' ? r.stale : Math.max(0, step - r.applied);
-      staleness.max = Math.max(staleness.max, stale);
-      staleness.sum += stale;
-      staleness.count++;
-    };
+    const staleness = new Staleness();
+    const observe = (step: number, r: { applied: number; stale: number }) => staleness.observe(stalenessOf(client, step, r));
     /** The parameters for `step` are in v.params: let the threads compute it (or stop). */
     const publish = (step: number, stop: boolean) => {
       if (stop) Atomics.store(v.ctrl, at(Word.StopRequested), 1);
@@ -92,7 +87,7 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
     let epoch = Math.floor(step / perEpoch);
     let stopped = false;
     for (; epoch < o.epochs && !stopped; epoch++) {
-      staleness.max = staleness.sum = staleness.count = 0;
+      staleness.reset();
       const task: HierarchyEpoch = { epoch, firstStep: epoch * perEpoch, startIndex: step - epoch * perEpoch };
       let failed: unknown = null;
       const reports = Promise.all(
@@ -150,7 +145,7 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
         computeSeconds: rs.reduce((s, r) => s + r.computeSeconds, 0) / T,
         stopped,
       };
-      await o.onEpoch?.({ ...report, epoch, rank: o.rank, stalenessMax: staleness.max, stalenessMean: staleness.count > 0 ? staleness.sum / staleness.count : 0 }, v.params);
+      await o.onEpoch?.({ ...report, epoch, rank: o.rank, ...staleness.summary() }, v.params);
     }
     return { stopped, epochs: epoch };
   } finally {

@@ -3,12 +3,20 @@
  * one round trip per server: push(t) sends a pushpull (the gradient of step t, and "the parameters
  * for step t+1, please") without waiting, and the loop's next pull(t+1) awaits its answer.
  */
-import type { StepInfo, Transport } from '@loom/worker';
+import { Staleness, type StepInfo, type Transport } from '@loom/worker';
 import type { PsClient, PullResult } from './client.js';
+
+/**
+ * How stale the parameters a pull answered are: in async mode, the updates other workers made since
+ * this worker's last pull (the server counts them); in sync and ssp, the step minus the updates applied.
+ */
+export function stalenessOf(client: PsClient, step: number, r: Pick<PullResult, 'applied' | 'stale'>): number {
+  return client.mode === 'async' ? r.stale : Math.max(0, step - r.applied);
+}
 
 export class WsTransport implements Transport {
   /** Staleness seen at each pull: ssp, step − updates applied; async, updates by others since this worker's last pull. */
-  readonly staleness = { max: 0, sum: 0, count: 0 };
+  readonly staleness = new Staleness();
   private params: Float32Array | null = null;
   private next: { step: number; result: Promise<PullResult> } | null = null;
 
@@ -24,10 +32,7 @@ export class WsTransport implements Transport {
     }
     this.next = null;
     this.params = params;
-    const stale = this.client.mode === 'async' ? r.stale : Math.max(0, info.step - r.applied);
-    this.staleness.max = Math.max(this.staleness.max, stale);
-    this.staleness.sum += stale;
-    this.staleness.count++;
+    this.staleness.observe(stalenessOf(this.client, info.step, r));
     return !r.stop;
   }
 
@@ -46,9 +51,5 @@ export class WsTransport implements Transport {
    */
   async settle(): Promise<void> {
     if (this.next !== null) await this.next.result;
-  }
-
-  resetStaleness(): void {
-    Object.assign(this.staleness, { max: 0, sum: 0, count: 0 });
   }
 }

@@ -9,7 +9,7 @@
  * it joined at (./membership.ts) — rewinding when a server restarted from a checkpoint.
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
-import { GlobalBatchSchedule, runEpoch, type EpochReport } from '@loom/worker';
+import { GlobalBatchSchedule, runEpoch, type EpochReport, type WorkerEpochReport } from '@loom/worker';
 import { isConnectionLoss, joinRun } from './membership.js';
 import { WsTransport } from './transport.js';
 import { trainRemoteThreads } from './hierarchy.js';
@@ -44,12 +44,9 @@ export interface RemoteWorkerOptions {
   onEpoch?: (report: RemoteEpochReport, params: Float32Array) => void | Promise<void>;
 }
 
-export interface RemoteEpochReport extends EpochReport {
+export interface RemoteEpochReport extends EpochReport, WorkerEpochReport {
   /** The epoch, from 0. */
   epoch: number;
-  rank: number;
-  stalenessMax: number;
-  stalenessMean: number;
 }
 
 /**
@@ -85,13 +82,12 @@ export async function trainRemote(o: RemoteWorkerOptions): Promise<{ stopped: bo
       const transport = new WsTransport(client);
       try {
         for (; epoch < o.epochs && !stopped; epoch++) {
-          transport.resetStaleness();
+          transport.staleness.reset();
           const report = await runEpoch({ model, flat, transport, schedule, epoch, firstStep: epoch * perEpoch, startIndex: step - epoch * perEpoch });
           await transport.settle();
           stopped = report.stopped;
           step = (epoch + 1) * perEpoch;
-          const s = transport.staleness;
-          await o.onEpoch?.({ ...report, epoch, rank: o.rank, stalenessMax: s.max, stalenessMean: s.count > 0 ? s.sum / s.count : 0 }, flat.params);
+          await o.onEpoch?.({ ...report, epoch, rank: o.rank, ...transport.staleness.summary() }, flat.params);
         }
       } catch (e) {
         if (!isConnectionLoss(e)) throw e;
