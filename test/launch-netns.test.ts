@@ -3,8 +3,10 @@
 // (the addresses exist only inside them). Node 0 finds itself through torchrun's variables, node 1
 // through Slurm's, node 2 through a Kubernetes indexed Job's; then the hostfile launcher starts the
 // same run over ssh against an sshd in each namespace, and stops every host when one fails or one
-// is unreachable. Needs root, `ip` (iproute2) and, for the ssh part, sshd (openssh-server): .ci/run
-// installs them; without them the tests are skipped with the reason printed.
+// is unreachable. Needs root, `ip` (iproute2), for the ssh part sshd and ssh (openssh-server,
+// openssh-client), and for the manifest Python's yaml (python3-yaml): .ci/run installs them. Under CI
+// (CI=true) a missing one fails the run, naming it; elsewhere the tests that need it are skipped
+// with the reason printed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,8 +21,15 @@ const K8S = fileURLToPath(new URL('../deploy/k8s.yaml', import.meta.url));
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const whyNot = process.getuid?.() !== 0 ? 'not root' : !has('ip') ? '`ip` (iproute2) is missing' : null;
 const whyNoSsh = whyNot ?? (!existsSync('/usr/sbin/sshd') ? 'sshd (openssh-server) is missing' : !has('ssh') || !has('ssh-keygen') ? 'ssh (openssh-client) is missing' : null);
-if (whyNot) console.log(`launch-netns.test.ts: skipped: ${whyNot}`);
-else if (whyNoSsh) console.log(`launch-netns.test.ts: the ssh tests are skipped: ${whyNoSsh}`);
+// The manifest read with Python's yaml (python3-yaml): the YAML parser at hand.
+const manifest = spawnSync('python3', ['-c', 'import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))', K8S], { encoding: 'utf8' });
+const whyNoYaml = whyNot ?? (manifest.status !== 0 ? 'python3 with yaml (python3-yaml) is missing' : null);
+const IN_CI = process.env.CI === 'true';
+if (!IN_CI) {
+  if (whyNot) console.log(`launch-netns.test.ts: skipped: ${whyNot}`);
+  else if (whyNoSsh) console.log(`launch-netns.test.ts: the ssh tests are skipped: ${whyNoSsh}`);
+  if (!whyNot && whyNoYaml) console.log(`launch-netns.test.ts: the deploy/k8s.yaml test is skipped: ${whyNoYaml}`);
+}
 
 const id = randomBytes(3).toString('hex');
 const SWITCH = `loom${id}sw`;
@@ -109,6 +118,13 @@ afterAll(() => {
   spawnSync('rmdir', ['/etc/netns']); // only when empty, as it was before
 });
 
+// CI must not stay green by skipping every multi-machine test: there, a missing prerequisite is a
+// failure that names it (the tests that need it are still skipped, rather than failing obscurely).
+it.runIf(IN_CI)('under CI, every prerequisite of the multi-machine tests is present', () => {
+  const missing = [...new Set([whyNot, whyNoSsh, whyNoYaml].filter((w) => w !== null))];
+  if (missing.length > 0) throw new Error(`launch-netns.test.ts: ${missing.join('; ')} (.ci/run installs iproute2, openssh-server, openssh-client and python3-yaml, and runs as root)`);
+});
+
 describe.skipIf(whyNot !== null)('loom launch across network namespaces', () => {
   it('2 servers and 3 workers on 3 hosts, found through torchrun, Slurm and Kubernetes variables: the same bits and accuracy as 3 local threads', async () => {
     const env = { ...baseEnv, LOOM_TOKEN: TOKEN };
@@ -127,10 +143,7 @@ describe.skipIf(whyNot !== null)('loom launch across network namespaces', () => 
     expect(await leftovers()).toEqual([]);
   });
 
-  // The manifest read with Python's yaml (python3-yaml): the YAML parser at hand.
-  const manifest = spawnSync('python3', ['-c', 'import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))', K8S], { encoding: 'utf8' });
-  if (!whyNot && manifest.status !== 0) console.log(`launch-netns.test.ts: the deploy/k8s.yaml test is skipped: python3 with yaml (python3-yaml) is missing`);
-  it.skipIf(manifest.status !== 0)('deploy/k8s.yaml: an indexed Job whose pods find the master through the headless Service — its command run in each namespace, with the Job name resolving there', async () => {
+  it.skipIf(whyNoYaml !== null)('deploy/k8s.yaml: an indexed Job whose pods find the master through the headless Service — its command run in each namespace, with the Job name resolving there', async () => {
     type Doc = { kind: string; metadata: { name: string }; spec: Record<string, any> };
     const docs = JSON.parse(manifest.stdout) as Doc[];
     const service = docs.find((d) => d.kind === 'Service')!;
