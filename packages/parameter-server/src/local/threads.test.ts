@@ -6,6 +6,9 @@ import { BatchIterator, prepareNews } from '@loom/data';
 import { Optimizer, namedOptimizer, optimizerMemory } from '@loom/optimizer';
 import { IntTensor, Random, Tensor, crossEntropy, flattenParameters, mlp, noGrad, type Sequential } from '@loom/tensor-core';
 import { trainThreads, type ThreadEpochMetrics, type ThreadTrainingOptions } from '../index.js';
+import { localTransport } from './policies.js';
+import { Word, allocateRun, releaseRun, views } from './shared.js';
+import { RunAborted, at } from './sync-point.js';
 
 const news = prepareNews({ seed: 7 });
 const data = (rows: Int32Array) => ({ features: news.features, labels: news.labels, width: news.width, rows });
@@ -89,17 +92,79 @@ describe('sync mode equals single-thread training with the same global batch', (
 });
 
 describe('bounded staleness', () => {
+  it('ssp, S = 1, one clock at a time on this thread: a worker may compute 1 update behind, and waits rather than fall 2 behind', () => {
+    const { algorithm, options } = namedOptimizer('sgd', { lr: 0.1 });
+    const run = allocateRun('ssp', 2, 1, 16, {});
+    const { ctrl, params } = views(run);
+    try {
+      const [ahead, behind] = [0, 1].map((rank) => localTransport({ run, rank, algorithm, options }));
+      const step = (t: number) => ({ epoch: 0, step: t, rows: 1, batchRows: 2 });
+      const grad = new Float32Array(16).fill(1);
+      // Worker 0 computes steps 0 and 1 while worker 1 has pushed nothing: on parameters 0, then 1 update old.
+      expect(ahead!.pull(params, step(0))).toBe(true);
+      ahead!.push(grad, step(0));
+      expect(ahead!.pull(params, step(1))).toBe(true);
+      ahead!.push(grad, step(1));
+      expect(ahead!.staleness.summary()).toEqual({ stalenessMax: 1, stalenessMean: 0.5 });
+      // Step 2 would compute on parameters 2 updates old, so its pull must wait for update 0. Waiting
+      // here would block the only thread, so the run is marked aborted first: a pull that would wait
+      // throws RunAborted, one that need not returns at once.
+      Atomics.store(ctrl, at(Word.Abort), 1);
+      expect(() => ahead!.pull(params, step(2))).toThrow(RunAborted);
+      Atomics.store(ctrl, at(Word.Abort), 0);
+      // Worker 1 pushes step 0, which applies update 0; now step 2 may go, 1 update old.
+      expect(behind!.pull(params, step(0))).toBe(true);
+      behind!.push(grad, step(0));
+      expect(Atomics.load(ctrl, at(Word.Applied))).toBe(1);
+      expect(ahead!.pull(params, step(2))).toBe(true);
+      expect(ahead!.staleness.max).toBe(1);
+    } finally {
+      releaseRun(run);
+    }
+  });
+
+  // A global batch of 1 row leaves every worker but the last an empty part: those have nothing to
+  // compute and run ahead of the one that has, so staleness must reach above 0 — up to S, never past it.
+  const TINY = SMALL.subarray(0, 300);
   for (const [workers, staleness] of [[2, 1], [3, 2]] as const) {
-    it(`${workers} workers, S = ${staleness}: no worker ever computes on parameters more than S updates old`, async () => {
+    it(`${workers} workers, S = ${staleness}, uneven parts: the idle workers run ahead, computing on parameters up to S updates old and never more`, async () => {
       const seen: ThreadEpochMetrics[] = [];
-      await trainThreads({ ...common, epochs: 2, workers, mode: 'ssp', staleness, onEpoch: (m) => void seen.push(m) });
+      await trainThreads({ ...common, data: data(TINY), batchSize: 1, epochs: 2, workers, mode: 'ssp', staleness, onEpoch: (m) => void seen.push(m) });
       expect(seen).toHaveLength(2);
       for (const m of seen) {
         expect(m.workers).toHaveLength(workers);
+        expect(m.workers.map((w) => w.rows)).toEqual([...Array(workers - 1).fill(0), TINY.length]);
         for (const w of m.workers) expect(w.stalenessMax).toBeLessThanOrEqual(staleness);
+        expect(Math.max(...m.workers.map((w) => w.stalenessMax))).toBe(staleness); // the bound is reached
       }
     });
   }
+
+  it('async, one update at a time on this thread: an update made between a worker\'s read and its push counts as staleness', () => {
+    const { algorithm, options } = namedOptimizer('sgd', { lr: 0.1 });
+    const run = allocateRun('async', 2, 0, 16, {});
+    const { params } = views(run);
+    try {
+      const [first, second] = [0, 1].map((rank) => localTransport({ run, rank, algorithm, options }));
+      const step = { epoch: 0, step: 0, rows: 1, batchRows: 1 };
+      const grad = new Float32Array(16).fill(1);
+      first!.pull(params, step);
+      second!.pull(params, step);
+      second!.push(grad, step);
+      first!.push(grad, step);
+      expect([first!.staleness.max, second!.staleness.max]).toEqual([1, 0]);
+    } finally {
+      releaseRun(run);
+    }
+  });
+
+  it('async: two workers computing side by side do apply updates between each other\'s read and push', async () => {
+    // (In an epoch where one thread ran every step before the other started there would be none;
+    // over 3 epochs of 188 steps each, some overlap.)
+    const seen: ThreadEpochMetrics[] = [];
+    await trainThreads({ ...common, batchSize: 16, epochs: 3, workers: 2, mode: 'async', onEpoch: (m) => void seen.push(m) });
+    expect(Math.max(...seen.flatMap((m) => m.workers.map((w) => w.stalenessMax)))).toBeGreaterThan(0);
+  });
 });
 
 describe('async and ssp train as well as sync on the news data', () => {
