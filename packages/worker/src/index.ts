@@ -1,8 +1,12 @@
 /**
  * @loom/worker — the worker's training loop, written against a Transport so that the same loop
- * runs in a thread over shared memory or in a remote process over WebSocket.
+ * runs in a thread over shared memory, in a remote process over WebSocket, or on one thread over
+ * an in-process transport that steps the optimizer itself.
  */
 export type { Transport, StepInfo } from './transport.js';
-export { GlobalBatchSchedule, type WorkerBatch } from './schedule.js';
+export { GlobalBatchSchedule, type WorkerBatch, type StepBatch, type BatchSchedule } from './schedule.js';
+export { classificationTask, type Task, type TableKeys } from './task.js';
 export { runEpoch, type EpochReport, type EpochOptions } from './loop.js';
+export { inProcessTransport, type InProcessOptions, type SteppingOptimizer } from './in-process.js';
+export { WorkerError } from './errors.js';
 export { Staleness, epochMetrics, workerMetrics, type EpochMetrics, type WorkerEpochReport, type WorkerMetrics } from './metrics.js';

@@ -1,11 +1,14 @@
 /**
- * The worker's training loop: for each step, pull parameters, compute the gradient of the
- * cross-entropy on this worker's part of the global batch, push it. The model's parameters and
- * gradients are flat arrays (see @loom/tensor-core's flattenParameters) that the transport reads
- * and writes — in shared memory they are the shared buffers themselves, so nothing is copied.
+ * The worker's training loop: for each step, pull parameters, compute the gradient of the task's
+ * loss on this worker's part of the global batch, push it. The model's parameters and gradients
+ * are flat arrays (see @loom/tensor-core's flattenParameters) that the transport reads and writes —
+ * in shared memory they are the shared buffers themselves, so nothing is copied. Every path that
+ * trains runs this loop: worker threads, remote workers, and one thread over an in-process transport.
  */
-import { BufferPool, IntTensor, Tensor, crossEntropy, reusingBuffers, type FlatParameters, type Module } from '@loom/tensor-core';
-import type { GlobalBatchSchedule } from './schedule.js';
+import { BufferPool, reusingBuffers, type FlatParameters, type Module } from '@loom/tensor-core';
+import { WorkerError } from './errors.js';
+import { GlobalBatchSchedule, type BatchSchedule, type StepBatch, type WorkerBatch } from './schedule.js';
+import { classificationTask, type Task } from './task.js';
 import type { StepInfo, Transport } from './transport.js';
 
 export interface EpochReport {
@@ -22,37 +25,64 @@ export interface EpochReport {
   stopped: boolean;
 }
 
-export interface EpochOptions {
+export interface EpochOptions<B extends StepBatch = WorkerBatch> {
   model: Module;
   flat: FlatParameters;
   transport: Transport;
-  schedule: GlobalBatchSchedule;
+  schedule: BatchSchedule<B>;
+  /**
+   * What a step computes. Default, for a GlobalBatchSchedule: cross-entropy over its dense
+   * features, `classificationTask(schedule.width)`. Any other schedule needs its task named.
+   */
+  task?: Task<B>;
   epoch: number;
   /** The global step index of the epoch's first step. */
   firstStep: number;
   /** Begin at this batch of the epoch, skipping the ones before it (a run resumed mid-epoch). Default 0. */
   startIndex?: number;
+  /**
+   * Called after every step's push with the epoch's running totals so far (`steps`, `rows`,
+   * `lossSum`; `seconds` is filled in only at the end) — a progress bar, say. The report is the
+   * loop's own object: read it, don't keep it.
+   */
+  onStep?: (soFar: Readonly<EpochReport>, info: StepInfo) => void;
 }
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as Promise<T> | undefined)?.then === 'function';
 }
 
+function defaultTask<B extends StepBatch>(schedule: BatchSchedule<B>): Task<B> {
+  // A GlobalBatchSchedule yields WorkerBatch, so B is WorkerBatch here.
+  if (schedule instanceof GlobalBatchSchedule) return classificationTask(schedule.width) as unknown as Task<B>;
+  throw new WorkerError('runEpoch', `options.task: expected a Task for a schedule other than GlobalBatchSchedule, found none (a ${schedule.constructor.name})`);
+}
+
 /**
  * Runs one epoch of this worker's part of training. Blocks inside the transport when it is a
- * shared-memory one; awaits it when it is a network one.
+ * shared-memory one; awaits it when it is a network one (or an in-process one yielding to the
+ * event loop).
+ *
+ * @example
+ * const r = await runEpoch({ model, flat, transport, schedule, epoch: 0, firstStep: 0 });
+ * console.log(`loss ${r.lossSum / r.rows}`);
  */
-export async function runEpoch({ model, flat, transport, schedule, epoch, firstStep, startIndex = 0 }: EpochOptions): Promise<EpochReport> {
+export async function runEpoch<B extends StepBatch = WorkerBatch>(o: EpochOptions<B>): Promise<EpochReport> {
+  const { model, flat, transport, schedule, epoch, firstStep, startIndex = 0, onStep } = o;
+  const task = o.task ?? defaultTask(schedule);
   const t0 = performance.now();
   const report: EpochReport = { steps: 0, rows: 0, lossSum: 0, seconds: 0, computeSeconds: 0, stopped: false };
-  const width = schedule.width;
   // Every tensor of a step is the loop's own, so a step's buffers are reused by the next one: no
   // allocation per step, which is what lets threads in one process scale (see reusingBuffers).
   const pool = new BufferPool();
   model.train();
   for (const part of schedule.epoch(epoch)) {
     if (part.index < startIndex) continue;
-    const info: StepInfo = { epoch, step: firstStep + part.index, rows: part.rows, batchRows: part.batchRows };
+    const step = firstStep + part.index;
+    const info: StepInfo =
+      task.keys === undefined
+        ? { epoch, step, rows: part.rows, batchRows: part.batchRows }
+        : { epoch, step, rows: part.rows, batchRows: part.batchRows, keys: task.keys(part) };
     const pulled = transport.pull(flat.params, info);
     const go = isPromise(pulled) ? await pulled : pulled;
     if (!go) {
@@ -63,7 +93,7 @@ export async function runEpoch({ model, flat, transport, schedule, epoch, firstS
     flat.grads.fill(0);
     if (part.rows > 0) {
       report.lossSum += part.rows * reusingBuffers(pool, () => {
-        const loss = crossEntropy(model.forward(new Tensor(part.x, [part.rows, width])), new IntTensor(part.y));
+        const loss = task.loss(model, part);
         loss.backward();
         return loss.item();
       });
@@ -73,6 +103,7 @@ export async function runEpoch({ model, flat, transport, schedule, epoch, firstS
     if (isPromise(pushed)) await pushed;
     report.steps++;
     report.rows += part.rows;
+    onStep?.(report, info);
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;

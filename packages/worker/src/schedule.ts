@@ -6,19 +6,36 @@
  * and no two workers ever train on the same row in the same step.
  */
 import { BatchIterator, type Examples } from '@loom/data';
+import { WorkerError } from './errors.js';
 
-export interface WorkerBatch {
+/**
+ * What the loop needs of any batch, whatever else it holds: this worker's part of one global
+ * batch. A Task reads the rest (features, labels, embedding ids…).
+ */
+export interface StepBatch {
+  /** Rows in this worker's part (may be 0 when a batch has fewer rows than workers). */
+  rows: number;
+  /** Rows in the whole global batch. */
+  batchRows: number;
+  /** The batch's position in its epoch, from 0. */
+  index: number;
+}
+
+/** Where the loop's batches come from: this worker's part of each batch of an epoch, in order. */
+export interface BatchSchedule<B extends StepBatch> {
+  /** Epoch `e`'s batches (from 0). They may be one object refilled every step, valid until the next. */
+  epoch(e: number): Iterable<B>;
+}
+
+/** A batch of dense features and class labels, as GlobalBatchSchedule yields it. */
+export interface WorkerBatch extends StepBatch {
   /** This worker's rows of the batch, (rows, width) — a view into the iterator's buffer. */
   x: Float32Array;
   /** (rows) */
   y: Int32Array;
-  rows: number;
-  batchRows: number;
-  /** The batch's position in its epoch. */
-  index: number;
 }
 
-export class GlobalBatchSchedule {
+export class GlobalBatchSchedule implements BatchSchedule<WorkerBatch> {
   readonly batchesPerEpoch: number;
   /** Features per row. */
   readonly width: number;
@@ -34,7 +51,7 @@ export class GlobalBatchSchedule {
     readonly worldSize: number,
   ) {
     if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
-      throw new Error(`GlobalBatchSchedule: rank ${rank} is not in [0, ${worldSize})`);
+      throw new WorkerError('GlobalBatchSchedule', `rank ${rank} is not in [0, ${worldSize})`);
     }
     this.batches = new BatchIterator(source, { batchSize, rows, shuffle: true, seed, part: [rank, worldSize] });
     this.batchesPerEpoch = this.batches.batchesPerEpoch;

@@ -12,6 +12,8 @@
  * Either method may complete synchronously (shared memory, blocking on Atomics) or return a promise
  * (sockets).
  */
+import type { TableKeys } from './task.js';
+
 export interface StepInfo {
   /** The epoch this step belongs to, from 0. */
   readonly epoch: number;
@@ -21,6 +23,11 @@ export interface StepInfo {
   readonly rows: number;
   /** Rows in the whole global batch of this step. */
   readonly batchRows: number;
+  /**
+   * The embedding rows this step reads, by table, when the task names them (Task.keys): a
+   * transport of row-keyed tables pulls and pushes only these rows. Absent for dense tasks.
+   */
+  readonly keys?: TableKeys;
 }
 
 export interface Transport {
