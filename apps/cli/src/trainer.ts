@@ -1,15 +1,21 @@
 /**
- * Single-thread training: mini-batches over the training rows, forward, cross-entropy, backward and
- * an optimizer step over the flat parameters, then validation after every epoch.
+ * Single-thread training: @loom/worker's loop over an in-process transport whose push steps the
+ * optimizer, on the schedule of a worker of rank 0 among 1 (the batches a BatchIterator with the
+ * same seed gives), then validation after every epoch.
  */
-import { BatchIterator } from '@loom/data';
-import { BufferPool, IntTensor, Tensor, crossEntropy, flattenParameters, reusingBuffers, type FlatParameters, type Sequential } from '@loom/tensor-core';
+import { GlobalBatchSchedule, inProcessTransport, runEpoch, type EpochMetrics } from '@loom/worker';
+import { flattenParameters, type FlatParameters, type Sequential } from '@loom/tensor-core';
+import { allocateFlat } from '@loom/optimizer';
 import type { Part } from './datasets.js';
 import { evaluate } from './evaluate.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
-import { allocateFlat } from '@loom/optimizer';
 import type { Progress } from './progress.js';
-import type { WorkerMetrics } from '@loom/parameter-server';
+
+// Kept for callers that imported it from here; it lives in @loom/worker.
+export type { EpochMetrics };
+
+/** An epoch's metrics once validated: what `loom train` logs and writes to metrics.jsonl. */
+export type ValidatedEpochMetrics = EpochMetrics & Required<Pick<EpochMetrics, 'validLoss' | 'validAccuracy'>>;
 
 export interface TrainOptions {
   optimizer: OptimizerName;
@@ -21,27 +27,15 @@ export interface TrainOptions {
   numClasses: number;
 }
 
-export interface EpochMetrics {
-  epoch: number;
-  trainLoss: number;
-  validLoss: number;
-  validAccuracy: number;
-  samplesPerSec: number;
-  seconds: number;
-  /** With worker threads: each worker's throughput and, for async and ssp, observed staleness. */
-  workers?: WorkerMetrics[];
-}
-
-/** Lets signal handlers (Ctrl-C) run: the training loop is otherwise synchronous. */
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
-const YIELD_EVERY_MS = 50;
-
-/** Trains `model` in place; calls `onEpoch` after each epoch's validation. */
+/**
+ * Trains `model` in place; calls `onEpoch` after each epoch's validation. `shouldStop` is asked
+ * before every step: once true, the epoch under way ends there, is validated, and training ends.
+ */
 export async function train(
   model: Sequential,
   data: { train: Part; valid: Part },
   o: TrainOptions,
-  onEpoch: (m: EpochMetrics) => void,
+  onEpoch: (m: ValidatedEpochMetrics) => void,
   progress?: Progress,
   shouldStop: () => boolean = () => false,
 ): Promise<FlatParameters> {
@@ -51,46 +45,27 @@ export async function train(
   const inPlace = allocateFlat(initial.size);
   inPlace.params.set(initial.params);
   const flat = flattenParameters(model, inPlace);
-  const opt = makeOptimizer(o.optimizer, model.parameters(), o.lr);
-  const batches = new BatchIterator(
-    { features: data.train.features, labels: data.train.labels, width: o.width },
-    { batchSize: o.batchSize, rows: data.train.rows, shuffle: true, seed: o.seed },
-  );
-  const pool = new BufferPool(); // a step's buffers are reused by the next (see reusingBuffers)
-  model.train();
+  const transport = inProcessTransport(makeOptimizer(o.optimizer, model.parameters(), o.lr), { shouldStop });
+  const schedule = new GlobalBatchSchedule({ features: data.train.features, labels: data.train.labels, width: o.width }, data.train.rows, o.batchSize, o.seed, 0, 1);
+  const perEpoch = schedule.batchesPerEpoch;
   for (let epoch = 1; epoch <= o.epochs && !shouldStop(); epoch++) {
     const t0 = performance.now();
-    let lossSum = 0;
-    let seen = 0;
-    let yieldedAt = t0;
-    for (const batch of batches.epoch(epoch - 1)) {
-      if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
-        await yieldToEventLoop();
-        yieldedAt = performance.now();
-      }
-      opt.zeroGrad();
-      const loss = reusingBuffers(pool, () => {
-        const l = crossEntropy(model.forward(new Tensor(batch.x, [batch.size, o.width])), new IntTensor(batch.y));
-        l.backward();
-        return l.item();
-      });
-      opt.step();
-      lossSum += loss * batch.size;
-      seen += batch.size;
-      progress?.update(`epoch ${epoch}/${o.epochs}`, batch.index + 1, batches.batchesPerEpoch, `loss ${(lossSum / seen).toFixed(4)}`);
-      if (shouldStop()) break;
-    }
-    const trainSeconds = (performance.now() - t0) / 1000;
+    const label = `epoch ${epoch}/${o.epochs}`;
+    const r = await runEpoch({
+      model, flat, transport, schedule, epoch: epoch - 1, firstStep: (epoch - 1) * perEpoch,
+      onStep: progress && ((soFar) => progress.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`)),
+    });
     const v = evaluate(model, data.valid, o.width, o.numClasses);
     progress?.clear();
     onEpoch({
       epoch,
-      trainLoss: lossSum / Math.max(seen, 1),
+      trainLoss: r.lossSum / Math.max(r.rows, 1),
       validLoss: v.loss,
       validAccuracy: v.accuracy,
-      samplesPerSec: seen / trainSeconds,
+      samplesPerSec: r.rows / r.seconds,
       seconds: (performance.now() - t0) / 1000,
     });
+    if (r.stopped) break;
   }
   return flat;
 }

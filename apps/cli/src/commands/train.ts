@@ -13,7 +13,7 @@ import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, resumeRun, saveRun, startRun } from '../run-dir.js';
 import { UsageError } from '../errors.js';
-import { train, type EpochMetrics } from '../trainer.js';
+import { train, type ValidatedEpochMetrics } from '../trainer.js';
 import { parseCluster, trainCluster } from './cluster.js';
 
 export const TRAIN_FLAGS: Flags = {
@@ -44,7 +44,7 @@ export const TRAIN_HELP = helpText(
   '\nExample:\n  loom train --dataset news --epochs 5 --out runs/news\n',
 );
 
-export interface TrainResult extends EpochMetrics {
+export interface TrainResult extends ValidatedEpochMetrics {
   out: string;
   /** True when SIGINT stopped the run early (the model trained so far was written). */
   interrupted: boolean;
@@ -94,8 +94,8 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   const where = cluster ? `${cluster.servers} server and ${cluster.workers} worker processes, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}` : workers === 1 ? 'one thread' : `${workers} worker threads, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`;
   log(`training ${f.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.width} features, ${data.numClasses} classes; ${where} (kernels: ${kernelBackend.name})`);
 
-  let last: EpochMetrics | undefined;
-  const onEpoch = (m: EpochMetrics) => {
+  let last: ValidatedEpochMetrics | undefined;
+  const onEpoch = (m: ValidatedEpochMetrics) => {
     last = m;
     appendMetrics(out, m);
     const perWorker = m.workers ? ` [${m.workers.map((w) => `w${w.rank} ${Math.round(w.samplesPerSec)}/s${mode === 'sync' ? '' : ` stale≤${w.stalenessMax}`}`).join(', ')}]` : '';
