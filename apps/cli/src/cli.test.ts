@@ -6,6 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prepareNews } from '@loom/data';
+import { Tensor, loadModel, mlp, noGrad } from '@loom/tensor-core';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'loom-cli-'));
@@ -15,6 +17,30 @@ function loom(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+
+/**
+ * The confusion matrix (rows: actual, columns: predicted) of a news run's saved model on the test
+ * split, computed here without the CLI: the news data rebuilt from the preprocessing in its
+ * config.json, the weights read from its model.safetensors, the forward pass and argmax done here.
+ */
+function newsConfusion(run: string): number[][] {
+  const config = JSON.parse(readFileSync(join(dir, run, 'config.json'), 'utf8'));
+  const { seed, scale, fill, transform } = config.preprocessing;
+  const news = prepareNews({ seed, scale, fill, transform });
+  const model = mlp(config.model.sizes, { init: 'none' });
+  loadModel(join(dir, run, 'model.safetensors'), model);
+  const rows = news.split.test;
+  const x = new Float32Array(rows.length * news.width); // (N, width)
+  rows.forEach((r, i) => x.set(news.features.subarray(r * news.width, (r + 1) * news.width), i * news.width));
+  const logits = noGrad(() => model.eval().forward(new Tensor(x, [rows.length, news.width])).data); // (N, C)
+  const C = news.numClasses;
+  const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+  rows.forEach((r, i) => {
+    const row = Array.from(logits.subarray(i * C, (i + 1) * C));
+    confusion[news.labels[r]!]![row.indexOf(Math.max(...row))]!++;
+  });
+  return confusion;
+}
 
 /** A small CSV with a numeric and a categorical feature, missing values and a duplicated row. */
 function writeCsv(path: string, rows = 400): void {
@@ -34,7 +60,7 @@ describe('loom train → eval → recommend on the built-in news data', () => {
   let train: ReturnType<typeof loom>;
   beforeAll(() => {
     train = loom('train', '--epochs', '1', '--out', 'news', '--json');
-  });
+  }, 120_000); // one epoch of the news data: beyond the 10 s default for hooks on a busy machine
 
   it('trains, writes a run directory, and ends stdout with the final metrics as JSON', () => {
     expect(train.code, train.stderr).toBe(0);
@@ -53,9 +79,31 @@ describe('loom train → eval → recommend on the built-in news data', () => {
     const r = loom('eval', '--run', 'news', '--json');
     expect(r.code, r.stderr).toBe(0);
     const e = lastJson(r.stdout);
+    const confusion = newsConfusion('news');
+    const C = confusion.length;
+    const transposed = confusion.map((_, i) => confusion.map((row) => row[i]!));
+    expect(confusion, 'a symmetric matrix could not tell actual from predicted').not.toEqual(transposed);
+    expect(e.confusion).toEqual(confusion);
+    const rows = confusion.flat().reduce((s, v) => s + v, 0);
+    const correct = confusion.reduce((s, row, c) => s + row[c]!, 0);
+    expect(e.rows).toBe(rows);
+    expect(e.accuracy).toBeCloseTo(correct / rows, 12);
     expect(e.accuracy).toBeCloseTo(lastJson(train.stdout).testAccuracy, 10);
-    expect(e.perClass).toHaveLength(10);
-    expect(e.confusion.flat().reduce((s: number, v: number) => s + v, 0)).toBe(e.rows);
+    // Precision of class c: of the rows predicted c, the share that are c (column c); recall: of the
+    // rows that are c, the share predicted c (row c). NaN (null in JSON) where nothing was counted.
+    const share = (part: number, whole: number) => (whole > 0 ? part / whole : null);
+    expect(e.perClass).toHaveLength(C);
+    for (let c = 0; c < C; c++) {
+      const support = confusion[c]!.reduce((s, v) => s + v, 0);
+      const predicted = confusion.reduce((s, row) => s + row[c]!, 0);
+      const [precision, recall] = [share(confusion[c]![c]!, predicted), share(confusion[c]![c]!, support)];
+      const got = e.perClass[c];
+      expect(got.support, `support of class ${c}`).toBe(support);
+      if (precision === null) expect(got.precision, `precision of class ${c}`).toBeNull();
+      else expect(got.precision, `precision of class ${c}`).toBeCloseTo(precision, 12);
+      if (recall === null) expect(got.recall, `recall of class ${c}`).toBeNull();
+      else expect(got.recall, `recall of class ${c}`).toBeCloseTo(recall, 12);
+    }
     const text = loom('eval', '--run', 'news');
     expect(text.stdout).toMatch(/confusion matrix/);
     expect(text.stdout).toMatch(/precision\s+recall/);
@@ -114,8 +162,26 @@ describe('loom train on worker threads', () => {
         if (mode === 'ssp') expect(w.stalenessMax).toBeLessThanOrEqual(1);
         if (mode === 'sync') expect(w.stalenessMax).toBe(0);
       }
+      // Two threads computing side by side: some step of one reads parameters the other then updates.
+      if (mode !== 'sync') expect(Math.max(...m.workers.map((w: { stalenessMax: number }) => w.stalenessMax))).toBeGreaterThan(0);
     });
   }
+
+  it('--mode ssp --staleness 1 with a batch of 1 row: the worker with an empty part runs 1 update ahead, never 2', () => {
+    // Worker 0's part of a 1-row batch is empty: it only pulls and pushes, so it is ahead of worker
+    // 1 whenever the bound lets it, and its staleness must reach the bound.
+    writeCsv(join(dir, 'uneven.csv'));
+    const r = loom('train', '--dataset', 'csv:uneven.csv', '--label', 'label', '--model', 'mlp:5,8,3', '--epochs', '2', '--batch-size', '1',
+      '--workers', '2', '--mode', 'ssp', '--staleness', '1', '--out', 'ssp-uneven');
+    expect(r.code, r.stderr).toBe(0);
+    const epochs = readFileSync(join(dir, 'ssp-uneven', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(epochs).toHaveLength(2);
+    for (const m of epochs) {
+      expect(m.workers.map((w: { rows: number }) => w.rows)[0]).toBe(0);
+      expect(m.workers.map((w: { stalenessMax: number }) => w.stalenessMax)).toContain(1);
+      for (const w of m.workers) expect(w.stalenessMax).toBeLessThanOrEqual(1);
+    }
+  });
 
   for (const workers of ['1', '2']) {
     it(`SIGINT with --workers ${workers} stops after the current step, writes the model and exits 130`, async () => {
