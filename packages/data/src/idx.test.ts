@@ -19,13 +19,36 @@ describe('readIdx', () => {
     expect(Array.from(t.data)).toEqual([1, 2, 3, 250, 251, 252]);
   });
 
-  it('reads big-endian multi-byte types (int, float, short, double)', () => {
-    const int = parseIdx(Uint8Array.from([0, 0, 0x0c, 1, 0, 0, 0, 2, 0, 0, 1, 2, 0xff, 0xff, 0xff, 0xfe]));
-    expect(Array.from(int.data)).toEqual([258, -2]);
-    const f = parseIdx(Uint8Array.from([0, 0, 0x0d, 1, 0, 0, 0, 1, 0x3f, 0xc0, 0, 0]));
-    expect(Array.from(f.data)).toEqual([1.5]);
-    for (const data of [Int16Array.from([-300, 7]), Float64Array.from([Math.PI, -0.5]), Int8Array.from([-1, 5])]) {
-      expect(Array.from(parseIdx(encodeIdx({ dims: [2], data })).data)).toEqual(Array.from(data));
+  // Every multi-byte type, as bytes written out by hand in IDX's big-endian order (most significant
+  // byte first; IEEE 754 for the floats), so neither the reader nor the writer is its own oracle.
+  const byHand: Array<[string, number[], ArrayLike<number>]> = [
+    ['sbyte', [0, 0, 0x09, 1, 0, 0, 0, 2, 0xff, 0x05], [-1, 5]],
+    ['short', [0, 0, 0x0b, 1, 0, 0, 0, 2, 0xfe, 0xd4, 0x00, 0x07], [-300, 7]], // -300 = 0xfed4
+    ['int', [0, 0, 0x0c, 1, 0, 0, 0, 2, 0, 0, 1, 2, 0xff, 0xff, 0xff, 0xfe], [258, -2]],
+    ['float', [0, 0, 0x0d, 1, 0, 0, 0, 2, 0x3f, 0xc0, 0, 0, 0xc0, 0x10, 0, 0], [1.5, -2.25]], // 1.5 = 0x3fc00000, -2.25 = 0xc0100000
+    ['double', [0, 0, 0x0e, 1, 0, 0, 0, 2, 0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18, 0xbf, 0xe0, 0, 0, 0, 0, 0, 0], [Math.PI, -0.5]],
+  ];
+
+  it('reads big-endian multi-byte types from bytes written by hand (sbyte, short, int, float, double)', () => {
+    for (const [type, bytes, values] of byHand) {
+      const t = parseIdx(Uint8Array.from(bytes));
+      expect(t.dims, type).toEqual([2]);
+      expect(Array.from(t.data), type).toEqual(Array.from(values));
+    }
+  });
+
+  it('reads dimensions as big-endian 32-bit counts (258 = 0x00000102)', () => {
+    const bytes = [0, 0, 0x08, 2, 0, 0, 0, 1, 0, 0, 1, 2, ...Array.from({ length: 258 }, (_, i) => i % 256)];
+    const t = parseIdx(Uint8Array.from(bytes));
+    expect(t.dims).toEqual([1, 258]);
+    expect(t.data[257]).toBe(1);
+  });
+
+  it('writes exactly those bytes', () => {
+    const arrays = { sbyte: Int8Array, short: Int16Array, int: Int32Array, float: Float32Array, double: Float64Array };
+    for (const [type, bytes, values] of byHand) {
+      const data = arrays[type as keyof typeof arrays].from(values as ArrayLike<number>);
+      expect(Array.from(encodeIdx({ dims: [2], data })), type).toEqual(bytes);
     }
   });
 
