@@ -146,11 +146,10 @@ describe('reconnecting', () => {
     const server = await ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', workers: 1, token: 't' });
     const url = server.url;
     await server.close(); // nothing listens there now
-    const t0 = performance.now();
+    // It gives up, naming the server and the last error; how long that took is not asserted (wall
+    // time on a shared machine is noise, and timing belongs in bench/).
     await expect(joinRun([url], { token: 't', rank: 0, workers: 1, size: 1, retryForMs: 600 })).rejects.toThrow(
       new RegExp(`^lost parameter server ${url.replace(/[/.]/g, '\\$&')}: gave up after [01] s \\(last error: cannot connect to ${url.replace(/[/.]/g, '\\$&')}: connect ECONNREFUSED`),
     );
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(550);
-    expect(performance.now() - t0).toBeLessThan(3000);
   });
 });
