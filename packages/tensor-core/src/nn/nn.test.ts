@@ -151,15 +151,39 @@ describe('layers', () => {
     expect(Array.from(y.data.subarray(0, 3))).toEqual(Array.from(e.weight.data.subarray(12, 15)));
     expect(() => e.forward(IntTensor.from([5]))).toThrow(/index 5 at position 0 is out of range for 5 rows/);
   });
-  it('Dropout is the identity in eval mode and seeded in train mode', () => {
+  it('Dropout is the identity in eval mode and with p = 0, and seeded in train mode', () => {
     const x = Tensor.full([100], 1);
     const d = new Dropout(0.5, { seed: 1 });
     expect(d.eval().forward(x)).toBe(x);
+    expect(new Dropout(0).forward(x)).toBe(x);
     d.train();
     const a = d.forward(x).toArray();
     expect(new Dropout(0.5, { seed: 1 }).forward(x).toArray()).toEqual(a);
     expect(() => new Dropout(1)).toThrow(/Dropout: probability must be in \[0, 1\), got 1/);
   });
+  for (const p of [0.2, 0.5]) {
+    it(`Dropout(${p}) in train mode zeroes elements at rate ${p}, scales the rest by 1/(1 − p), and backpropagates through the same mask`, () => {
+      const n = 20_000;
+      const x = new Tensor(Float32Array.from({ length: n }, (_, i) => 1 + (i % 7)), [n], true);
+      const y = new Dropout(p, { seed: 5 }).forward(x);
+      const scale = 1 / (1 - p);
+      let dropped = 0;
+      for (let i = 0; i < n; i++) {
+        if (y.data[i] === 0) dropped++;
+        else if (Math.abs(y.data[i]! / x.data[i]! - scale) > 1e-6) throw new Error(`element ${i}: ${x.data[i]} became ${y.data[i]}, expected it times ${scale}`);
+      }
+      // The number dropped is Binomial(n, p): within 4 standard deviations of n·p (a correct mask
+      // falls outside for about one seed in 16 000; this seed is fixed).
+      expect(Math.abs(dropped - n * p)).toBeLessThan(4 * Math.sqrt(n * p * (1 - p)));
+      // d(Σ wᵢ·yᵢ)/dxᵢ = wᵢ · maskᵢ: 0 where the element was dropped, wᵢ/(1 − p) where it was kept.
+      const w = Tensor.from(Float32Array.from({ length: n }, (_, i) => 0.5 + (i % 3)), [n]);
+      y.mul(w).sum().backward();
+      for (let i = 0; i < n; i++) {
+        const want = y.data[i] === 0 ? 0 : w.data[i]! * scale;
+        if (Math.abs(x.grad!.data[i]! - want) > 1e-6 * want) throw new Error(`gradient ${i}: ${x.grad!.data[i]}, expected ${want} (output ${y.data[i]})`);
+      }
+    });
+  }
   it("mlp init 'none' leaves every parameter zero, with the same layout", () => {
     const m = mlp([5, 4, 3], { init: 'none' });
     expect(m.parameters().every((p) => p.data.every((v) => v === 0))).toBe(true);
