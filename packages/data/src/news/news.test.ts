@@ -240,7 +240,18 @@ describe('prepareNews', () => {
       expect(read.has(a)).toBe(false);
       expect([3, 7]).toContain(cat[a]);
     }
-    expect(picks).toEqual([...picks.slice(0, picks.filter((a) => cat[a] === 3).length)]); // category 3 first
+    // The intended order, from the article columns: category 3's unread, published articles by
+    // popularity (ties: lower id), then category 7's, the first 5.
+    const popularity = data.catalog.articles.columns.get('popularity') as ArrayLike<number>;
+    const published = data.catalog.articles.columns.get('publishedAt') as ArrayLike<number>;
+    const unread = (c: number) =>
+      Array.from({ length: cat.length }, (_, a) => a)
+        .filter((a) => cat[a] === c && !read.has(a) && published[a]! <= data.catalog.now)
+        .sort((a, b) => popularity[b]! - popularity[a]! || a - b);
+    expect(picks).toEqual([...unread(3), ...unread(7)].slice(0, 5));
+    // Asked for more than category 3 holds, it goes on into category 7 in the same order.
+    const more = unread(3).length + 2;
+    expect(data.catalog.pickUnread(u, [3, 7], more)).toEqual([...unread(3), ...unread(7).slice(0, 2)]);
     expect(data.catalog.articlesByCategory.every((ids, c) => ids.every((a) => cat[a] === c))).toBe(true);
     expect(() => data.catalog.featuresFor(-5)).toThrow('NewsCatalog.featuresFor: user -5: expected a user with at least one click, found none');
   });
