@@ -6,5 +6,5 @@
  */
 export { trainThreads, WorkerFailed, type ThreadTrainingOptions, type ThreadEpochMetrics } from './local/coordinator.js';
 export type { WorkerMetrics, EpochMetrics } from '@loom/worker';
-export { MODES, type Mode } from './local/shared.js';
+export { MODES, type Mode } from './mode.js';
 export * from './net/index.js';

@@ -10,7 +10,8 @@ import { Piscina } from 'piscina';
 import { Random, flattenParameters, mlp, type Sequential } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
 import { GlobalBatchSchedule, epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
-import { MODES, Word, allocateRun, releaseRun, views, type Mode } from './shared.js';
+import { MODES, type Mode } from '../mode.js';
+import { Word, allocateRun, releaseRun, views } from './shared.js';
 import { at, wakeAll } from './sync-point.js';
 import type { EpochResult, EpochTask } from './messages.js';
 

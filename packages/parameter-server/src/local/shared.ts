@@ -21,6 +21,7 @@
  */
 import { optimizerMemory, type ThreadMemoryHandle } from '@loom/optimizer';
 import { useSharedMemory } from '@loom/tensor-core';
+import type { Mode } from '../mode.js';
 
 /**
  * Bytes of each thread's scratch region for its matrix products (operands that are not in the run's
@@ -28,9 +29,6 @@ import { useSharedMemory } from '@loom/tensor-core';
  * not fit takes tensor-core's copying path, with the same result.
  */
 const SCRATCH_BYTES = 8 << 20;
-
-export type Mode = 'sync' | 'async' | 'ssp';
-export const MODES: readonly Mode[] = ['sync', 'async', 'ssp'];
 
 /** Floats per 64-byte cache line. */
 export const LINE = 16;

@@ -11,7 +11,7 @@ import { ParameterServer, type ServerOptions } from './server.js';
 import { PsClient } from './client.js';
 import { trainRemote } from './worker.js';
 import { shardRange } from './shards.js';
-import type { Mode } from '../local/shared.js';
+import type { Mode } from '../mode.js';
 
 const news = prepareNews({ seed: 7 });
 const ROWS = news.split.train.subarray(0, 1000); // 16 steps of 64

@@ -24,7 +24,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr/index-no-eval';
 import { PsError, type ErrorCode } from './errors.js';
-import type { Mode } from '../local/shared.js';
+import type { Mode } from '../mode.js';
 
 export const PROTOCOL_VERSION = 2;
 

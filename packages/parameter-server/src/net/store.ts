@@ -23,7 +23,7 @@
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
 import { allFinite, namedOptimizer, optimizerMemory, weightedSum, type Algorithm } from '@loom/optimizer';
-import type { Mode } from '../local/shared.js';
+import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
 import { shardRange } from './shards.js';
 
