@@ -41,3 +41,4 @@ export {
 export { type Split, type SplitOptions, shuffleInPlace, shuffledIndices, split, splitByGroup, groupPart, shard } from './split.js';
 export { type Examples, type BatchOptions, type Batch, BatchIterator } from './batches.js';
 export * from './news/index.js';
+export * from './clicks/index.js';
