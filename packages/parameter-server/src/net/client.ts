@@ -9,7 +9,8 @@ import PQueue from 'p-queue';
 import WebSocket from 'ws';
 import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
-import { FramePool, PROTOCOL_VERSION, Reassembly, decodeFrame, encodeFrame, encodeFrames, frames, parseReply, type Hello, type Params, type Reply, type ServerStats, type Welcome } from './protocol.js';
+import { FramePool, Reassembly, decodeFrame, encodeFrame, encodeFrames, frames } from './frame.js';
+import { PROTOCOL_VERSION, parseReply, type Hello, type Params, type Reply, type ServerStats, type Welcome } from './protocol.js';
 import { shardRange } from './shards.js';
 
 export interface ClientOptions {

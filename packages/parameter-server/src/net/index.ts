@@ -1,5 +1,6 @@
 /** The network parameter server: protocol, key-range shards, server, client and remote worker. */
-export { PROTOCOL_VERSION, MAX_HEADER_BYTES, encodeFrame, decodeFrame, type ServerStats } from './protocol.js';
+export { PROTOCOL_VERSION, type ServerStats } from './protocol.js';
+export { MAX_HEADER_BYTES, encodeFrame, decodeFrame } from './frame.js';
 export { PsError, CheckpointError, ERROR_CODES, type ErrorCode } from './errors.js';
 export { shardRange, parseShard, SHARD_ALIGN } from './shards.js';
 export { ShardStore, type StoreOptions } from './store.js';

@@ -7,7 +7,8 @@ import { ShardStore, type StoreOptions } from './store.js';
 import { ParameterServer } from './server.js';
 import { PsClient } from './client.js';
 import { backoffMs, joinRun } from './membership.js';
-import { PROTOCOL_VERSION, encodeFrame } from './protocol.js';
+import { PROTOCOL_VERSION } from './protocol.js';
+import { encodeFrame } from './frame.js';
 
 const SIZES = [3, 4, 2];
 const base: StoreOptions = { sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', staleness: 0, workers: 2, shard: 0, shards: 1, nonFinite: 'reject' };

@@ -26,7 +26,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { allFinite, optimizerMemory } from '@loom/optimizer';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { PsError } from './errors.js';
-import { FramePool, PART_FLOATS, PROTOCOL_VERSION, PayloadPool, Reassembly, decodeFrame, encodeFrame, frames, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
+import { FramePool, PART_FLOATS, Reassembly, decodeFrame, encodeFrame, frames } from './frame.js';
+import { PayloadPool } from './payload-pool.js';
+import { PROTOCOL_VERSION, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
 import { ShardStore, type StoreOptions } from './store.js';
 import { tokensEqual } from './token.js';
 
