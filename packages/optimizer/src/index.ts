@@ -9,6 +9,10 @@
  *    their own range with the same function.
  *  - the class API (`new Adam(model.parameters(), { lr: 1e-3 })`): parameter groups, state,
  *    `step`, `zeroGrad`, `stateDict` / `loadStateDict`; plus schedulers and gradient clipping.
+ *
+ * And for embedding tables, the sparse core (`sparseAdamStep`, `sparseAdagradStep`, `sparseSgdStep`,
+ * `rowwiseAdagradStep`): one step over given rows of a table and its per-row state, reading and
+ * writing nothing else; `coalesce` for gradients with repeated ids; `SparseRowOptimizer` around it.
  */
 export { OptimizerError } from './errors.js';
 export {
@@ -29,6 +33,26 @@ export { adam, adamw, adamStep, adamwStep, adamDefaults, adamwDefaults, type Ada
 export { weightedSum, stepWithSum } from './core/weighted-sum.js';
 export { allFinite } from './core/finite.js';
 export { adagrad, adagradStep, adagradDefaults, type AdagradOptions, type AdagradState } from './core/adagrad.js';
+export {
+  coalesce,
+  coalesceReference,
+  sparseStep,
+  rowLayout,
+  allocateSparseState,
+  gatherRows,
+  scatterRows,
+  SparseWorkspace,
+  type SparseAlgorithm,
+  type SparseStepFunction,
+  type Coalesced,
+  type RowLayout,
+  type RowField,
+} from './core/sparse.js';
+export { sparseAdam, sparseAdamStep, sparseAdamReference, sparseAdamDefaults, type SparseAdamOptions, type SparseAdamState } from './core/sparse-adam.js';
+export { sparseAdagrad, sparseAdagradStep, sparseAdagradReference, sparseAdagradDefaults, type SparseAdagradOptions, type SparseAdagradState } from './core/sparse-adagrad.js';
+export { sparseSgd, sparseSgdStep, sparseSgdReference, sparseSgdDefaults, type SparseSGDOptions } from './core/sparse-sgd.js';
+export { rowwiseAdagrad, rowwiseAdagradStep, rowwiseAdagradReference, rowwiseAdagradDefaults, type RowwiseAdagradOptions, type RowwiseAdagradState } from './core/rowwise-adagrad.js';
+export { SparseRowOptimizer, namedSparseOptimizer, SPARSE_OPTIMIZER_NAMES, type SparseOptimizerName } from './sparse-optimizer.js';
 export { Optimizer, type ParamLike, type ParamGroup, type ParamGroupSpec, type StateDict, type SavedParamState } from './optimizer.js';
 export { SGD, RMSprop, Adam, AdamW, Adagrad } from './optimizers.js';
 export {

@@ -38,12 +38,12 @@ export function checkBetas(v: unknown): void {
 }
 
 /**
- * Merges `given` over the algorithm's defaults and validates the result. Throws on an unknown key
+ * Merges `given` over the algorithm's defaults (a dense `Algorithm` or a `SparseAlgorithm`) and validates the result. Throws on an unknown key
  * (`allowed` lists extra keys that are not hyperparameters, like a group's `params`), on a missing
  * required value and on an invalid one.
  */
 export function resolveOptions<O extends object>(
-  alg: Algorithm<O>,
+  alg: Pick<Algorithm<O>, 'name' | 'defaults' | 'validate'>,
   given: object,
   base: Readonly<O> = alg.defaults,
   allowed: readonly string[] = [],
