@@ -39,15 +39,17 @@ describe('checkpoints', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loom-ckpt-'));
     const s0 = new ShardStore({ ...base, shards: 2, shard: 0 });
     const s1 = new ShardStore({ ...base, shards: 2, shard: 1 });
+    // Each store takes one push per step, so that `applied` is t at its t-th checkpoint.
+    const step = (t: number) => [s0, s1].forEach((s) => s.push(0, t - 1, 1, 1, new Float32Array(s.hi - s.lo)));
     for (const t of [1, 2, 3, 4, 5]) {
-      s0.applied = s1.applied = t;
+      step(t);
       saveCheckpoint(dir, s0, {}, 2);
       if (t < 5) saveCheckpoint(dir, s1, {}, 2); // shard 1 "crashed" before saving step 5
     }
     expect(latestCheckpoint(dir, 2)).toBe(4);
     expect(readdirSync(join(dir, 'checkpoints')).sort()).toEqual(['step-000000003', 'step-000000004', 'step-000000005']);
     // Shard 1 crashed between its two renames at step 6: tensors there, JSON not: step 6 does not count.
-    s0.applied = s1.applied = 6;
+    step(6);
     saveCheckpoint(dir, s0, {}, 2);
     saveCheckpoint(dir, s1, {}, 2);
     rmSync(join(dir, 'checkpoints', 'step-000000006', 'shard-1-of-2.json'));

@@ -23,11 +23,10 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { allFinite, optimizerMemory } from '@loom/optimizer';
+import { allFinite } from '@loom/optimizer';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { PsError } from './errors.js';
 import { FramePool, PART_FLOATS, Reassembly, decodeFrame, encodeFrame, frames } from './frame.js';
-import { PayloadPool } from './payload-pool.js';
 import { PROTOCOL_VERSION, idOf, parseHello, parseRequest, type ErrorReply, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
 import { ShardStore, type StoreOptions } from './store.js';
 import { tokensEqual } from './token.js';
@@ -133,7 +132,6 @@ export class ParameterServer {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Gradients sent in parts are joined here, one message at a time per connection. */
   private readonly joining = new WeakMap<Conn, Reassembly>();
-  private readonly payloads: PayloadPool;
   /**
    * Replies of parameters still being sent, at most one per connection: each frame is made — its
    * range stepped if an update is in progress, then copied — only when the socket has taken the
@@ -146,9 +144,6 @@ export class ParameterServer {
   private constructor(readonly o: ServerOptions) {
     if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
     this.store = new ShardStore({ ...o, staleness: o.staleness ?? 0, shard: o.shard ?? 0, shards: o.shards ?? 1, nonFinite: o.nonFinite ?? 'reject' });
-    // async steps each push straight from where it was received: there, in the optimizer's memory
-    // (in place, no staging copy). sync and ssp reduce the pushes into the store's own buffer first.
-    this.payloads = new PayloadPool(8, o.mode === 'async' && optimizerMemory.available ? optimizerMemory : undefined);
     this.log = o.log ?? (() => {});
     this.maxInFlight = o.maxInFlight ?? 64;
     this.http = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }) : createHttpServer();
@@ -285,8 +280,7 @@ export class ParameterServer {
     }, 1000);
     await new Promise<void>((r) => this.http.close(() => r()));
     clearTimeout(force);
-    this.store.settle(); // (an update still stepped part by part reads its gradient from the pool)
-    this.payloads.dispose();
+    this.store.dispose(); // (after the update still stepped part by part, which reads its gradient from the pool)
     this.resolveClosed();
   }
 
@@ -400,7 +394,7 @@ export class ParameterServer {
       ({ header, payload } = decodeFrame(bytes));
       let joining = this.joining.get(c);
       if (joining === undefined) this.joining.set(c, (joining = new Reassembly((this.o.maxFrameBytes ?? DEFAULT_MAX_FRAME) / 4)));
-      const whole = joining.feed(header, payload, (_h, floats) => this.payloads.take(floats, this.store.stepped), (h, into, lo, hi) => {
+      const whole = joining.feed(header, payload, (_h, floats) => this.store.receive(floats), (h, into, lo, hi) => {
         // Scan each piece of a gradient while the next ones arrive, instead of all of it at the end.
         if (lo === 0) c.finite = true;
         if (c.finite && (h.type === 'push' || h.type === 'pushpull')) c.finite = allFinite(into.subarray(lo, hi));
@@ -411,13 +405,12 @@ export class ParameterServer {
       return this.sendError(c, idOf(header), e);
     }
     // A pooled payload is reused once the store is done with it: at once when it was refused, else
-    // once the update that reads it is stepped whole (ShardStore.stepped; sync and ssp keep a push
-    // until its clock, update step + 1, is applied; an update may be stepped part by part as its
-    // replies go out, after this request's handler has returned).
-    const done = (kept: number) => {
+    // once the update that reads it is stepped whole (the push's readUntil, on the store's clock; an
+    // update may be stepped part by part as its replies go out, after this handler has returned).
+    const done = (readUntil: number) => {
       if (!pooled) return;
-      if (kept < 0) this.payloads.release(payload);
-      else this.payloads.holdUntil(payload, kept);
+      if (readUntil < 0) this.store.release(payload);
+      else this.store.holdUntil(payload, readUntil);
     };
     let req: Request;
     try {
@@ -432,8 +425,7 @@ export class ParameterServer {
     }
     c.inflight++;
     try {
-      this.handle(c, req, payload, pooled ? c.finite : undefined);
-      done(req.type !== 'push' && req.type !== 'pushpull' ? -1 : this.store.o.mode === 'async' ? this.store.applied : req.step + 1);
+      done(this.handle(c, req, payload, pooled ? c.finite : undefined));
     } catch (e) {
       done(-1);
       c.inflight--;
@@ -441,15 +433,18 @@ export class ParameterServer {
     }
   }
 
-  /** `finite`: whether a payload joined from parts is free of NaN and ±Inf (scanned as it arrived), else unknown. */
-  private handle(c: Conn, req: Request, payload: Float32Array, finite?: boolean): void {
+  /**
+   * `finite`: whether a payload joined from parts is free of NaN and ±Inf (scanned as it arrived),
+   * else unknown. Returns until which update the store reads the payload (−1: it did not take it).
+   */
+  private handle(c: Conn, req: Request, payload: Float32Array, finite?: boolean): number {
     const s = this.store;
     switch (req.type) {
       case 'pull': {
         if (req.lo > req.hi || req.lo < s.lo || req.hi > s.hi) throw new PsError('not-owner', `pull [${req.lo}, ${req.hi}) is not within this server's range [${s.lo}, ${s.hi})`);
         this.counts.pulls++;
         this.park(c, req, 0);
-        return;
+        return -1;
       }
       case 'push':
       case 'pushpull':
@@ -460,10 +455,11 @@ export class ParameterServer {
         if (arrived === undefined) this.barriers.set(req.name, (arrived = new Map()));
         arrived.set(c.rank, { conn: c, id: req.id });
         this.releaseBarriers();
-        return;
+        return -1;
       }
       case 'stats':
-        return this.reply(c, encodeFrame({ type: 'stats', id: req.id, stats: this.stats() }));
+        this.reply(c, encodeFrame({ type: 'stats', id: req.id, stats: this.stats() }));
+        return -1;
       case 'join': {
         if (c.role !== 'worker') throw new PsError('not-worker', 'join: only workers join the barrier');
         const again = !s.isMember(c.rank);
@@ -475,14 +471,14 @@ export class ParameterServer {
         }
         this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale: 0 }));
         if (appliedNow > 0) this.answerWaiters();
-        return;
+        return -1;
       }
       case 'shutdown':
         this.log(`shutdown requested by ${c.addr}${req.exit ? ' (exit)' : ''}`);
         this.stop();
         this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale: 0 }));
         if (req.exit) setImmediate(() => void this.close());
-        return;
+        return -1;
     }
   }
 
@@ -495,12 +491,12 @@ export class ParameterServer {
    * is whole and scanned before any part is stepped: a NaN in its last part must still refuse (or
    * skip) all of it, which an already stepped part could not honour.
    */
-  private onPush(c: Conn, req: Push, payload: Float32Array, finite?: boolean): void {
+  private onPush(c: Conn, req: Push, payload: Float32Array, finite?: boolean): number {
     const s = this.store;
     if (c.role !== 'worker') throw new PsError('not-worker', `${req.type}: an observer cannot push`);
     if (req.lo !== s.lo) throw new PsError('not-owner', `${req.type} at key ${req.lo}: this server owns [${s.lo}, ${s.hi})`);
     if (payload.length !== s.hi - s.lo) throw new PsError('bad-length', `${req.type}: a gradient for [${s.lo}, ${s.hi}) has ${s.hi - s.lo} floats, got ${payload.length}`);
-    const { appliedNow, stale } = s.push(c.rank, req.step, req.rows, req.batchRows, payload, { finite, defer: true });
+    const { appliedNow, stale, readUntil } = s.push(c.rank, req.step, req.rows, req.batchRows, payload, { finite, defer: true });
     try {
       this.counts.pushes++;
       if (req.type === 'push') this.reply(c, encodeFrame({ type: 'ack', id: req.id, stale }));
@@ -509,6 +505,7 @@ export class ParameterServer {
     } finally {
       if (this.outgoing.size === 0) s.settle(); // else the last reply to go out settles it
     }
+    return readUntil;
   }
 
   /** Answers a pull now if its step is ready, or keeps it until it is. */

@@ -1,30 +1,25 @@
 /**
- * One shard's parameters, optimizer state and policy, without sockets: what a server does with a
- * push and when it may answer a pull. The semantics are the local coordinator's (../local/policies.ts),
- * with a server process in the place of the threads that reduce and step:
+ * One shard's parameters and optimizer state: a contiguous key range [lo, hi) of the flat
+ * parameter vector, without sockets. When a push becomes an update is its policy's decision
+ * (./policy.ts: sync, ssp, async and membership, as in ../local/policies.ts); the store steps the
+ * updates the policy hands it, with a server process in the place of the threads that reduce and
+ * step:
  *
- * sync   every worker pushes its gradient of step t (the mean over its `rows` of a global batch of
- *        `batchRows`); when all W have, the server reduces them weighted by rows/batchRows IN RANK
- *        ORDER with float64 accumulation, steps its range with the optimizer's functional core at
- *        step count t + 1, and answers the pulls for step t + 1. One worker is bitwise
- *        single-process training; W workers equal W local threads bitwise (same reduction).
- * ssp    the same update per clock, applied in clock order once all W pushed it; a worker's pull
- *        for step t is answered once updates 0 … t−S−1 are applied. S = 0 is sync.
- * async  each push is applied on arrival, weighted 1 (the worker's own mean gradient), with the
- *        server's update counter as the optimizer's step count; pulls answer at once.
+ * sync, ssp  update t + 1 is the pushes of clock t reduced weighted by rows/batchRows IN RANK ORDER
+ *            with float64 accumulation (@loom/optimizer's weightedSum, as local sync reduces), then
+ *            stepped with the optimizer's functional core at step count t + 1. One worker is bitwise
+ *            single-process training; W workers equal W local threads bitwise.
+ * async      each push is stepped as it is, weighted 1, at the policy's update count.
  *
- * Membership (sync and ssp). Clock t waits for the pushes of the workers that are *members* at t:
- * worker r is one from clock memberFrom[r] on. At the start every rank is a member from 0 (so a
- * run without failures is exactly the computation above). `drop(r)` — the worker disconnected or
- * stopped answering — ends its membership and discards its pushes not yet applied, so the clocks
- * go on with the rest; `join(r, t)` makes it a member again from clock t ≥ applied. A clock that
- * is missing a rank's push because that rank is not a member is reduced with the weights of the
- * pushes it has, renormalised to sum to 1: w_r = (rows_r/batchRows) / Σ_received (rows/batchRows).
+ * It also owns the memory gradients sent in parts land in (a PayloadPool), since how long a push is
+ * read is counted on its clock.
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
 import { allFinite, namedOptimizer, optimizerMemory, weightedSum, type Algorithm } from '@loom/optimizer';
 import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
+import { PayloadPool } from './payload-pool.js';
+import { netPolicy, type NetPolicy, type PushOutcome } from './policy.js';
 import { shardRange } from './shards.js';
 
 export interface StoreOptions {
@@ -43,30 +38,24 @@ export interface StoreOptions {
   nonFinite: 'reject' | 'skip';
 }
 
-/** The gradients of one clock, as they arrive: views of the received frames, not copies. */
-interface Clock {
-  grads: (Float32Array | undefined)[];
-  weights: Float64Array;
-  count: number;
-}
-
 export class ShardStore {
   readonly lo: number;
   readonly hi: number;
   /** P: the whole model's parameter count. */
   readonly size: number;
-  /** Updates applied so far: the parameters are the result of updates 0 … applied − 1. */
-  applied = 0;
   skippedNonFinite = 0;
+  /** When a push becomes an update, and which workers each update waits for. */
+  readonly policy: NetPolicy<Float32Array>;
   private readonly state: Record<string, Float32Array>;
   private readonly algorithm: Algorithm<any>;
   private readonly options: object;
   private readonly reduced: Float32Array;
-  private readonly pending = new Map<number, Clock>();
-  /** async: the update counter at each worker's last pull, for its staleness. */
-  private readonly pulledAt: number[];
-  /** sync/ssp: the first clock that waits for worker r's push; Infinity while r is not a member. */
-  private readonly memberFrom: number[];
+  /**
+   * Gradients received in parts. async steps each push where it landed — in the optimizer's memory,
+   * so in place, with no staging copy; sync and ssp reduce pushes into `reduced` first, so ordinary
+   * arrays do for them.
+   */
+  private readonly payloads: PayloadPool;
   /** Called after every update is applied, with the new count (a checkpointer listens here). */
   onApply: ((applied: number) => void) | null = null;
   /**
@@ -98,8 +87,25 @@ export class ShardStore {
     ({ algorithm: this.algorithm, options: this.options } = namedOptimizer(o.optimizer, { lr: o.lr }));
     this.state = Object.fromEntries(this.algorithm.stateKeys(this.options).map((k) => [k, optimizerMemory.alloc(n).fill(this.algorithm.initialValue(k, this.options))]));
     this.reduced = optimizerMemory.alloc(n);
-    this.pulledAt = new Array<number>(o.workers).fill(0);
-    this.memberFrom = new Array<number>(o.workers).fill(0);
+    this.payloads = new PayloadPool(8, o.mode === 'async' && optimizerMemory.available ? optimizerMemory : undefined);
+    this.policy = netPolicy<Float32Array>(o, {
+      begin: () => {
+        this.beforeUpdate?.();
+        this.settle();
+      },
+      sum: (t, grads, weights) =>
+        this.schedule(t, n > 0 ? (a, b) => {
+          if (grads.length > 0) weightedSum(this.reduced, grads, weights, a, b); // the same bits as local sync's reduction
+          else this.reduced.fill(0, a, b);
+          this.algorithm.step(this.values, this.reduced, this.state, this.options, t, a, b);
+        } : null),
+      own: (t, grad) => this.schedule(t, grad !== null && grad.length > 0 ? (a, b) => this.algorithm.step(this.values, grad, this.state, this.options, t, a, b) : null),
+    });
+  }
+
+  /** Updates applied so far: the parameters are the result of updates 0 … applied − 1. */
+  get applied(): number {
+    return this.policy.applied;
   }
 
   /** Updates stepped whole: `applied`, or one fewer while the last one is still being stepped part by part. */
@@ -157,21 +163,19 @@ export class ShardStore {
    */
   restore(applied: number, params: Float32Array, state: Record<string, Float32Array>): void {
     this.settle();
-    if (this.applied !== 0 || this.pending.size > 0) throw new Error('ShardStore.restore: the store has already taken pushes');
+    this.policy.restore(applied);
     this.values.set(params);
     for (const k of Object.keys(this.state)) this.state[k]!.set(state[k]!);
-    this.applied = applied;
-    this.pulledAt.fill(applied);
   }
 
-  /** The worker ranks clock `applied` (the next update) waits for. */
+  /** The worker ranks clock `applied` (the next update) waits for (see NetPolicy). */
   members(): number[] {
-    return this.memberFrom.flatMap((from, r) => (from <= this.applied ? [r] : []));
+    return this.policy.members();
   }
 
   /** Whether worker `rank` is a member (counted by some clock from now on). */
   isMember(rank: number): boolean {
-    return this.memberFrom[rank] !== Infinity;
+    return this.policy.isMember(rank);
   }
 
   /**
@@ -180,15 +184,7 @@ export class ShardStore {
    * updates applied. Async: only bookkeeping.
    */
   drop(rank: number): number {
-    if (this.memberFrom[rank] === Infinity) return 0;
-    this.memberFrom[rank] = Infinity;
-    for (const c of this.pending.values()) {
-      if (c.grads[rank] === undefined) continue;
-      c.grads[rank] = undefined;
-      c.weights[rank] = 0;
-      c.count--;
-    }
-    return this.applyReady();
+    return this.policy.drop(rank);
   }
 
   /**
@@ -197,37 +193,23 @@ export class ShardStore {
    * at most 64 ahead. Returns the number of updates this applied. Throws PsError('bad-step').
    */
   join(rank: number, step: number): number {
-    if (this.o.mode === 'async') {
-      this.memberFrom[rank] = 0;
-      return 0;
-    }
-    if (step < this.applied) throw new PsError('bad-step', `join at step ${step}: ${this.applied} updates are already applied (join at ${this.applied} or later)`);
-    if (step > this.applied + 64) throw new PsError('bad-step', `join at step ${step}: more than 64 ahead of the ${this.applied} updates applied`);
-    this.memberFrom[rank] = step;
-    for (const [t, c] of this.pending) {
-      if (t >= step || c.grads[rank] === undefined) continue;
-      c.grads[rank] = undefined;
-      c.weights[rank] = 0;
-      c.count--;
-    }
-    return this.applyReady();
+    return this.policy.join(rank, step);
   }
 
   /** The update count a worker's pull for `step` waits for. */
   needFor(step: number): number {
-    if (this.o.mode === 'async') return 0;
-    return step - (this.o.mode === 'ssp' ? this.o.staleness : 0);
+    return this.policy.needFor(step);
   }
 
   /** Notes that worker `rank` read the parameters now (async staleness). */
   notePull(rank: number): void {
-    this.pulledAt[rank] = this.applied;
+    this.policy.notePull(rank);
   }
 
   /**
    * Takes worker `rank`'s gradient of `step` (a view: kept, not copied, until its clock is applied).
-   * Returns the number of updates that were applied (0 or more) and, in async mode, the push's
-   * staleness. Throws PsError('bad-step' | 'non-finite').
+   * Returns the number of updates that were applied (0 or more), in async mode the push's
+   * staleness, and until which update `grad` is read. Throws PsError('bad-step' | 'non-finite').
    *
    * `finite`: whether the gradient is free of NaN and ±Inf, when the caller already scanned it (a
    * server scans each part as it arrives). `defer`: the last update this push completes is counted
@@ -236,7 +218,7 @@ export class ShardStore {
    * `optimizerState`, and the next update, settle it first, so nobody sees a half-stepped range;
    * `onApply` is called once it is settled, so the caller should `settle()` when its replies are out.
    */
-  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean } = {}): { appliedNow: number; stale: number } {
+  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean } = {}): PushOutcome {
     this.settle();
     this.deferring = o.defer === true;
     try {
@@ -246,85 +228,42 @@ export class ShardStore {
     }
   }
 
-  private take(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, finite: boolean): { appliedNow: number; stale: number } {
-    const { mode, workers, staleness } = this.o;
+  private take(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, finite: boolean): PushOutcome {
     if (!finite && this.o.nonFinite === 'reject') throw new PsError('non-finite', `the gradient of step ${step} from worker ${rank} holds NaN or Inf; refused`);
     if (!finite) this.skippedNonFinite++;
-    if (mode === 'async') {
-      const stale = this.applied - this.pulledAt[rank]!;
-      this.update(finite && grad.length > 0 ? (t, a, b) => this.algorithm.step(this.values, grad, this.state, this.options, t, a, b) : null);
-      return { appliedNow: 1, stale };
-    }
-    const ahead = mode === 'ssp' ? staleness : 0;
-    if (step < this.applied) throw new PsError('bad-step', `step ${step} from worker ${rank} is already applied (${this.applied} updates applied)`);
-    if (step > this.applied + ahead) {
-      throw new PsError('bad-step', `step ${step} from worker ${rank} is more than ${ahead} ahead of the ${this.applied} updates applied`);
-    }
-    let clock = this.pending.get(step);
-    if (clock === undefined) {
-      clock = { grads: new Array(workers), weights: new Float64Array(workers), count: 0 };
-      this.pending.set(step, clock);
-    }
-    if (clock.grads[rank] !== undefined) throw new PsError('bad-step', `worker ${rank} already pushed step ${step}`);
-    if (this.memberFrom[rank]! > step) {
-      const from = this.memberFrom[rank]!;
-      throw new PsError('bad-step', from === Infinity ? `worker ${rank} is not a member of the run (it was dropped): join first` : `worker ${rank} joins at step ${from}, not ${step}`);
-    }
-    clock.grads[rank] = grad;
-    clock.weights[rank] = finite && batchRows > 0 ? rows / batchRows : 0;
-    clock.count++;
-    return { appliedNow: this.applyReady(), stale: 0 };
-  }
-
-  /** Applies every clock, in order from the next one, whose member workers have all pushed. */
-  private applyReady(): number {
-    const workers = this.o.workers;
-    let appliedNow = 0;
-    for (let c = this.pending.get(this.applied); c !== undefined && this.complete(this.applied, c); c = this.pending.get(this.applied)) {
-      this.pending.delete(this.applied);
-      if (c.count < workers) {
-        // Some rank is not a member at this clock: renormalise the weights of the pushes received.
-        let sum = 0;
-        for (let r = 0; r < workers; r++) sum += c.weights[r]!;
-        if (sum > 0) for (let r = 0; r < workers; r++) c.weights[r] = c.weights[r]! / sum;
-      }
-      this.apply(c);
-      appliedNow++;
-    }
-    return appliedNow;
-  }
-
-  /** Clock t is complete when it has a push from every member at t (and at least one push). */
-  private complete(t: number, c: Clock): boolean {
-    if (c.count === 0) return false;
-    for (let r = 0; r < this.o.workers; r++) if (this.memberFrom[r]! <= t && c.grads[r] === undefined) return false;
-    return true;
-  }
-
-  /** Reduces a complete clock in rank order (float64 accumulation) and steps the range. */
-  private apply(c: Clock): void {
-    const g = this.reduced;
-    // Ranks with weight 0 (no rows, or a skipped non-finite gradient) are left out: for finite
-    // gradients adding 0·g changes no bit, and a skipped gradient's NaN must not reach the sum.
-    const ranks = c.grads.flatMap((grad, r) => (c.weights[r] !== 0 ? [r] : []));
-    const w = ranks.map((r) => c.weights[r]!);
-    const grads = ranks.map((r) => c.grads[r]!);
-    this.update(this.hi > this.lo ? (t, a, b) => {
-      if (grads.length > 0) weightedSum(g, grads, w, a, b); // the same bits as local sync's reduction
-      else g.fill(0, a, b);
-      this.algorithm.step(this.values, g, this.state, this.options, t, a, b);
-    } : null);
+    return this.policy.push(rank, step, grad, rows, batchRows, finite);
   }
 
   /**
-   * Counts one update and steps it (`run(t, a, b)`: step count t on [a, b)) — at once, or, while a
-   * push defers it, slice by slice through `settle`. The previous update is always complete first.
+   * Memory for a gradient of `floats` values that arrives in parts, reused from earlier pushes whose
+   * updates are stepped. Give it back with `release` (refused) or `holdUntil` (taken).
    */
-  private update(run: ((t: number, a: number, b: number) => void) | null): void {
-    this.beforeUpdate?.();
+  receive(floats: number): Float32Array {
+    return this.payloads.take(floats, this.stepped);
+  }
+
+  /** A received gradient the store did not take: its memory is free at once. */
+  release(payload: Float32Array): void {
+    this.payloads.release(payload);
+  }
+
+  /** A received gradient the store took: its memory is free once `readUntil` updates are stepped (PushOutcome.readUntil). */
+  holdUntil(payload: Float32Array, readUntil: number): void {
+    this.payloads.holdUntil(payload, readUntil);
+  }
+
+  /** Steps what is left of the last update and frees the received gradients' memory (the server is closing). */
+  dispose(): void {
     this.settle();
-    const t = ++this.applied;
-    this.unsettled = { run: run === null ? () => {} : (a, b) => run(t, a, b), done: 0, applied: t };
+    this.payloads.dispose();
+  }
+
+  /**
+   * Update t, stepped (`run(a, b)`: step count t on [a, b)) at once, or — while a push defers it —
+   * slice by slice through `settle`. The previous update is complete first (the policy's `begin`).
+   */
+  private schedule(t: number, run: ((a: number, b: number) => void) | null): void {
+    this.unsettled = { run: run ?? (() => {}), done: 0, applied: t };
     if (!this.deferring) this.settle();
   }
 }
