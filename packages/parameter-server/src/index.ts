@@ -8,3 +8,4 @@ export { trainThreads, WorkerFailed, type ThreadTrainingOptions, type ThreadEpoc
 export type { WorkerMetrics, EpochMetrics } from '@loom/worker';
 export { MODES, type Mode } from './mode.js';
 export * from './net/index.js';
+export { RowTable, TableError, shardOfId, type RowTableOptions, type RowTableStats } from './tables/index.js';
