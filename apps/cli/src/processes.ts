@@ -1,5 +1,6 @@
 /**
- * Child processes that live and die together, for `loom launch`: every child keeps the last lines
+ * Child processes that live and die together (a run's servers and workers, a launch's ssh
+ * sessions): every child keeps the last lines
  * of its standard error for error messages, and `stopAll` ends every one still running — closing
  * its stdin first (loom children started with LOOM_EXIT_WITH_PARENT=1, and ssh sessions, end on
  * that), then SIGTERM, then SIGKILL after a grace period. Children run in their own process groups,
@@ -68,6 +69,16 @@ export class ProcessGroup {
   /** SIGKILLs every child still running, at once (for process exit). */
   killNow(): void {
     for (const c of this.children) if (c.running) c.proc.kill('SIGKILL');
+  }
+
+  /**
+   * SIGKILLs every child still running, at once, and stops watching this process's exit: the end
+   * of a group whose children must not outlive a failure by a grace period (a server given
+   * SIGTERM would write a checkpoint on its way out).
+   */
+  killAll(): void {
+    this.killNow();
+    process.removeListener('exit', this.onExit);
   }
 
   /**

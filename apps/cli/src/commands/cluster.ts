@@ -20,17 +20,14 @@
  * `checkpointEvery` updates and at the end; with `resume`, they start from the latest complete
  * checkpoint there, and so do the workers and this coordinator's epochs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import type { WorkerEpochReport } from './worker.js';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { BatchIterator } from '@loom/data';
-import { PsClient, generateToken, type Mode, type WorkerMetrics } from '@loom/parameter-server';
+import { generateToken, type PsClient } from '@loom/parameter-server';
 import { flattenParameters, type Sequential } from '@loom/tensor-core';
 import { UsageError } from '../errors.js';
 import { buildModel } from '../models.js';
-
-const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+import {
+  EpochReports, TrainingGroup, connectObserver, firstEpochToObserve, observeEpochs, pullFinal, serverArgv, updatesPerEpoch, workerArgv,
+  type ObservedEpoch, type TrainingConfig,
+} from '../orchestration/index.js';
 
 /** Parses `local:S,W`. */
 export function parseCluster(spec: string): { servers: number; workers: number } {
@@ -40,20 +37,11 @@ export function parseCluster(spec: string): { servers: number; workers: number }
   return { servers, workers };
 }
 
-export interface ClusterOptions {
+/** The training every child shares (--model, --seed, --optimizer …, the workers' --dataset/--label/--scale), and the cluster's shape. */
+export interface ClusterOptions extends TrainingConfig {
   servers: number;
   workers: number;
   sizes: number[];
-  /** Flags every child shares: --model, --seed, and the workers' --dataset/--label/--scale. */
-  model: string;
-  dataset: { spec: string; label?: string; scale: number };
-  seed: number;
-  optimizer: string;
-  lr: number;
-  batchSize: number;
-  epochs: number;
-  mode: Mode;
-  staleness: number;
   /** The training rows and width, to count the steps of an epoch as the workers do. */
   data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array };
   signal?: AbortSignal;
@@ -68,176 +56,53 @@ export interface ClusterOptions {
   onEpoch: (m: ClusterEpochMetrics, model: Sequential) => void | Promise<void>;
 }
 
-export interface ClusterEpochMetrics {
-  epoch: number;
-  trainLoss: number;
-  samplesPerSec: number;
-  seconds: number;
-  workers: WorkerMetrics[];
-}
-
-
-class Child {
-  readonly exited: Promise<number | null>;
-  readonly tail: string[] = [];
-  constructor(
-    readonly name: string,
-    readonly proc: ChildProcess,
-  ) {
-    this.exited = new Promise((r) => proc.once('exit', (code, signal) => r(signal ? null : code)));
-    createInterface({ input: proc.stderr! }).on('line', (l) => {
-      if (process.env.LOOM_DEBUG) console.error(`[${name}] ${l}`);
-      this.tail.push(l);
-      if (this.tail.length > 20) this.tail.shift();
-    });
-  }
-
-  failure(code: number | null): Error {
-    const why = this.tail.filter((l) => l.trim() !== '').at(-1) ?? (code === null ? 'killed' : `exit code ${code}`);
-    return new Error(`${this.name} failed: ${why.replace(/^loom \w+: /, '')}`);
-  }
-}
-
-function spawnLoom(name: string, args: string[], token: string): Child {
-  const proc = spawn(process.execPath, [MAIN, ...args], {
-    env: { ...process.env, LOOM_TOKEN: token, LOOM_EXIT_WITH_PARENT: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true, // its own process group: Ctrl-C reaches the coordinator only
-  });
-  return new Child(name, proc);
-}
+/** An epoch as the workers reported it, before validation. */
+export type ClusterEpochMetrics = ObservedEpoch;
 
 /** Trains on a local cluster of processes; resolves with the model (parameters pulled from the servers). */
 export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequential; stopped: boolean }> {
   const token = generateToken();
-  const children: Child[] = [];
-  const killAll = () => {
-    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  };
-  process.once('exit', killAll);
+  const reports = new EpochReports(o.workers);
+  const group = new TrainingGroup({
+    token, onReport: (r) => reports.add(r),
+    // Every worker is ours: one killed by a signal is dropped by the servers, and the run goes on.
+    dropKilledWorkers: { reports, log: o.log ?? ((line) => console.error(line)) },
+  });
   let observer: PsClient | null = null;
   let stopRequested = false;
+  const stop = () => {
+    stopRequested = true;
+    void observer?.shutdown(false).catch(() => {});
+  };
   try {
     // Servers: any free port, each printing the URL it listens on.
-    const serverArgs = (i: number) => [
-      'serve', '--port', '0', '--shard', `${i}/${o.servers}`, '--workers', String(o.workers), '--model', o.model, '--seed', String(o.seed),
-      '--optimizer', o.optimizer, '--lr', String(o.lr), '--mode', o.mode, ...(o.mode === 'ssp' ? ['--staleness', String(o.staleness)] : []),
-      ...(o.out !== undefined ? ['--checkpoint', o.out, '--checkpoint-every', String(o.checkpointEvery ?? 100)] : []),
-      ...(o.out !== undefined && o.resume ? ['--resume', o.out] : []),
-    ];
-    const servers = Array.from({ length: o.servers }, (_, i) => spawnLoom(`server ${i}`, serverArgs(i), token));
-    children.push(...servers);
-    const urls = await Promise.all(
-      servers.map(
-        (s) =>
-          new Promise<string>((resolve, reject) => {
-            createInterface({ input: s.proc.stdout! }).on('line', (l) => {
-              const m = / listening on (wss?:\/\/\S+)$/.exec(l);
-              if (m) resolve(m[1]!);
-            });
-            void s.exited.then((code) => reject(s.failure(code)));
-          }),
-      ),
+    const checkpoint = o.out !== undefined ? { checkpoint: { dir: o.out, every: o.checkpointEvery ?? 100 }, ...(o.resume ? { resume: o.out } : {}) } : {};
+    const servers = Array.from({ length: o.servers }, (_, i) =>
+      group.startServer(i, `server ${i}`, serverArgv(o, { shard: { index: i, count: o.servers }, workers: o.workers, port: 0, ...checkpoint })),
     );
+    const urls = await Promise.all(servers.map((s) => group.listening(s)));
 
     // Workers: the data split of local threads, each reporting its epochs as JSON lines.
-    const reports = new Map<number, WorkerEpochReport[]>();
-    let notify = () => {};
-    const workerArgs = (rank: number) => [
-      'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(o.workers), '--dataset', o.dataset.spec,
-      ...(o.dataset.label !== undefined ? ['--label', o.dataset.label] : []), '--scale', String(o.dataset.scale), '--model', o.model,
-      '--seed', String(o.seed), '--batch-size', String(o.batchSize), '--epochs', String(o.epochs), '--json',
-    ];
-    const workers = Array.from({ length: o.workers }, (_, rank) => spawnLoom(`worker ${rank}`, workerArgs(rank), token));
-    children.push(...workers);
-    for (const w of workers) {
-      createInterface({ input: w.proc.stdout! }).on('line', (l) => {
-        let r: WorkerEpochReport;
-        try {
-          r = JSON.parse(l);
-        } catch {
-          return;
-        }
-        if (r.event !== 'epoch') return;
-        const list = reports.get(r.epoch) ?? [];
-        list.push(r);
-        reports.set(r.epoch, list);
-        notify();
-      });
-    }
-    // A server that exits at all, or a worker that exits with an error, fails the run; a worker
-    // killed by a signal is dropped by the servers and the run goes on without it.
-    let failed!: (e: Error) => void;
-    const failure = new Promise<never>((_, reject) => (failed = reject));
-    failure.catch(() => {});
-    const killed = new Set<number>();
-    const log = o.log ?? ((line: string) => console.error(line));
-    for (const c of children) {
-      void c.exited.then((code) => {
-        const rank = workers.indexOf(c);
-        if (rank >= 0 && code === null && killed.size + 1 < o.workers) {
-          killed.add(rank);
-          log(`${c.name} was killed (${c.proc.signalCode}); the run goes on with ${o.workers - killed.size} of ${o.workers} workers`);
-          notify();
-        } else if (code !== 0 || servers.includes(c)) failed(c.failure(code));
-      });
-    }
-    const workersDone = Promise.all(workers.map((w) => w.exited));
+    for (let rank = 0; rank < o.workers; rank++) group.startWorker(rank, `worker ${rank}`, workerArgv(o, urls, rank, o.workers));
 
     const model = buildModel(o.sizes, o.seed);
     const size = flattenParameters(model).size;
-    observer = await Promise.race([PsClient.connect(urls, { token, role: 'observer', workers: o.workers, size }), failure]);
-    const stop = () => {
-      stopRequested = true;
-      void observer?.shutdown(false).catch(() => {});
-    };
+    observer = await connectObserver(urls, { token, workers: o.workers, size, failure: group.failure });
     o.signal?.addEventListener('abort', stop, { once: true });
     if (o.signal?.aborted) stop();
 
-    const stepsPerEpoch = new BatchIterator(o.data, { batchSize: o.batchSize, rows: o.data.rows, shuffle: true, seed: o.seed }).batchesPerEpoch;
-    const target = (epoch: number) => epoch * stepsPerEpoch * (o.mode === 'async' ? o.workers : 1);
-    const buffers = [new Float32Array(size), new Float32Array(size)];
-    // Resumed: the first epoch to report is the one the checkpoint's step falls in.
-    const first = Math.floor(Math.min(...observer.applied) / target(1)) + 1;
-    // The next epoch's pull is in flight while this one is validated, so it is parked at the
-    // server before the epoch it waits for ends, and answered at exactly that update.
-    let next = observer.pull(target(first), buffers[first % 2]!);
-    let stopped = false;
-    // Every worker has reported epoch e, or was killed without reporting it.
-    const reported = (epoch: number) => {
-      const ranks = new Set((reports.get(epoch) ?? []).map((r) => r.rank));
-      for (const r of killed) ranks.add(r);
-      return ranks.size >= o.workers;
-    };
-    for (let epoch = first; epoch <= o.epochs; epoch++) {
-      const r = await Promise.race([next, failure]);
-      if (r.stop) {
-        stopped = true;
-        break;
-      }
-      const params = buffers[epoch % 2]!;
-      if (epoch < o.epochs) next = observer.pull(target(epoch + 1), buffers[(epoch + 1) % 2]!);
-      while (!reported(epoch)) {
-        await Promise.race([new Promise<void>((r) => (notify = r)), failure]);
-      }
-      const rs = (reports.get(epoch) ?? []).sort((a, b) => a.rank - b.rank);
-      const rows = rs.reduce((s, w) => s + w.rows, 0);
-      const seconds = Math.max(...rs.map((w) => w.seconds));
-      flattenParameters(model, { params });
-      await o.onEpoch(
-        {
-          epoch, trainLoss: rs.reduce((s, w) => s + w.lossSum, 0) / Math.max(rows, 1), samplesPerSec: rows / seconds, seconds,
-          workers: rs.map((w) => ({ rank: w.rank, rows: w.rows, samplesPerSec: w.rows / Math.max(w.seconds, 1e-9), computeFraction: w.computeSeconds / Math.max(w.seconds, 1e-9), stalenessMax: w.stalenessMax, stalenessMean: w.stalenessMean })),
-        },
-        model,
-      );
-    }
-    await Promise.race([workersDone, failure]);
+    const perEpoch = updatesPerEpoch(o.data, { batchSize: o.batchSize, seed: o.seed, mode: o.mode, workers: o.workers });
+    const { stopped } = await observeEpochs({
+      observer, reports, size, perEpoch, failure: group.failure,
+      // Resumed: the first epoch to report is the one the checkpoint's step falls in.
+      first: firstEpochToObserve(observer, perEpoch), last: o.epochs,
+      onEpoch: async (m, params) => {
+        flattenParameters(model, { params });
+        await o.onEpoch(m, model);
+      },
+    });
     // Every worker has ended and every push it made is applied: take the final parameters.
-    const final = new Float32Array(size);
-    await observer.pull(0, final);
-    flattenParameters(model, { params: final });
-    await observer.shutdown(true).catch(() => {});
+    flattenParameters(model, { params: await pullFinal(observer, { size, workersDone: group.workersDone(), failure: group.failure }) });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(servers.map((s) => s.exited)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
@@ -245,7 +110,6 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
     return { model, stopped: stopped || stopRequested };
   } finally {
     await observer?.close().catch(() => {});
-    killAll();
-    process.removeListener('exit', killAll);
+    group.processes.killAll();
   }
 }

@@ -19,28 +19,25 @@
  * With --hostfile FILE the same is started over ssh on the listed hosts (hostfile.ts).
  */
 import { createHash } from 'node:crypto';
-import type { WorkerEpochReport } from './worker.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { BatchIterator } from '@loom/data';
-import { PsClient, generateToken, tokensEqual, type Mode } from '@loom/parameter-server';
+import { generateToken, tokensEqual, type PsClient } from '@loom/parameter-server';
 import { flattenParameters } from '@loom/tensor-core';
-import { helpText, parseFlags, type Flags, type Values } from '../args.js';
+import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { loadTrainingData } from '../datasets.js';
 import { UsageError } from '../errors.js';
 import { evaluate } from '../evaluate.js';
 import { launchHostfile, readHostfile } from '../hostfile.js';
 import { buildModel, checkModelFits, modelSizes } from '../models.js';
-import { ProcessGroup, type Child } from '../processes.js';
+import {
+  EpochReports, TrainingGroup, connectObserver, observeEpochs, pullFinal, serverArgv, trainingFromFlags, updatesPerEpoch, workerArgv,
+  type TrainingConfig, type WorkerEpochLine,
+} from '../orchestration/index.js';
 import { describeRendezvous, resolveRendezvous, DEFAULT_MASTER_PORT, type Rendezvous } from '../rendezvous.js';
 import { appendMetrics, saveRun, startRun } from '../run-dir.js';
 import type { EpochMetrics } from '../trainer.js';
 import { TRAIN_FLAGS } from './train.js';
-
-const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 export const LAUNCH_FLAGS: Flags = {
   nodes: { type: 'int', arg: 'N', min: 1, help: 'nodes in the run (else WORLD_SIZE, SLURM_NTASKS; default 1)' },
@@ -78,19 +75,28 @@ Examples:
 /** Train flags that launch decides itself. */
 const NOT_TRAIN_FLAGS = { workers: '--workers-per-node or --slots', cluster: '--nodes and --servers' } as const;
 
+/** What this node knows of the run before it starts anything. */
 interface Plan {
-  r: Rendezvous;
+  /** Nodes, this node's rank, and the master's address (with where each came from). */
+  rendezvous: Rendezvous;
   token: string;
-  servers: number;
+  /** Parameter servers, on the master's ports masterPort+1 … masterPort+serverCount. */
+  serverCount: number;
   /** Workers on each node; node n's ranks start at the sum of the slots before it. */
   slots: number[];
+  /** The address the master's servers and rendezvous listen on. */
   bindHost: string;
   joinTimeoutMs: number;
-  /** `loom train` flags after --, parsed. */
-  t: Values;
+  /** The training, from the `loom train` flags after --. */
+  training: TrainingConfig;
+  /** The master's run directory (`--out` after --) and whether it ends with a JSON line (`--json`). */
+  out: string;
+  json: boolean;
   /** Must match between every node and the master. */
   fingerprint: string;
+  /** Progress, on standard error (`loom launch [node R]: …`). */
   say: (line: string) => void;
+  /** Results, on standard output. */
   log: (line: string) => void;
 }
 
@@ -147,7 +153,10 @@ export async function launchCommand(argv: string[], log: (line: string) => void 
   const fingerprint = createHash('sha256').update(JSON.stringify({ training, servers, nodes: r.nodes, slots, port: r.masterPort })).digest('hex').slice(0, 16);
   const say = (line: string) => console.error(`loom launch [node ${r.nodeRank}]: ${line}`);
   say(describeRendezvous(r));
-  const plan: Plan = { r, token, servers, slots, bindHost: f.host as string, joinTimeoutMs: (f.joinTimeout as number) * 1000, t, fingerprint, say, log };
+  const plan: Plan = {
+    rendezvous: r, token, serverCount: servers, slots, bindHost: f.host as string, joinTimeoutMs: (f.joinTimeout as number) * 1000,
+    training: trainingFromFlags(t), out: t.out as string, json: t.json === true, fingerprint, say, log,
+  };
   exitWithParent();
   return r.nodeRank === 0 ? runMaster(plan) : runNode(plan);
 }
@@ -159,37 +168,19 @@ const firstRank = (p: Plan, node: number) => p.slots.slice(0, node).reduce((a, b
 const totalWorkers = (p: Plan) => p.slots.reduce((a, b) => a + b, 0);
 const urlHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
-/** Starts this node's workers; each JSON epoch line goes to `onReport`. */
-function startWorkers(p: Plan, group: ProcessGroup, urls: string[], onReport: (r: WorkerEpochReport) => void): Child[] {
-  const t = p.t;
-  const W = totalWorkers(p);
-  const first = firstRank(p, p.r.nodeRank);
-  return Array.from({ length: p.slots[p.r.nodeRank]! }, (_, k) => {
+/** Starts this node's workers, connecting to `urls`. */
+function startWorkers(p: Plan, group: TrainingGroup, urls: string[]): void {
+  const node = p.rendezvous.nodeRank;
+  const first = firstRank(p, node);
+  for (let k = 0; k < p.slots[node]!; k++) {
     const rank = first + k;
-    const args = [
-      MAIN, 'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(W), '--dataset', String(t.dataset),
-      ...(t.label !== undefined ? ['--label', String(t.label)] : []), '--scale', String(t.scale), '--model', String(t.model),
-      '--seed', String(t.seed), '--batch-size', String(t.batchSize), '--epochs', String(t.epochs), '--json',
-    ];
-    const c = group.spawn(`worker ${rank} (node ${p.r.nodeRank})`, process.execPath, args, {
-      env: { ...process.env, LOOM_TOKEN: p.token, LOOM_EXIT_WITH_PARENT: '1' },
-      onStderr: (l) => process.env.LOOM_DEBUG && console.error(`[worker ${rank}] ${l}`),
-    });
-    createInterface({ input: c.proc.stdout! }).on('line', (l) => {
-      try {
-        const r = JSON.parse(l) as WorkerEpochReport;
-        if (r.event === 'epoch') onReport(r);
-      } catch {
-        // not a report
-      }
-    });
-    return c;
-  });
+    group.startWorker(rank, `worker ${rank} (node ${node})`, workerArgv(p.training, urls, rank, totalWorkers(p)));
+  }
 }
 
 /** POSTs JSON to the master's rendezvous endpoint; resolves with the status and body. */
 async function post(p: Plan, path: string, body: object, timeoutMs = 10_000): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`http://${urlHost(p.r.masterHost)}:${p.r.masterPort}/loom/v1/${path}`, {
+  const res = await fetch(`http://${urlHost(p.rendezvous.masterHost)}:${p.rendezvous.masterPort}/loom/v1/${path}`, {
     method: 'POST', headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' },
     body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
   });
@@ -206,14 +197,14 @@ async function post(p: Plan, path: string, body: object, timeoutMs = 10_000): Pr
 // ——— node R > 0 ———
 
 async function runNode(p: Plan): Promise<{ interrupted: boolean }> {
-  const where = `${p.r.masterHost}:${p.r.masterPort}`;
+  const where = `${p.rendezvous.masterHost}:${p.rendezvous.masterPort}`;
   const deadline = Date.now() + p.joinTimeoutMs;
   let urls: string[] | undefined;
   let lastError = '';
   for (let attempt = 0; urls === undefined; attempt++) {
     try {
-      const res = await post(p, 'join', { nodeRank: p.r.nodeRank, fingerprint: p.fingerprint }, Math.max(1000, deadline - Date.now()));
-      if (res.status !== 200) throw new Error(`the master at ${where} refused node ${p.r.nodeRank}: ${String(res.body.error ?? res.status)}`);
+      const res = await post(p, 'join', { nodeRank: p.rendezvous.nodeRank, fingerprint: p.fingerprint }, Math.max(1000, deadline - Date.now()));
+      if (res.status !== 200) throw new Error(`the master at ${where} refused node ${p.rendezvous.nodeRank}: ${String(res.body.error ?? res.status)}`);
       urls = res.body.servers as string[];
     } catch (e) {
       if ((e as Error).message.startsWith('the master')) throw e;
@@ -226,29 +217,23 @@ async function runNode(p: Plan): Promise<{ interrupted: boolean }> {
   }
   p.say(`joined; servers ${urls.join(', ')}`);
 
-  const group = new ProcessGroup();
-  const reports: Promise<unknown>[] = [];
+  const forwarded: Promise<unknown>[] = [];
+  const group = new TrainingGroup({
+    token: p.token,
+    onReport: (report) => forwarded.push(post(p, 'report', { nodeRank: p.rendezvous.nodeRank, report }).catch(() => {})),
+  });
   try {
-    const workers = startWorkers(p, group, urls, (report) => {
-      reports.push(post(p, 'report', { nodeRank: p.r.nodeRank, report }).catch(() => {}));
-    });
-    const codes = await new Promise<Array<number | null>>((resolve, reject) => {
-      for (const w of workers) {
-        void w.exited.then((code) => {
-          if (code !== 0) reject(w.failure(code));
-        });
-      }
-      void Promise.all(workers.map((w) => w.exited)).then(resolve);
-    }).catch(async (e: Error) => {
-      await post(p, 'failed', { nodeRank: p.r.nodeRank, message: e.message }, 3000).catch(() => {});
+    startWorkers(p, group, urls);
+    const codes = await Promise.race([group.workersDone(), group.failure]).catch(async (e: Error) => {
+      await post(p, 'failed', { nodeRank: p.rendezvous.nodeRank, message: e.message }, 3000).catch(() => {});
       throw e;
     });
-    await Promise.all(reports);
+    await Promise.all(forwarded);
     p.say(`${codes.length} worker${codes.length === 1 ? '' : 's'} done`);
-    p.log(`node ${p.r.nodeRank}: done`);
+    p.log(`node ${p.rendezvous.nodeRank}: done`);
     return { interrupted: false };
   } finally {
-    await group.stopAll();
+    await group.processes.stopAll();
   }
 }
 
@@ -266,7 +251,7 @@ interface Endpoint {
 function listenRendezvous(
   p: Plan,
   urls: Promise<string[]>,
-  on: { report: (r: WorkerEpochReport) => void; failed: (message: string) => void },
+  on: { report: (r: WorkerEpochLine) => void; failed: (message: string) => void },
 ): Promise<Endpoint> {
   const joined = new Set<number>();
   const reply = (res: ServerResponse, status: number, body: object) => {
@@ -288,15 +273,15 @@ function listenRendezvous(
       if (size > 64 * 1024) return reply(res, 413, { error: 'body over 64 KiB' });
       chunks.push(chunk as Buffer);
     }
-    let body: { nodeRank?: unknown; fingerprint?: unknown; report?: WorkerEpochReport; message?: unknown };
+    let body: { nodeRank?: unknown; fingerprint?: unknown; report?: WorkerEpochLine; message?: unknown };
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
       return reply(res, 400, { error: 'body is not JSON' });
     }
     const node = body.nodeRank;
-    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node >= p.r.nodes) {
-      return reply(res, 400, { error: `nodeRank must be 1 … ${p.r.nodes - 1}, got ${JSON.stringify(node)}` });
+    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node >= p.rendezvous.nodes) {
+      return reply(res, 400, { error: `nodeRank must be 1 … ${p.rendezvous.nodes - 1}, got ${JSON.stringify(node)}` });
     }
     if (m[1] === 'join') {
       if (body.fingerprint !== p.fingerprint) {
@@ -325,38 +310,29 @@ function listenRendezvous(
   });
   return new Promise((resolveListen, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      reject(new Error(`cannot listen on ${p.bindHost}:${p.r.masterPort} for the rendezvous: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message} (port from ${p.r.source.masterPort})`));
+      reject(new Error(`cannot listen on ${p.bindHost}:${p.rendezvous.masterPort} for the rendezvous: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message} (port from ${p.rendezvous.source.masterPort})`));
     });
-    server.listen(p.r.masterPort, p.bindHost, () => resolveListen({ server, joined }));
+    server.listen(p.rendezvous.masterPort, p.bindHost, () => resolveListen({ server, joined }));
   });
 }
 
 async function runMaster(p: Plan): Promise<LaunchResult> {
-  const t = p.t;
+  const t = p.training;
   const W = totalWorkers(p);
-  const mode = t.mode as Mode;
-  const staleness = (t.staleness as number | undefined) ?? 2;
-  const seed = t.seed as number;
-  const sizes = modelSizes(t.model as string);
-  const data = loadTrainingData(t.dataset as string, { seed, scale: t.scale as number, label: t.label as string | undefined });
-  checkModelFits(t.model as string, sizes, data.width, data.numClasses, t.dataset as string);
-  const out = resolve(t.out as string);
+  const { mode, seed, staleness } = t;
+  const sizes = modelSizes(t.model);
+  const data = loadTrainingData(t.dataset.spec, { seed, scale: t.dataset.scale, label: t.dataset.label });
+  checkModelFits(t.model, sizes, data.width, data.numClasses, t.dataset.spec);
+  const out = resolve(p.out);
   startRun(out);
-  p.log(`training ${String(t.model)} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows; ${p.r.nodes} node${p.r.nodes === 1 ? '' : 's'}, ${p.servers} server${p.servers === 1 ? '' : 's'}, ${W} worker${W === 1 ? '' : 's'}, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`);
+  p.log(`training ${t.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows; ${p.rendezvous.nodes} node${p.rendezvous.nodes === 1 ? '' : 's'}, ${p.serverCount} server${p.serverCount === 1 ? '' : 's'}, ${W} worker${W === 1 ? '' : 's'}, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`);
 
-  let failed!: (e: Error) => void;
-  const failure = new Promise<never>((_, reject) => (failed = reject));
-  failure.catch(() => {});
-  const reports = new Map<number, WorkerEpochReport[]>();
-  let notify = () => {};
-  const addReport = (r: WorkerEpochReport) => {
-    reports.set(r.epoch, [...(reports.get(r.epoch) ?? []), r]);
-    notify();
-  };
+  // Reports come from this node's workers and, forwarded, from the other nodes'.
+  const reports = new EpochReports(W);
+  const group = new TrainingGroup({ token: p.token, onReport: (r) => reports.add(r) });
   let setUrls!: (urls: string[]) => void;
   const urlsReady = new Promise<string[]>((r) => (setUrls = r));
 
-  const group = new ProcessGroup();
   let endpoint: Endpoint | undefined;
   let observer: PsClient | null = null;
   let joinTimer: NodeJS.Timeout | undefined;
@@ -367,93 +343,51 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
   };
   process.once('SIGINT', interrupt);
   try {
-    endpoint = await listenRendezvous(p, urlsReady, { report: addReport, failed: (message) => failed(new Error(message)) });
+    endpoint = await listenRendezvous(p, urlsReady, { report: (r) => reports.add(r), failed: (message) => group.fail(new Error(message)) });
     const joined = endpoint.joined;
     joinTimer = setTimeout(() => {
-      const missing = Array.from({ length: p.r.nodes - 1 }, (_, i) => i + 1).filter((n) => !joined.has(n));
-      if (missing.length > 0) failed(new Error(`node${missing.length === 1 ? '' : 's'} ${missing.join(', ')} did not join within ${p.joinTimeoutMs / 1000} s (--join-timeout)`));
+      const missing = Array.from({ length: p.rendezvous.nodes - 1 }, (_, i) => i + 1).filter((n) => !joined.has(n));
+      if (missing.length > 0) group.fail(new Error(`node${missing.length === 1 ? '' : 's'} ${missing.join(', ')} did not join within ${p.joinTimeoutMs / 1000} s (--join-timeout)`));
     }, p.joinTimeoutMs);
     joinTimer.unref();
 
     // The servers, on PORT+1 … PORT+S of the bind address, advertised at the master's address.
-    const servers = Array.from({ length: p.servers }, (_, i) => {
-      const port = p.r.masterPort + 1 + i;
-      const args = [
-        MAIN, 'serve', '--host', p.bindHost, '--port', String(port), '--shard', `${i}/${p.servers}`, '--workers', String(W), '--model', String(t.model),
-        '--seed', String(seed), '--optimizer', String(t.optimizer), '--lr', String(t.lr), '--mode', mode, ...(mode === 'ssp' ? ['--staleness', String(staleness)] : []),
-      ];
-      return group.spawn(`server ${i} (port ${port})`, process.execPath, args, {
-        env: { ...process.env, LOOM_TOKEN: p.token, LOOM_EXIT_WITH_PARENT: '1' },
-        onStderr: (l) => process.env.LOOM_DEBUG && console.error(`[server ${i}] ${l}`),
-      });
-    });
-    await Promise.race([
-      Promise.all(
-        servers.map(
-          (s) =>
-            new Promise<void>((ok, reject) => {
-              createInterface({ input: s.proc.stdout! }).on('line', (l) => / listening on /.test(l) && ok());
-              void s.exited.then((code) => reject(s.failure(code)));
-            }),
-        ),
-      ),
-      failure,
-    ]);
-    const urls = servers.map((_, i) => `ws://${urlHost(p.r.masterHost)}:${p.r.masterPort + 1 + i}`);
-    const local = servers.map((_, i) => `ws://${urlHost(p.bindHost === '0.0.0.0' ? '127.0.0.1' : p.bindHost)}:${p.r.masterPort + 1 + i}`);
+    const port = (i: number) => p.rendezvous.masterPort + 1 + i;
+    const servers = Array.from({ length: p.serverCount }, (_, i) =>
+      group.startServer(i, `server ${i} (port ${port(i)})`, serverArgv(t, { shard: { index: i, count: p.serverCount }, workers: W, host: p.bindHost, port: port(i) })),
+    );
+    await Promise.race([Promise.all(servers.map((s) => group.listening(s))), group.failure]);
+    const urls = servers.map((_, i) => `ws://${urlHost(p.rendezvous.masterHost)}:${port(i)}`);
+    const local = servers.map((_, i) => `ws://${urlHost(p.bindHost === '0.0.0.0' ? '127.0.0.1' : p.bindHost)}:${port(i)}`);
     setUrls(urls);
     p.say(`servers listening: ${urls.join(', ')}`);
-    const workers = startWorkers(p, group, local, addReport);
-    for (const c of group.children) {
-      void c.exited.then((code) => {
-        if (code !== 0 || servers.includes(c)) failed(c.failure(code));
-      });
-    }
+    startWorkers(p, group, local);
 
     // Validate after every epoch, on the parameters as of the epoch's last update.
     const model = buildModel(sizes, seed);
     const size = flattenParameters(model).size;
-    observer = await Promise.race([PsClient.connect(local, { token: p.token, role: 'observer', workers: W, size }), failure]);
+    observer = await connectObserver(local, { token: p.token, workers: W, size, failure: group.failure });
     const train = { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows };
-    const stepsPerEpoch = new BatchIterator(train, { batchSize: t.batchSize as number, rows: train.rows, shuffle: true, seed }).batchesPerEpoch;
-    const target = (epoch: number) => epoch * stepsPerEpoch * (mode === 'async' ? W : 1);
-    const params = new Float32Array(size);
     let last: EpochMetrics | undefined;
-    for (let epoch = 1; epoch <= (t.epochs as number); epoch++) {
-      const pulled = await Promise.race([observer.pull(target(epoch), params), failure]);
-      if (pulled.stop) break;
+    await observeEpochs({
+      observer, reports, size, first: 1, last: t.epochs, failure: group.failure,
+      perEpoch: updatesPerEpoch(train, { batchSize: t.batchSize, seed, mode, workers: W }),
       // Reports travel beside the updates; wait for them a little, then go on with those there are.
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((r) => (timer = setTimeout(r, 30_000)));
-      while ((reports.get(epoch)?.length ?? 0) < W) {
-        const more = await Promise.race([new Promise<boolean>((r) => (notify = () => r(true))), late.then(() => false), failure]);
-        if (!more) {
-          p.say(`epoch ${epoch}: ${reports.get(epoch)?.length ?? 0} of ${W} worker reports arrived; the train loss counts those`);
-          break;
-        }
-      }
-      clearTimeout(timer);
-      const rs = (reports.get(epoch) ?? []).sort((a, b) => a.rank - b.rank);
-      const rows = rs.reduce((s, w) => s + w.rows, 0);
-      const seconds = Math.max(1e-9, ...rs.map((w) => w.seconds));
-      flattenParameters(model, { params });
-      const v = evaluate(model, data.valid, data.width, data.numClasses);
-      last = {
-        epoch, trainLoss: rs.reduce((s, w) => s + w.lossSum, 0) / Math.max(rows, 1), validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: rows / seconds, seconds,
-        workers: rs.map((w) => ({ rank: w.rank, rows: w.rows, samplesPerSec: w.rows / Math.max(w.seconds, 1e-9), computeFraction: w.computeSeconds / Math.max(w.seconds, 1e-9), stalenessMax: w.stalenessMax, stalenessMean: w.stalenessMean })),
-      };
-      appendMetrics(out, last);
-      p.log(`epoch ${epoch}: train loss ${last.trainLoss.toFixed(4)}, valid loss ${v.loss.toFixed(4)}, valid accuracy ${(100 * v.accuracy).toFixed(2)}%, ${Math.round(last.samplesPerSec)} samples/s, ${seconds.toFixed(2)} s`);
-    }
-    await Promise.race([Promise.all(workers.map((w) => w.exited)), failure]);
+      lateReports: { afterMs: 30_000, onLate: (epoch, arrived) => p.say(`epoch ${epoch}: ${arrived} of ${W} worker reports arrived; the train loss counts those`) },
+      onEpoch: (m, params) => {
+        flattenParameters(model, { params });
+        const v = evaluate(model, data.valid, data.width, data.numClasses);
+        // metrics.jsonl keeps the field order it has always had.
+        last = { epoch: m.epoch, trainLoss: m.trainLoss, validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: m.samplesPerSec, seconds: m.seconds, workers: m.workers };
+        appendMetrics(out, last);
+        p.log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid loss ${v.loss.toFixed(4)}, valid accuracy ${(100 * v.accuracy).toFixed(2)}%, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s`);
+      },
+    });
     // Every local worker has ended; every update of the run is applied (the last pull waited for it).
-    const final = new Float32Array(size);
-    await Promise.race([observer.pull(0, final), failure]);
-    flattenParameters(model, { params: final });
-    await observer.shutdown(true).catch(() => {});
+    flattenParameters(model, { params: await pullFinal(observer, { size, workersDone: group.workersDone(), failure: group.failure }) });
     saveRun(out, {
-      model: { spec: t.model as string, sizes }, dataset: data.spec, preprocessing: data.preprocessing, classNames: data.classNames,
-      train: { optimizer: t.optimizer as string, lr: t.lr as number, batchSize: t.batchSize as number, epochs: t.epochs as number, seed, workers: W, mode, ...(mode === 'ssp' ? { staleness } : {}), launch: { nodes: p.r.nodes, servers: p.servers, slots: p.slots } },
+      model: { spec: t.model, sizes }, dataset: data.spec, preprocessing: data.preprocessing, classNames: data.classNames,
+      train: { optimizer: t.optimizer, lr: t.lr, batchSize: t.batchSize, epochs: t.epochs, seed, workers: W, mode, ...(mode === 'ssp' ? { staleness } : {}), launch: { nodes: p.rendezvous.nodes, servers: p.serverCount, slots: p.slots } },
     }, model);
     const test = evaluate(model, data.test, data.width, data.numClasses);
     p.log(`test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}${interrupted ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
@@ -461,7 +395,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
       ...(last ?? { epoch: 0, trainLoss: NaN, validLoss: NaN, validAccuracy: NaN, samplesPerSec: 0, seconds: 0 }),
       out, testAccuracy: test.accuracy, testLoss: test.loss, interrupted,
     };
-    if (t.json === true) p.log(JSON.stringify(result));
+    if (p.json) p.log(JSON.stringify(result));
     return result;
   } finally {
     process.removeListener('SIGINT', interrupt);
@@ -471,7 +405,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
       await observer.shutdown(true).catch(() => {});
       await observer.close().catch(() => {});
     }
-    await group.stopAll();
+    await group.processes.stopAll();
     endpoint?.server.closeAllConnections();
     await new Promise((r) => (endpoint ? endpoint.server.close(r) : r(null)));
   }

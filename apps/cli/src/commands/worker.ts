@@ -6,22 +6,7 @@ import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { loadTrainingData } from '../datasets.js';
 import { UsageError } from '../errors.js';
 import { checkModelFits, modelSizes } from '../models.js';
-
-/**
- * One line of `loom worker --json` after each epoch: what `train --cluster` and `launch` read from
- * their workers (and what a launch node forwards to the master). One definition for all three.
- */
-export interface WorkerEpochReport {
-  event: 'epoch';
-  epoch: number;
-  rank: number;
-  rows: number;
-  lossSum: number;
-  seconds: number;
-  computeSeconds: number;
-  stalenessMax: number;
-  stalenessMean: number;
-}
+import type { WorkerEpochLine } from '../orchestration/index.js';
 
 export const WORKER_FLAGS: Flags = {
   config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
@@ -85,7 +70,8 @@ export async function workerCommand(argv: string[], log: (line: string) => void 
     maxInFlight: f.maxInFlight as number, threads: f.threads as number, ...(ca ? { ca } : {}),
     heartbeatMs: f.heartbeatMs as number, retryForMs: (f.retryFor as number) * 1000, log: (line) => console.error(`loom worker [${rank}]: ${line}`),
     onEpoch: (r) => {
-      const line: WorkerEpochReport & { steps: number; stopped: boolean } = { event: 'epoch', epoch: r.epoch + 1, rank, steps: r.steps, rows: r.rows, lossSum: r.lossSum, seconds: r.seconds, computeSeconds: r.computeSeconds, stalenessMax: r.stalenessMax, stalenessMean: r.stalenessMean, stopped: r.stopped };
+      // What `train --cluster` and `launch` read from their workers (and a launch node forwards to the master).
+      const line: WorkerEpochLine = { event: 'epoch', epoch: r.epoch + 1, rank, steps: r.steps, rows: r.rows, lossSum: r.lossSum, seconds: r.seconds, computeSeconds: r.computeSeconds, stalenessMax: r.stalenessMax, stalenessMean: r.stalenessMean, stopped: r.stopped };
       if (json) log(JSON.stringify(line));
       else log(`worker ${rank} epoch ${line.epoch}: train loss ${(r.lossSum / Math.max(r.rows, 1)).toFixed(4)}, ${Math.round(r.rows / r.seconds)} samples/s (${Math.round((100 * r.computeSeconds) / r.seconds)}% computing), ${r.seconds.toFixed(2)} s${r.stopped ? ', stopped by the servers' : ''}`);
     },

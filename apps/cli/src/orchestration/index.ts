@@ -1,0 +1,15 @@
+/**
+ * How the CLI runs a training as processes: `loom train --cluster local:S,W` (every process on this
+ * machine) and `loom launch` (across machines) both go through here.
+ *
+ *  - argv.ts — the `loom serve` and `loom worker` command lines, from one TrainingConfig;
+ *  - group.ts — the children of a run: start them, read their reports, and turn an exit into a
+ *    failure that names who died and how (or drop a killed worker);
+ *  - reports.ts — the workers' per-epoch JSON lines, gathered by epoch;
+ *  - observe.ts — the observer loop: parameters at each epoch's last update, metrics once every
+ *    worker has reported, and the final parameters.
+ */
+export { serverArgv, workerArgv, trainingFromFlags, type TrainingConfig, type ServerPlacement } from './argv.js';
+export { TrainingGroup, type TrainingGroupOptions } from './group.js';
+export { EpochReports, parseEpochLine, type WorkerEpochLine } from './reports.js';
+export { connectObserver, firstEpochToObserve, observeEpochs, pullFinal, updatesPerEpoch, type ObserveOptions, type ObservedEpoch } from './observe.js';

@@ -1,0 +1,107 @@
+/**
+ * Watching a run from outside its workers: an observer connection to the servers pulls the
+ * parameters as of each epoch's last update, and once every worker has reported the epoch, the
+ * epoch's metrics and those parameters go to the caller (which validates, logs and records them).
+ */
+import { BatchIterator } from '@loom/data';
+import { PsClient, type Mode } from '@loom/parameter-server';
+import { epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
+import type { EpochReports } from './reports.js';
+
+/** An epoch gathered from every worker's report. */
+export type ObservedEpoch = EpochMetrics & { workers: WorkerMetrics[] };
+
+/**
+ * Updates the servers apply in one epoch, counted as the workers count their steps: sync and ssp,
+ * one per global batch; async, one per worker's push (each worker pushes its own).
+ */
+export function updatesPerEpoch(
+  data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array },
+  o: { batchSize: number; seed: number; mode: Mode; workers: number },
+): number {
+  const steps = new BatchIterator(data, { batchSize: o.batchSize, rows: data.rows, shuffle: true, seed: o.seed }).batchesPerEpoch;
+  return steps * (o.mode === 'async' ? o.workers : 1);
+}
+
+/** Connects as an observer of `workers` workers' run; fails with the run if it fails first. Blocks until every server welcomed it. */
+export function connectObserver(urls: string[], o: { token: string; workers: number; size: number; failure: Promise<never> }): Promise<PsClient> {
+  return Promise.race([PsClient.connect(urls, { token: o.token, role: 'observer', workers: o.workers, size: o.size }), o.failure]);
+}
+
+/** The first epoch not yet over when an observer connects: 1, or past a resumed checkpoint's step. */
+export function firstEpochToObserve(observer: PsClient, perEpoch: number): number {
+  return Math.floor(Math.min(...observer.applied) / perEpoch) + 1;
+}
+
+export interface ObserveOptions {
+  observer: PsClient;
+  reports: EpochReports;
+  /** Parameters in the model (the observer's pull size). */
+  size: number;
+  /** Observe epochs `first` … `last`. */
+  first: number;
+  last: number;
+  /** updatesPerEpoch(): epoch e ends at update e · perEpoch. */
+  perEpoch: number;
+  /** The run's failure (TrainingGroup.failure): ends the observation with its error. */
+  failure: Promise<never>;
+  /**
+   * Reports that travel beside the updates (forwarded by other nodes) may lag the parameters:
+   * wait `afterMs` for them, then call `onLate` and go on with those there are. Without it, wait
+   * until every worker has reported or been dropped.
+   */
+  lateReports?: { afterMs: number; onLate: (epoch: number, arrived: number) => void };
+  onEpoch: (m: ObservedEpoch, params: Float32Array) => void | Promise<void>;
+}
+
+/**
+ * Calls `onEpoch` for every epoch in order. Resolves when the last has been handed over, or with
+ * `stopped: true` as soon as a server says the run is stopping (`PsClient.shutdown(false)`).
+ * `params` is valid only until `onEpoch` returns (or its promise settles).
+ */
+export async function observeEpochs(o: ObserveOptions): Promise<{ stopped: boolean }> {
+  if (o.first > o.last) return { stopped: false };
+  const target = (epoch: number) => epoch * o.perEpoch;
+  const buffers = [new Float32Array(o.size), new Float32Array(o.size)];
+  // The next epoch's pull is in flight while this one is handed over, so it is parked at the
+  // server before the epoch it waits for ends, and answered at exactly that update.
+  let next = o.observer.pull(target(o.first), buffers[o.first % 2]!);
+  for (let epoch = o.first; epoch <= o.last; epoch++) {
+    const pulled = await Promise.race([next, o.failure]);
+    if (pulled.stop) return { stopped: true };
+    const params = buffers[epoch % 2]!;
+    if (epoch < o.last) next = o.observer.pull(target(epoch + 1), buffers[(epoch + 1) % 2]!);
+    await reportsOf(epoch, o);
+    await o.onEpoch(epochMetrics(epoch, o.reports.of(epoch)), params);
+  }
+  return { stopped: false };
+}
+
+/** Waits until every worker has reported `epoch` (or was dropped), or the late-report allowance runs out. */
+async function reportsOf(epoch: number, o: ObserveOptions): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = o.lateReports ? [new Promise<false>((r) => (timer = setTimeout(() => r(false), o.lateReports!.afterMs)))] : [];
+  try {
+    while (!o.reports.complete(epoch)) {
+      const more = await Promise.race([o.reports.changed().then(() => true), ...late, o.failure]);
+      if (!more) {
+        o.lateReports!.onLate(epoch, o.reports.of(epoch).length);
+        return;
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * After the run: waits for this machine's workers to end, pulls the final parameters (step 0:
+ * every update applied), then stops the servers. Resolves with the parameters.
+ */
+export async function pullFinal(observer: PsClient, o: { size: number; workersDone: Promise<unknown>; failure: Promise<never> }): Promise<Float32Array> {
+  await Promise.race([o.workersDone, o.failure]);
+  const final = new Float32Array(o.size);
+  await Promise.race([observer.pull(0, final), o.failure]);
+  await observer.shutdown(true).catch(() => {});
+  return final;
+}
