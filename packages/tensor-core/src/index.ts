@@ -10,11 +10,16 @@ export { noGrad, isGradEnabled } from './autograd/grad-mode.js';
 export { BufferPool, reusingBuffers } from './autograd/buffers.js';
 export {
   add, sub, mul, div, neg, relu, sigmoid, tanh, exp, log, reshape, cat, sum, mean, softmax, logSoftmax,
-  matmul, linear, embedding, dropout,
+  matmul, linear, embedding, embeddingBag, dropout, type EmbeddingOptions, type EmbeddingBagMode,
 } from './autograd/ops.js';
+export { RowSparseGrad } from './autograd/sparse-grad.js';
+export { UniqueIds, uniqueIds, type Unique } from './kernels/unique.js';
+export { coalesceRows, sortPairsByKey } from './kernels/coalesce.js';
 export { crossEntropy, mseLoss, bceWithLogits, type Reduction } from './autograd/losses.js';
 export { Module } from './nn/module.js';
-export { Linear, Embedding, ReLU, Sigmoid, Tanh, Dropout, Sequential, type LinearOptions } from './nn/layers.js';
+export {
+  Linear, Embedding, EmbeddingBag, ReLU, Sigmoid, Tanh, Dropout, Sequential, type LinearOptions, type EmbeddingLayerOptions,
+} from './nn/layers.js';
 export { mlp, type MlpOptions } from './nn/mlp.js';
 export * as init from './nn/init.js';
 export { manualSeed } from './nn/init.js';

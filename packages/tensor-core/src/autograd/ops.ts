@@ -13,7 +13,9 @@ import * as unary from '../kernels/unary.js';
 import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
 import * as sm from '../kernels/softmax.js';
 import { copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
+import { bagRows, bagRowsBackward, bagRowsScatterAdd } from '../kernels/bags.js';
 import { IntTensor, Tensor, gradBuffer, numel, record, type Shape } from './tensor.js';
+import { RowSparseGrad } from './sparse-grad.js';
 import { scratch } from './buffers.js';
 
 /** An op's output tensor, its buffer from the active pool when there is one (see buffers.ts). */
@@ -371,21 +373,135 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
 // ---------------------------------------------------------------------------------------------
 // Embeddings and dropout
 
+export interface EmbeddingOptions {
+  /**
+   * Accumulate the weight's gradient as a row-sparse gradient, `weight.sparseGrad` (the looked-up
+   * rows only), instead of a dense `weight.grad` (V, D): PyTorch's `sparse=True`. The weight must
+   * be a leaf (a parameter).
+   */
+  sparse?: boolean;
+}
+
+/** The weight's row-sparse gradient, created on first use; checks that the weight is a leaf. */
+function sparseGradOf(weight: Tensor): RowSparseGrad {
+  if (weight.sparseGrad === null) {
+    const [v, d] = weight.shape as [number, number];
+    weight.sparseGrad = new RowSparseGrad(v, d);
+  }
+  return weight.sparseGrad;
+}
+
+function checkSparseWeight(op: string, weight: Tensor): void {
+  if (weight._parents.length > 0) {
+    throw opError(op, `sparse gradients need the weight to be a leaf (a parameter), got the output of '${weight._op}'`);
+  }
+}
+
+function checkIndices(op: string, idx: Int32Array, v: number, bagOf?: (k: number) => number): void {
+  for (let i = 0; i < idx.length; i++) {
+    const x = idx[i]!;
+    if (x < 0 || x >= v) {
+      const where = bagOf === undefined ? `position ${i}` : `position ${i} (bag ${bagOf(i)})`;
+      throw opError(op, `index ${x} at ${where} is out of range for ${v} rows`);
+    }
+  }
+}
+
 /**
  * Rows of `weight` (V, D) picked by integer indices of any shape → (...indices.shape, D).
- * Its gradient scatters back into the picked rows only.
+ * Its gradient scatters back into the picked rows only; with `{ sparse: true }` it goes to
+ * `weight.sparseGrad` as (row ids, rows) and no (V, D) gradient is ever made.
+ *
+ * @example
+ * const w = Tensor.from([[1, 2], [3, 4], [5, 6]], undefined, true); // (3, 2)
+ * embedding(w, IntTensor.from([2, 0, 2])); // [[5, 6], [1, 2], [5, 6]]
  */
-export function embedding(weight: Tensor, indices: IntTensor): Tensor {
+export function embedding(weight: Tensor, indices: IntTensor, { sparse = false }: EmbeddingOptions = {}): Tensor {
   check2d('embedding', weight, 'the weight');
   if (!(indices instanceof IntTensor)) throw opError('embedding', 'indices must be an IntTensor');
+  if (sparse) checkSparseWeight('embedding', weight);
   const [v, d] = weight.shape as [number, number];
   const idx = indices.data;
-  for (let i = 0; i < idx.length; i++) {
-    if (idx[i]! < 0 || idx[i]! >= v) throw opError('embedding', `index ${idx[i]} at position ${i} is out of range for ${v} rows`);
-  }
+  checkIndices('embedding', idx, v);
   const out = output([...indices.shape, d]);
   gatherRows(weight.data, idx, out.data, idx.length, d);
+  if (sparse) {
+    return record(out, 'embedding', [weight], () => {
+      // One value row per index, in index order: PyTorch's uncoalesced sparse gradient.
+      const g = sparseGradOf(weight);
+      const slot = g._stage(idx.length);
+      slot.ids.set(idx);
+      slot.values.set(out.grad!.data);
+      g._commit();
+    });
+  }
   return record(out, 'embedding', [weight], () => scatterAddRows(out.grad!.data, idx, gradBuffer(weight), idx.length, d));
+}
+
+export type EmbeddingBagMode = 'sum' | 'mean';
+
+/**
+ * Sums or averages bags of rows of `weight` (V, D), as `torch.nn.functional.embedding_bag` with
+ * offsets (include_last_offset = false): bag b is indices[offsets[b] .. offsets[b+1]), the last
+ * bag runs to the end; `indices` (N) is flat and `offsets` (B) starts at 0 and never decreases.
+ * An empty bag gives a row of zeros (in both modes, as PyTorch). → (B, D).
+ *
+ * The gradient of bag b goes to each of its rows, divided by the bag's size for 'mean'; with
+ * `{ sparse: true }` it goes to `weight.sparseGrad` and no (V, D) gradient is ever made.
+ *
+ * Bit-for-bit with PyTorch 1.13 on CPU, forward and (sparse) backward: see kernels/bags.ts.
+ *
+ * @example
+ * const w = Tensor.from([[1, 2], [3, 4], [5, 6]], undefined, true); // (3, 2)
+ * const idx = IntTensor.from([0, 2, 1]);
+ * embeddingBag(w, idx, IntTensor.from([0, 2, 3]), 'mean'); // [[3, 4], [3, 4], [0, 0]]: bags {0, 2}, {1}, {}
+ */
+export function embeddingBag(
+  weight: Tensor,
+  indices: IntTensor,
+  offsets: IntTensor,
+  mode: EmbeddingBagMode = 'mean',
+  { sparse = false }: EmbeddingOptions = {},
+): Tensor {
+  const op = 'embeddingBag';
+  check2d(op, weight, 'the weight');
+  if (!(indices instanceof IntTensor) || indices.shape.length !== 1) {
+    throw opError(op, `indices must be a 1-D IntTensor, got ${indices instanceof IntTensor ? `shape ${fmtShape(indices.shape)}` : 'a float Tensor'}`);
+  }
+  if (!(offsets instanceof IntTensor) || offsets.shape.length !== 1) {
+    throw opError(op, `offsets must be a 1-D IntTensor, got ${offsets instanceof IntTensor ? `shape ${fmtShape(offsets.shape)}` : 'a float Tensor'}`);
+  }
+  if (mode !== 'sum' && mode !== 'mean') throw opError(op, `mode must be 'sum' or 'mean', got '${String(mode)}'`);
+  if (sparse) checkSparseWeight(op, weight);
+  const [v, d] = weight.shape as [number, number];
+  const idx = indices.data; // (N)
+  const off = offsets.data; // (B)
+  const n = idx.length;
+  const bags = off.length;
+  if (bags > 0 && off[0] !== 0) throw opError(op, `offsets[0] must be 0 (the first bag starts at the first index), got ${off[0]}`);
+  for (let b = 1; b < bags; b++) {
+    if (off[b]! < off[b - 1]!) throw opError(op, `offsets must not decrease: offsets[${b}] = ${off[b]} is below offsets[${b - 1}] = ${off[b - 1]}`);
+    if (off[b]! > n) throw opError(op, `offsets[${b}] = ${off[b]} is beyond the end of the ${n} indices`);
+  }
+  if (bags === 0 && n > 0) throw opError(op, `offsets is empty but there are ${n} indices: expected at least one bag`);
+  checkIndices(op, idx, v, (k) => {
+    let b = bags - 1;
+    while (off[b]! > k) b--;
+    return b;
+  });
+  const mean = mode === 'mean';
+  const out = output([bags, d]);
+  bagRows(weight.data, idx, off, out.data, bags, n, d, mean);
+  if (sparse) {
+    return record(out, op, [weight], () => {
+      const g = sparseGradOf(weight);
+      const slot = g._stage(n);
+      slot.ids.set(idx);
+      bagRowsBackward(out.grad!.data, off, slot.values, bags, n, d, mean);
+      g._commit();
+    });
+  }
+  return record(out, op, [weight], () => bagRowsScatterAdd(out.grad!.data, idx, off, gradBuffer(weight), bags, n, d, mean));
 }
 
 /**

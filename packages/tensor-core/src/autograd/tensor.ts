@@ -11,6 +11,7 @@ import { fmtShape, opError } from '../errors.js';
 import { isGradEnabled } from './grad-mode.js';
 import { scratch } from './buffers.js';
 import type { Random } from '../random.js';
+import type { RowSparseGrad } from './sparse-grad.js';
 // Methods below delegate to the op functions; the cycle is safe because neither module uses the
 // other while it is being evaluated.
 import * as ops from './ops.js';
@@ -38,6 +39,11 @@ export class Tensor {
   requiresGrad: boolean;
   /** The accumulated gradient, same shape; null until a backward pass reaches this tensor. */
   grad: Tensor | null = null;
+  /**
+   * The row-sparse gradient of an embedding table looked up with `sparse: true` (then `grad` stays
+   * null: no dense table-sized gradient is ever made); null until such a backward reaches it.
+   */
+  sparseGrad: RowSparseGrad | null = null;
   /** @internal The tensors this one was computed from (empty for leaves). */
   _parents: readonly Tensor[] = [];
   /** @internal Accumulates this tensor's gradient into its parents' gradients. */
@@ -231,9 +237,13 @@ export class Tensor {
     }
   }
 
-  /** Sets the gradient to zero (in place when one exists, so flat gradient views stay bound). */
+  /**
+   * Sets the gradient to zero (in place when one exists, so flat gradient views stay bound), and
+   * empties a row-sparse gradient.
+   */
   zeroGrad(): void {
     if (this.grad !== null) this.grad.data.fill(0);
+    this.sparseGrad?.clear();
   }
 }
 

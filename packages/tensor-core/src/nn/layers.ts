@@ -2,7 +2,7 @@
  * Layers. Each is a Module with PyTorch's constructor arguments, parameter names and default
  * initialisation, so a Loom model and the same PyTorch model exchange state dicts as they are.
  */
-import { opError } from '../errors.js';
+import { fmtShape, opError } from '../errors.js';
 import { Random } from '../random.js';
 import { IntTensor, Tensor } from '../autograd/tensor.js';
 import * as ops from '../autograd/ops.js';
@@ -56,22 +56,85 @@ export class Linear extends Module {
   }
 }
 
+export interface EmbeddingLayerOptions {
+  /**
+   * Give the weight a row-sparse gradient, `weight.sparseGrad` (the rows a step looked up, as
+   * (ids, rows)), instead of a dense `weight.grad` of the whole table: PyTorch's `sparse=True`.
+   * `zeroGrad()` clears it.
+   */
+  sparse?: boolean;
+  /** Generator for the initial weights; the default one (see manualSeed) when omitted. */
+  rng?: Random;
+}
+
 /**
  * A lookup table of `numEmbeddings` rows of size `embeddingDim`, initialised N(0, 1) as PyTorch's
- * nn.Embedding. Its gradient touches only the rows that were looked up.
+ * nn.Embedding. Its gradient touches only the rows that were looked up; with `{ sparse: true }`
+ * it is a row-sparse gradient (`weight.sparseGrad`) and `weight.grad` stays null.
+ *
+ * @example
+ * const users = new Embedding(1_000_000, 32, { sparse: true });
+ * users.forward(IntTensor.from([3, 14, 3])).sum().backward();
+ * users.weight.sparseGrad!.ids; // Int32Array [3, 14]
  */
 export class Embedding extends Module<IntTensor> {
   weight: Tensor;
+  readonly sparse: boolean;
 
-  constructor(numEmbeddings: number, embeddingDim: number, { rng = defaultGenerator() }: { rng?: Random } = {}) {
+  constructor(numEmbeddings: number, embeddingDim: number, { sparse = false, rng = defaultGenerator() }: EmbeddingLayerOptions = {}) {
     super();
     checkSize('Embedding', 'numEmbeddings', numEmbeddings);
     checkSize('Embedding', 'embeddingDim', embeddingDim);
     this.weight = normal(Tensor.zeros([numEmbeddings, embeddingDim], true), 0, 1, { rng });
+    this.sparse = sparse;
   }
 
   forward(indices: IntTensor): Tensor {
-    return ops.embedding(this.weight, indices);
+    return ops.embedding(this.weight, indices, { sparse: this.sparse });
+  }
+}
+
+/**
+ * Sums or averages bags of rows of a table, as PyTorch's nn.EmbeddingBag (weight N(0, 1), default
+ * mode 'mean'): `forward(indices, offsets)` with flat indices (N) and bag starts (B), or
+ * `forward(indices)` with a 2-D (B, L) tensor of B bags of L indices each. → (B, embeddingDim).
+ * See `embeddingBag` for the rules; `{ sparse: true }` as for Embedding.
+ *
+ * @example
+ * const history = new EmbeddingBag(200_000, 32, { mode: 'mean', sparse: true });
+ * // two users: the first clicked articles 7, 7 and 42, the second nothing yet
+ * const h = history.forward(IntTensor.from([7, 7, 42]), IntTensor.from([0, 3])); // (2, 32), row 1 zeros
+ */
+export class EmbeddingBag extends Module<IntTensor> {
+  weight: Tensor;
+  readonly mode: ops.EmbeddingBagMode;
+  readonly sparse: boolean;
+
+  constructor(
+    numEmbeddings: number,
+    embeddingDim: number,
+    { mode = 'mean', sparse = false, rng = defaultGenerator() }: EmbeddingLayerOptions & { mode?: ops.EmbeddingBagMode } = {},
+  ) {
+    super();
+    checkSize('EmbeddingBag', 'numEmbeddings', numEmbeddings);
+    checkSize('EmbeddingBag', 'embeddingDim', embeddingDim);
+    if (mode !== 'sum' && mode !== 'mean') throw opError('EmbeddingBag', `mode must be 'sum' or 'mean', got '${String(mode)}'`);
+    this.weight = normal(Tensor.zeros([numEmbeddings, embeddingDim], true), 0, 1, { rng });
+    this.mode = mode;
+    this.sparse = sparse;
+  }
+
+  forward(indices: IntTensor, offsets?: IntTensor): Tensor {
+    if (offsets === undefined) {
+      if (!(indices instanceof IntTensor) || indices.shape.length !== 2) {
+        throw opError('EmbeddingBag', `without offsets, indices must be a 2-D IntTensor (bags, length), got ${indices instanceof IntTensor ? `shape ${fmtShape(indices.shape)}` : 'a float Tensor'}`);
+      }
+      const [bags, length] = indices.shape as [number, number];
+      const starts = new Int32Array(bags);
+      for (let b = 0; b < bags; b++) starts[b] = b * length;
+      return ops.embeddingBag(this.weight, new IntTensor(indices.data), new IntTensor(starts), this.mode, { sparse: this.sparse });
+    }
+    return ops.embeddingBag(this.weight, indices, offsets, this.mode, { sparse: this.sparse });
   }
 }
 
