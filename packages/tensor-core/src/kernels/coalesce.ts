@@ -40,7 +40,7 @@ function swap(keys: Int32Array, vals: Int32Array, a: number, b: number): void {
 function introsortLoop(keys: Int32Array, vals: Int32Array, first: number, last: number, depth: number): void {
   while (last - first > THRESHOLD) {
     if (depth === 0) {
-      heapSort(keys, vals, first, last); // std::__partial_sort(first, last, last)
+      _heapSortPairs(keys, vals, first, last); // std::__partial_sort(first, last, last)
       return;
     }
     depth--;
@@ -117,8 +117,11 @@ function unguardedLinearInsert(keys: Int32Array, vals: Int32Array, last: number)
   vals[last] = v;
 }
 
-// std::__make_heap, __adjust_heap, __push_heap and __sort_heap, for introsort's depth-limit fallback.
-function heapSort(keys: Int32Array, vals: Int32Array, first: number, last: number): void {
+/**
+ * @internal std::__make_heap, __adjust_heap, __push_heap and __sort_heap: introsort's fallback past
+ * its depth limit (exported for its test: ordinary inputs rarely reach it).
+ */
+export function _heapSortPairs(keys: Int32Array, vals: Int32Array, first: number, last: number): void {
   const len = last - first;
   if (len >= 2) {
     for (let parent = (len - 2) >> 1; ; parent--) {
