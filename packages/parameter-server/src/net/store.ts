@@ -21,6 +21,7 @@ import { PsError } from './errors.js';
 import { PayloadPool } from './payload-pool.js';
 import { netPolicy, type NetPolicy, type PushOutcome } from './policy.js';
 import { shardRange } from './shards.js';
+import type { DenseTable } from './table.js';
 
 export interface StoreOptions {
   /** MLP layer sizes; every server and worker builds the model from `seed` (Xavier, zero biases). */
@@ -38,7 +39,8 @@ export interface StoreOptions {
   nonFinite: 'reject' | 'skip';
 }
 
-export class ShardStore {
+export class ShardStore implements DenseTable {
+  readonly kind = 'dense';
   readonly lo: number;
   readonly hi: number;
   /** P: the whole model's parameter count. */

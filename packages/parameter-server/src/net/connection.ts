@@ -1,0 +1,278 @@
+/**
+ * One client's WebSocket on a parameter server: the hello and its token, frames in (decoded, joined
+ * from parts, gradients scanned for NaN as their pieces land), frames out (a reply in parts pumped
+ * as the socket drains), and backpressure. What a request means is the handler's business
+ * (./handler.ts): a connection hands it each whole message and sends what it answers.
+ *
+ * What it guarantees whatever it receives:
+ *  - nothing is read before a hello with the cluster token; anything else first, or a wrong token,
+ *    closes the connection with 1008 and a reason, and the attempt is logged with its address
+ *    (never the token); a wrong protocol version is answered with a `version` error and 1002;
+ *  - a client that does not read its replies (more than HIGH_WATER bytes unsent) stops being read
+ *    until it does.
+ */
+import type { WebSocket } from 'ws';
+import { allFinite } from '@loom/optimizer';
+import { PsError, type ErrorCode } from './errors.js';
+import type { Fields } from './fields.js';
+import { FramePool, PART_FLOATS, Reassembly, decodeFrame, encodeFrame } from './frame.js';
+import { PROTOCOL_VERSION, idOf, parseHello, type ErrorReply, type Hello, type Welcome } from './protocol.js';
+import { tokensEqual } from './token.js';
+
+/** Stop reading a client whose unsent replies exceed this; resume below half of it. */
+const HIGH_WATER = 64 * 1024 * 1024;
+/** A reply in parts makes its next frame only while less than one part waits to be written to the socket. */
+const PUMP_WATER = 4 * PART_FLOATS;
+
+/** WebSocket close reasons are at most 123 bytes. */
+const reason = (s: string) => (Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '…');
+
+/** What a server counts across its connections (reported by `stats`). */
+export class Tally {
+  pushes = 0;
+  pulls = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Refused requests and connections, by error code. */
+  readonly errors: Partial<Record<ErrorCode, number>> = {};
+
+  count(code: ErrorCode): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  }
+}
+
+/** What a connection asks of the server's request handler. */
+export interface ConnectionHandler {
+  /** A hello with the right version and token: checks it against the server and registers the peer; returns the welcome, or throws a PsError (the connection is then closed with it). */
+  admit(c: Connection, hello: Hello): Welcome;
+  /** Memory for the payload of a message sent in parts (`floats` values), before its pieces arrive. */
+  receive(header: Fields, floats: number): Float32Array;
+  /**
+   * A whole message from an admitted peer: its header (not yet checked) and payload. `parts` when it
+   * came in parts, into memory from `receive`: then whether its payload is free of NaN and ±Inf.
+   */
+  message(c: Connection, header: unknown, payload: Float32Array, parts: { finite: boolean } | null): void;
+  /** The connection closed (`code` and `why` as the peer or ws gave them). */
+  closed(c: Connection, code: number, why: string): void;
+}
+
+/**
+ * The replies of parameters still being made, at most one per connection: each frame is made — its
+ * range stepped if an update is in progress, then copied — only when the socket has taken the
+ * previous one, so the socket sends part k while part k + 1 is stepped. `idle` is called when the
+ * last one is done (the store may then step the rest of its update).
+ */
+export class Streams {
+  readonly busy = new Set<Connection>();
+  constructor(readonly idle: () => void) {}
+
+  /** Makes and sends every remaining frame of every reply in progress, now (before the parameters change). */
+  finishAll(): void {
+    for (const c of [...this.busy]) c.finish();
+  }
+}
+
+/** What the connections of one server share. */
+export interface ConnectionContext {
+  token: string;
+  handler: ConnectionHandler;
+  tally: Tally;
+  streams: Streams;
+  frames: FramePool;
+  log: (line: string) => void;
+  /** The most floats a message in parts may carry (the largest frame's worth). */
+  maxFloats: number;
+  helloTimeoutMs: number;
+}
+
+export class Connection {
+  authed = false;
+  role: 'worker' | 'observer' = 'observer';
+  rank = -1;
+  /** Requests taken and not yet answered. */
+  inflight = 0;
+  /** When the last frame or ping arrived (ms, monotonic). */
+  lastSeen = performance.now();
+  /** Closed for silence past the heartbeat timeout. */
+  silent = false;
+  private paused = false;
+  /** No NaN or ±Inf in the pieces of the gradient being joined so far (each is scanned as it lands). */
+  private finite = true;
+  /** Gradients sent in parts are joined here, one message at a time. */
+  private readonly joining: Reassembly;
+  /** The reply of parameters being sent part by part (see Streams). */
+  private outgoing: Generator<Buffer> | null = null;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly addr: string,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.joining = new Reassembly(ctx.maxFloats);
+    ws.on('ping', () => (this.lastSeen = performance.now())); // a worker's heartbeat (ws answers the pong)
+    const timer = setTimeout(() => this.refuse('authentication required', 'no hello within the time allowed'), ctx.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => {
+      const bytes = data as Buffer; // binaryType 'nodebuffer': fragmented messages arrive joined
+      this.lastSeen = performance.now();
+      ctx.tally.bytesIn += bytes.length;
+      if (!this.authed) {
+        clearTimeout(timer);
+        this.onHello(bytes, isBinary);
+      } else {
+        this.onFrame(bytes, isBinary);
+      }
+    });
+    ws.on('error', (e) => ctx.log(`connection ${addr}: ${e.message}`));
+    ws.on('close', (code, why) => {
+      clearTimeout(timer);
+      this.outgoing = null;
+      if (ctx.streams.busy.delete(this) && ctx.streams.busy.size === 0) ctx.streams.idle();
+      ctx.handler.closed(this, code, why.toString());
+    });
+  }
+
+  // ---- hello -----------------------------------------------------------------------------------
+
+  private onHello(bytes: Buffer, isBinary: boolean): void {
+    if (!isBinary) return this.refuse('authentication required', 'sent a text frame before hello');
+    let header: unknown;
+    try {
+      header = decodeFrame(bytes).header;
+    } catch (e) {
+      return this.refuse('authentication required', `first frame unreadable: ${(e as Error).message}`);
+    }
+    const h = header as Record<string, unknown> | null;
+    if (typeof h !== 'object' || h === null || h.type !== 'hello') {
+      return this.refuse('authentication required', `first message was ${typeof h?.type === 'string' ? `'${h.type.slice(0, 40)}'` : 'not a hello'}`);
+    }
+    if (h.v !== PROTOCOL_VERSION) {
+      this.ctx.tally.count('version');
+      const msg = `protocol version ${typeof h.v === 'number' ? h.v : String(h.v)} is not supported (this server speaks ${PROTOCOL_VERSION})`;
+      this.ctx.log(`refused ${this.addr}: ${msg}`);
+      this.sendError(-1, new PsError('version', msg));
+      return this.ws.close(1002, reason(msg));
+    }
+    if (typeof h.token !== 'string' || !tokensEqual(h.token, this.ctx.token)) return this.refuse('bad token', 'hello with a wrong token');
+    let welcome: Welcome;
+    try {
+      const hello = parseHello(h)!;
+      welcome = this.ctx.handler.admit(this, hello);
+      Object.assign(this, { authed: true, role: hello.role, rank: hello.rank });
+    } catch (e) {
+      return this.closeWith(e as PsError);
+    }
+    this.send(encodeFrame(welcome));
+  }
+
+  /** Closes an unauthenticated connection with 1008 and logs the attempt (never the token). */
+  private refuse(why: string, detail: string): void {
+    this.ctx.tally.count('auth');
+    this.ctx.log(`refused ${this.addr}: ${why} (${detail})`);
+    this.ws.close(1008, why);
+  }
+
+  /** Sends an error reply, then closes with 1008 and the message. */
+  private closeWith(e: PsError): void {
+    this.ctx.log(`refused ${this.addr}: ${e.message}`);
+    this.sendError(-1, e);
+    this.ws.close(1008, reason(e.message));
+  }
+
+  // ---- frames in -------------------------------------------------------------------------------
+
+  private onFrame(bytes: Buffer, isBinary: boolean): void {
+    if (!isBinary) return this.sendError(-1, new PsError('bad-frame', 'text frames are not part of the protocol; send binary frames'));
+    let header: unknown = undefined;
+    let payload: Float32Array;
+    let joined = false;
+    try {
+      ({ header, payload } = decodeFrame(bytes));
+      const whole = this.joining.feed(header, payload, (h, floats) => this.ctx.handler.receive(h, floats), (h, into, lo, hi) => {
+        // Scan each piece of a gradient while the next ones arrive, instead of all of it at the end.
+        if (lo === 0) this.finite = true;
+        if (this.finite && (h.type === 'push' || h.type === 'pushpull')) this.finite = allFinite(into.subarray(lo, hi));
+      });
+      if (whole === null) return; // more parts to come
+      ({ header, payload, joined } = whole);
+    } catch (e) {
+      return this.sendError(idOf(header), e);
+    }
+    this.ctx.handler.message(this, header, payload, joined ? { finite: this.finite } : null);
+  }
+
+  // ---- frames out ------------------------------------------------------------------------------
+
+  /** Sends the answer to a request. */
+  reply(frame: Buffer): void {
+    this.inflight--;
+    this.send(frame);
+  }
+
+  /** Answers a request with the frames of a reply in parts, each made only as the socket drains (see Streams). */
+  stream(reply: Generator<Buffer>): void {
+    this.inflight--;
+    this.finish();
+    this.outgoing = reply;
+    this.ctx.streams.busy.add(this);
+    this.pump();
+  }
+
+  /** Sends an error reply (counted by code; an internal error is logged with its stack). */
+  sendError(id: number, e: unknown): void {
+    const err = e instanceof PsError ? e : new PsError('internal', (e as Error)?.message ?? String(e));
+    if (err.code === 'internal') this.ctx.log(`internal error on ${this.addr}: ${(e as Error)?.stack ?? String(e)}`);
+    this.ctx.tally.count(err.code);
+    const reply: ErrorReply = { type: 'error', id, code: err.code, message: err.message };
+    this.send(encodeFrame(reply));
+  }
+
+  /** Sends a frame after the rest of any reply in progress on this connection. */
+  send(frame: Buffer): void {
+    this.finish();
+    this.write(frame);
+  }
+
+  /** Sends every remaining frame of the reply in progress now. */
+  finish(): void {
+    const gen = this.outgoing;
+    if (gen === null) return;
+    this.outgoing = null;
+    this.ctx.streams.busy.delete(this);
+    for (const frame of gen) this.write(frame);
+  }
+
+  /** Makes and sends the next frames of the reply in progress while the socket keeps up; when it is done, tells Streams. */
+  private pump(): void {
+    const gen = this.outgoing;
+    if (gen === null) return;
+    while (this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount < PUMP_WATER) {
+      const next = gen.next();
+      if (next.done) {
+        this.outgoing = null;
+        const streams = this.ctx.streams;
+        streams.busy.delete(this);
+        if (streams.busy.size === 0) streams.idle();
+        return;
+      }
+      this.write(next.value, () => this.pump());
+    }
+  }
+
+  private write(frame: Buffer, sent?: () => void): void {
+    const ws = this.ws;
+    if (ws.readyState !== ws.OPEN) return;
+    this.ctx.tally.bytesOut += frame.length;
+    ws.send(frame, { binary: true }, (e) => {
+      if (!e) this.ctx.frames.give(frame);
+      sent?.();
+      if (this.paused && ws.bufferedAmount < HIGH_WATER / 2) {
+        this.paused = false;
+        ws.resume();
+      }
+    });
+    if (!this.paused && ws.bufferedAmount > HIGH_WATER) {
+      this.paused = true;
+      ws.pause();
+    }
+  }
+}

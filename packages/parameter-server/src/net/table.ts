@@ -1,0 +1,87 @@
+/**
+ * The tables of a parameter server: the seam between the request handler (./handler.ts) and the
+ * stores. A table is a store of parameters and optimizer state with a NetPolicy of its own
+ * (./policy.ts: its clock and membership); the handler finds the table a request addresses in the
+ * server's `Tables` by id, and tells every table when a worker is dropped, joins or pulls.
+ *
+ * Protocol 2 addresses one table: the dense key range of the flat parameter vector, id 0, named
+ * 'dense' (a ShardStore, ./store.ts). A row-keyed embedding table — pullRows(table, ids) and
+ * pushRows(table, ids, grads) in the next protocol version, with its ids in a typed key section
+ * (./frame.ts) — is another Table kind, registered beside it under its own id and name, and built
+ * on the same NetPolicy with its own gradient type.
+ */
+import { PsError } from './errors.js';
+import type { NetPolicy, PushOutcome } from './policy.js';
+
+/** The dense parameter vector's table: the one every protocol 2 request addresses. */
+export const DENSE_TABLE = { id: 0, name: 'dense' } as const;
+
+/** What the handler needs of every table, whatever its keys. */
+export interface Table {
+  /** 'dense': a key range of the flat vector (DenseTable); 'rows': row-keyed, next. */
+  readonly kind: 'dense' | 'rows';
+  /** Updates applied so far. */
+  readonly applied: number;
+  /** The table's clock and membership: drops, joins and pulls go to every table's. */
+  readonly policy: NetPolicy<unknown>;
+  /** Called before an update starts to change the parameters (a handler finishes the replies still copying them). */
+  beforeUpdate: (() => void) | null;
+  /** Called after every update is stepped whole, with the new count (a checkpointer listens here). */
+  onApply: ((applied: number) => void) | null;
+  /** Steps what is left of an update stepped part by part. */
+  settle(): void;
+  /** Memory for a gradient of `floats` values sent in parts; back with `release` (refused) or `holdUntil` (taken: PushOutcome.readUntil). */
+  receive(floats: number): Float32Array;
+  release(payload: Float32Array): void;
+  holdUntil(payload: Float32Array, readUntil: number): void;
+  /** Settles and frees the table's received memory (the server is closing). */
+  dispose(): void;
+}
+
+/** A contiguous key range [lo, hi) of the flat parameter vector (a ShardStore). */
+export interface DenseTable extends Table {
+  readonly kind: 'dense';
+  readonly lo: number;
+  readonly hi: number;
+  /** P: the whole model's parameter count. */
+  readonly size: number;
+  readonly skippedNonFinite: number;
+  /** Worker `rank`'s gradient of `step` for the whole range (see ShardStore.push). */
+  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean }): PushOutcome;
+  /** The parameters, at index key − lo, stepped at least on [0, upTo) (see ShardStore.paramsThrough). */
+  paramsThrough(upTo: number): Float32Array;
+}
+
+/** The tables of one server, by id and by name. */
+export class Tables {
+  private readonly byId = new Map<number, { name: string; table: Table }>();
+
+  register(id: number, name: string, table: Table): void {
+    if (this.byId.has(id) || this.find(name) !== undefined) throw new Error(`Tables.register: a table with id ${id} or name '${name}' is already registered`);
+    this.byId.set(id, { name, table });
+  }
+
+  /** Table `id`; throws PsError('not-owner') naming the tables this server has. */
+  get(id: number): Table {
+    const t = this.byId.get(id);
+    if (t === undefined) throw new PsError('not-owner', `this server has no table ${id} (it has ${[...this.byId].map(([i, e]) => `${i} '${e.name}'`).join(', ')})`);
+    return t.table;
+  }
+
+  /** Table `id`, which must hold a dense key range. */
+  dense(id: number): DenseTable {
+    const t = this.get(id);
+    if (t.kind !== 'dense') throw new PsError('bad-request', `table ${id} is not a dense key range`);
+    return t as DenseTable;
+  }
+
+  /** The id of the table named `name`, if there is one. */
+  find(name: string): number | undefined {
+    for (const [id, e] of this.byId) if (e.name === name) return id;
+    return undefined;
+  }
+
+  [Symbol.iterator](): IterableIterator<Table> {
+    return [...this.byId.values()].map((e) => e.table)[Symbol.iterator]();
+  }
+}
