@@ -1,10 +1,10 @@
 /**
  * Child processes that live and die together (a run's servers and workers, a launch's ssh
- * sessions): every child keeps the last lines
- * of its standard error for error messages, and `stopAll` ends every one still running — closing
- * its stdin first (loom children started with LOOM_EXIT_WITH_PARENT=1, and ssh sessions, end on
- * that), then SIGTERM, then SIGKILL after a grace period. Children run in their own process groups,
- * so a terminal's Ctrl-C reaches only the launcher, which then stops them.
+ * sessions): every child keeps the last lines of its standard error for error messages, and
+ * `stopAll` ends every one still running — closing its stdin first (loom children started with
+ * LOOM_EXIT_WITH_PARENT=1, and ssh sessions, end on that), then SIGTERM, then SIGKILL after a
+ * grace period; `killAll` SIGKILLs them at once. Children run in their own process groups, so a
+ * terminal's Ctrl-C reaches only the parent, which then stops them.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
