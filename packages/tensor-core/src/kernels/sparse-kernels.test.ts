@@ -2,6 +2,8 @@
 // on every pattern (the PyTorch fixture checks its order of equal keys), coalesceRows against a
 // Map, mergeRows against PyTorch's merge written out by hand, UniqueIds against a Set.
 import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { Random } from '../random.js';
 import { _heapSortPairs, coalesceRows, coalesceRowsReference, mergeRows, sortPairsByKey } from './coalesce.js';
 import { UniqueIds, uniqueIds, uniqueIdsReference } from './unique.js';
@@ -48,6 +50,19 @@ describe('sortPairsByKey (libstdc++ std::sort)', () => {
     const perm = Int32Array.from({ length: 16 }, (_, i) => i);
     sortPairsByKey(keys, perm, 16);
     for (let i = 1; i < 16; i++) if (keys[i] === keys[i - 1]) expect(perm[i]! > perm[i - 1]!).toBe(true);
+  });
+
+  it('gives the permutation of libstdc++ std::sort (GCC 12), heap fallback included', () => {
+    // fixtures/make_std_sort.cpp: the antiqsort adversary drives introsort past its depth limit
+    const path = fileURLToPath(new URL('../../fixtures/std_sort.json', import.meta.url));
+    const { compiler, cases } = JSON.parse(readFileSync(path, 'utf8')) as { compiler: string; cases: Array<{ name: string; keys: number[]; perm: number[] }> };
+    expect(compiler).toMatch(/^GCC 12/);
+    for (const c of cases) {
+      const keys = Int32Array.from(c.keys);
+      const perm = Int32Array.from(c.keys, (_, i) => i);
+      sortPairsByKey(keys, perm, keys.length);
+      expect(Array.from(perm), c.name).toEqual(c.perm);
+    }
   });
 
   it("sorts with the heap fallback introsort uses past its depth limit", () => {
