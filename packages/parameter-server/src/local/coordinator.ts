@@ -5,7 +5,6 @@
  * whose parameters ARE the shared ones, for validation and checkpoints.
  */
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Random, flattenParameters, mlp, type Sequential } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
@@ -14,6 +13,7 @@ import { MODES, type Mode } from '../mode.js';
 import { Word, allocateRun, releaseRun, views } from './shared.js';
 import { at, wakeAll } from './sync-point.js';
 import type { EpochResult, EpochTask } from './messages.js';
+import { sharedData, threadFile } from './thread-setup.js';
 
 export interface ThreadTrainingOptions {
   /** MLP layer sizes; the model is built with Xavier-uniform weights and zero biases from `seed`. */
@@ -53,20 +53,6 @@ export class WorkerFailed extends Error {
   }
 }
 
-/** The compiled thread entry: dist/local/thread.js, also when this module runs from src/ (tests). */
-function threadFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.replace(/coordinator\.(ts|js)$/, 'thread.js');
-  return here.endsWith('.ts') ? file.replace(/([\\/])src([\\/])local([\\/])thread\.js$/, '$1dist$2local$3thread.js') : file;
-}
-
-function shared<T extends Float32Array | Int32Array>(a: T): SharedArrayBuffer {
-  if (a.buffer instanceof SharedArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) return a.buffer;
-  const sab = new SharedArrayBuffer(a.byteLength);
-  new (a.constructor as { new (b: SharedArrayBuffer): T })(sab).set(a);
-  return sab;
-}
-
 let runs = 0;
 
 /**
@@ -95,15 +81,10 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
   v.params.set(initial.params);
   flattenParameters(model, { params: v.params }); // the caller's model reads the shared parameters
 
-  const data = {
-    features: shared(o.data.features),
-    labels: shared(o.data.labels),
-    rows: shared(o.data.rows),
-    width: o.data.width,
-  };
+  const data = sharedData(o.data);
   const batchesPerEpoch = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, 0, 1).batchesPerEpoch;
   const runId = `${process.pid}-${++runs}`;
-  const pool = new Piscina({ filename: threadFile(), minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: 1, idleTimeout: 60_000 });
+  const pool = new Piscina({ filename: threadFile('local/thread.js'), minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: 1, idleTimeout: 60_000 });
   const stop = () => {
     Atomics.store(v.ctrl, at(Word.StopRequested), 1);
     wakeAll(v.ctrl);

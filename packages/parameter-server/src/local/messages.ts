@@ -1,10 +1,22 @@
 /**
- * The records the coordinator and its worker threads exchange, in one place. Everything here is
- * plain data (numbers, strings, SharedArrayBuffers), so it crosses postMessage without copying
- * the large arrays.
+ * The records threads of this package exchange, in one place: a local run's coordinator and its
+ * worker threads (./coordinator.ts, ./thread.ts), and a remote worker process's main thread and its
+ * compute threads (../net/hierarchy.ts, ../net/hierarchy-thread.ts). Everything here is plain data
+ * (numbers, strings, SharedArrayBuffers), so it crosses postMessage without copying the large
+ * arrays.
  */
 import type { EpochReport, WorkerEpochReport } from '@loom/worker';
 import type { SharedRun } from './shared.js';
+
+/** A data set in shared memory: float32 features (rows × width), int32 labels, and the int32 row indices to train on. */
+export interface SharedData {
+  features: SharedArrayBuffer;
+  labels: SharedArrayBuffer;
+  rows: SharedArrayBuffer;
+  width: number;
+}
+
+// ---- a local run: coordinator ↔ worker thread (piscina tasks) -------------------------------
 
 /** One epoch of one worker. */
 export interface EpochTask {
@@ -16,7 +28,7 @@ export interface EpochTask {
   sizes: number[];
   seed: number;
   optimizer: { name: string; lr: number };
-  data: { features: SharedArrayBuffer; labels: SharedArrayBuffer; rows: SharedArrayBuffer; width: number };
+  data: SharedData;
   batchSize: number;
   epoch: number;
   /** The global step index of the epoch's first step. */
@@ -25,3 +37,29 @@ export interface EpochTask {
 
 /** What a thread reports back after its epoch. */
 export type EpochResult = EpochReport & WorkerEpochReport;
+
+// ---- a remote worker process: main thread ↔ compute threads (net/hierarchy) ------------------
+
+/** What the main thread gives each compute thread when it starts it (its workerData). */
+export interface HierarchyThreadData {
+  run: SharedRun;
+  /** This thread, 0 … T−1 (T = run.workers). */
+  thread: number;
+  /** This process's rank r of W processes. */
+  rank: number;
+  workers: number;
+  sizes: number[];
+  seed: number;
+  batchSize: number;
+  data: SharedData;
+}
+
+/** main → thread: run epoch `epoch` (its first step is `firstStep`), from batch `startIndex`. */
+export interface HierarchyEpoch {
+  epoch: number;
+  firstStep: number;
+  startIndex: number;
+}
+
+/** thread → main, once per HierarchyEpoch: the thread's report, or why it failed. */
+export type HierarchyEpochResult = { report: EpochReport; error?: undefined } | { report?: undefined; error: string };

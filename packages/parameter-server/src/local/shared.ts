@@ -53,6 +53,20 @@ export const enum Word {
   Pushed = 7,
 }
 
+/**
+ * The words of a remote worker process's compute threads (../net/hierarchy.ts): a sync run of T
+ * threads (ring 1, so its own words end at Pushed) with three words after its own, asked for with
+ * allocateRun's `extraWords`.
+ */
+export const enum HierarchyWord {
+  /** Set by the main thread: the parameters for step Ready − 1 are in params. */
+  Ready = Word.Pushed + 1,
+  /** Set by thread 0: slot 0 holds the threads' reduced gradient of step Reduced − 1. */
+  Reduced = Word.Pushed + 2,
+  /** Set by thread 0 with Reduced: that step's batchRows. */
+  Batch = Word.Pushed + 3,
+}
+
 export interface SharedRun {
   mode: Mode;
   staleness: number;
@@ -83,6 +97,8 @@ export function allocateRun(
   staleness: number,
   size: number,
   stateInit: Record<string, number>,
+  /** Control words after the run's own, for its owner's use (HierarchyWord). */
+  extraWords = 0,
 ): SharedRun {
   const stride = roundToLine(size);
   const ring = mode === 'ssp' ? staleness + 1 : 1;
@@ -111,7 +127,7 @@ export function allocateRun(
     mode, staleness, workers, size, stride, ring, heap,
     at: { params: base, grads: base + 4 * stride, state },
     weights: new SharedArrayBuffer(8 * slots),
-    ctrl: new SharedArrayBuffer(4 * LINE * (Word.Pushed + ring)),
+    ctrl: new SharedArrayBuffer(4 * LINE * (Word.Pushed + ring + extraWords)),
   };
 }
 

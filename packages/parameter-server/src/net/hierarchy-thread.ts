@@ -4,43 +4,18 @@
  * each global batch that flat worker r·T + t of W·T would; the threads reduce their gradients into
  * slot 0 and the process's main thread pushes that one gradient to the servers.
  *
- * Shared words (in the run's ctrl, at positions a local sync run does not use):
- *   Ready    (Word.Applied)  the main thread has written the parameters for step Ready − 1
- *   Reduced  (Word.Pushed)   slot 0 holds the reduced gradient of step Reduced − 1
- *   Batch    (Word.Updates)  that step's batchRows
- * and weights[t] = the rows thread t computed its gradient on.
+ * Shared words: the sync run's own (barrier, abort, stop) and three after them (HierarchyWord, in
+ * ../local/shared.ts): Ready (the parameters for step Ready − 1 are written), Reduced (slot 0 holds
+ * the reduced gradient of step Reduced − 1) and Batch (that step's batchRows); and weights[t] = the
+ * rows thread t computed its gradient on. Its workerData and messages are ../local/messages.ts's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { flattenParameters, mlp } from '@loom/tensor-core';
 import { weightedSum } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch, type StepInfo, type Transport } from '@loom/worker';
-import { Word, bindThread, sliceOf, views, type SharedRun } from '../local/shared.js';
+import type { HierarchyEpoch, HierarchyThreadData } from '../local/messages.js';
+import { HierarchyWord, Word, bindThread, sliceOf, views, type SharedRun } from '../local/shared.js';
 import { at, barrier, setSpin, waitAtLeast } from '../local/sync-point.js';
-
-/** What the main thread gives each compute thread when it starts it. */
-export interface HierarchyThreadData {
-  run: SharedRun;
-  /** This thread, 0 … T−1 (T = run.workers). */
-  thread: number;
-  /** This process's rank r of W processes. */
-  rank: number;
-  workers: number;
-  sizes: number[];
-  seed: number;
-  batchSize: number;
-  data: { features: SharedArrayBuffer; labels: SharedArrayBuffer; rows: SharedArrayBuffer; width: number };
-}
-
-/** main → thread: run epoch `epoch` (its first step is `firstStep`), from batch `startIndex`. */
-export interface HierarchyEpoch {
-  epoch: number;
-  firstStep: number;
-  startIndex: number;
-}
-
-export const Ready = Word.Applied;
-export const Reduced = Word.Pushed;
-export const Batch = Word.Updates;
 
 /**
  * Sync among the T threads of one process: every thread's gradient is in its slot; each thread
@@ -71,7 +46,7 @@ export class HierarchyTransport implements Transport {
   private stopping = () => Atomics.load(this.v.ctrl, at(Word.StopRequested)) !== 0;
 
   pull(_params: Float32Array, info: StepInfo): boolean {
-    if (waitAtLeast(this.v.ctrl, Ready, info.step + 1, this.stopping) < 0) return false;
+    if (waitAtLeast(this.v.ctrl, HierarchyWord.Ready, info.step + 1, this.stopping) < 0) return false;
     return !this.stopping();
   }
 
@@ -86,9 +61,9 @@ export class HierarchyTransport implements Transport {
     weightedSum(this.slots[0]!, this.slots, this.shares, this.lo, this.hi);
     barrier(ctrl, T); // slot 0 holds the process's gradient
     if (this.thread === 0) {
-      Atomics.store(ctrl, at(Batch), info.batchRows);
-      Atomics.store(ctrl, at(Reduced), info.step + 1);
-      Atomics.notify(ctrl, at(Reduced));
+      Atomics.store(ctrl, at(HierarchyWord.Batch), info.batchRows);
+      Atomics.store(ctrl, at(HierarchyWord.Reduced), info.step + 1);
+      Atomics.notify(ctrl, at(HierarchyWord.Reduced));
     }
   }
 }

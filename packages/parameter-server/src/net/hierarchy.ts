@@ -12,33 +12,20 @@
  * process's gradient is rounded to float32 once more before the server's sum: equal to W·T flat
  * workers within float32 rounding.
  */
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { GlobalBatchSchedule, Staleness, type EpochReport } from '@loom/worker';
 import { flattenParameters, mlp } from '@loom/tensor-core';
-import { Word, allocateRun, releaseRun, views } from '../local/shared.js';
+import type { HierarchyEpoch, HierarchyEpochResult, HierarchyThreadData } from '../local/messages.js';
+import { HierarchyWord, Word, allocateRun, releaseRun, views } from '../local/shared.js';
 import { at, wakeAll } from '../local/sync-point.js';
-import { Batch, Ready, Reduced, type HierarchyEpoch, type HierarchyThreadData } from './hierarchy-thread.js';
+import { sharedData, threadFile } from '../local/thread-setup.js';
 import { joinRun } from './membership.js';
 import { stalenessOf } from './transport.js';
-import type { RemoteWorkerOptions } from './worker.js';
+import type { RemoteWorkerOptions } from './worker-options.js';
 
 /** Node 20 has Atomics.waitAsync; the ES2022 lib this package compiles against does not declare it. */
 interface AtomicsWaitAsync {
   waitAsync(a: Int32Array, index: number, value: number, timeoutMs: number): { async: false; value: string } | { async: true; value: Promise<string> };
-}
-
-/** The compiled thread entry: dist/net/hierarchy-thread.js, also when this module runs from src/ (tests). */
-function threadFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.replace(/hierarchy\.(ts|js)$/, 'hierarchy-thread.js');
-  return here.endsWith('.ts') ? file.replace(/([\\/])src([\\/])net([\\/])hierarchy-thread\.js$/, '$1dist$2net$3hierarchy-thread.js') : file;
-}
-
-function shared<T extends Float32Array | Int32Array>(a: T): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(a.byteLength);
-  new (a.constructor as { new (b: SharedArrayBuffer): T })(sab).set(a);
-  return sab;
 }
 
 /**
@@ -50,10 +37,10 @@ function shared<T extends Float32Array | Int32Array>(a: T): SharedArrayBuffer {
 export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: number }): Promise<{ stopped: boolean; epochs: number }> {
   const T = o.threads;
   const size = flattenParameters(mlp(o.sizes, { init: 'none' })).size;
-  const run = allocateRun('sync', T, 0, size, {});
+  const run = allocateRun('sync', T, 0, size, {}, 3); // + Ready, Reduced, Batch (HierarchyWord)
   const v = views(run);
   const perEpoch = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, 0, 1).batchesPerEpoch;
-  const data = { features: shared(o.data.features), labels: shared(o.data.labels), rows: shared(o.data.rows), width: o.data.width };
+  const data = sharedData(o.data);
   const { client, step: joined } = await joinRun(o.urls, {
     token: o.token, role: 'worker', rank: o.rank, workers: o.workers, size, stepsPerEpoch: perEpoch, reconnecting: false,
     ...(o.retryForMs !== undefined ? { retryForMs: o.retryForMs } : {}), ...(o.ca !== undefined ? { ca: o.ca } : {}),
@@ -68,15 +55,15 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
   try {
     for (let t = 0; t < T; t++) {
       const workerData: HierarchyThreadData = { run, thread: t, rank: o.rank, workers: o.workers, sizes: o.sizes, seed: o.seed, batchSize: o.batchSize, data };
-      threads.push(new Worker(threadFile(), { workerData }));
+      threads.push(new Worker(threadFile('net/hierarchy-thread.js'), { workerData }));
     }
     const staleness = new Staleness();
     const observe = (step: number, r: { applied: number; stale: number }) => staleness.observe(stalenessOf(client, step, r));
     /** The parameters for `step` are in v.params: let the threads compute it (or stop). */
     const publish = (step: number, stop: boolean) => {
       if (stop) Atomics.store(v.ctrl, at(Word.StopRequested), 1);
-      Atomics.store(v.ctrl, at(Ready), step + 1);
-      Atomics.notify(v.ctrl, at(Ready));
+      Atomics.store(v.ctrl, at(HierarchyWord.Ready), step + 1);
+      Atomics.notify(v.ctrl, at(HierarchyWord.Ready));
     };
 
     if (joined === 0) await client.barrier('start'); // a new run: every worker is connected, start together
@@ -94,7 +81,7 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
         threads.map(
           (w, t) =>
             new Promise<EpochReport>((resolve, reject) => {
-              const onMessage = (m: { report?: EpochReport; error?: string }) => {
+              const onMessage = (m: HierarchyEpochResult) => {
                 w.off('error', onError);
                 if (m.report) resolve(m.report);
                 else reject(new Error(`thread ${t} of worker ${o.rank} failed: ${m.error}`));
@@ -116,11 +103,11 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
       reports.then(() => (done = true), () => (done = true));
       // Serve the threads: each reduced gradient goes up, the next step's parameters come down.
       for (;;) {
-        const reduced = Atomics.load(v.ctrl, at(Reduced));
+        const reduced = Atomics.load(v.ctrl, at(HierarchyWord.Reduced));
         if (reduced > step) {
           let rows = 0;
           for (let t = 0; t < T; t++) rows += v.weights[t]!;
-          const batchRows = Atomics.load(v.ctrl, at(Batch));
+          const batchRows = Atomics.load(v.ctrl, at(HierarchyWord.Batch));
           const r = await client.pushPull(step, v.slot(0), v.params, { rows, batchRows }).catch((e: unknown) => {
             abort();
             throw e;
@@ -131,7 +118,7 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
           continue;
         }
         if (done) break;
-        const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(v.ctrl, at(Reduced), reduced, 50);
+        const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(v.ctrl, at(HierarchyWord.Reduced), reduced, 50);
         if (w.async) await Promise.race([w.value, reports.catch(() => {})]);
       }
       if (failed !== null) throw failed;

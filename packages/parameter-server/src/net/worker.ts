@@ -9,45 +9,11 @@
  * it joined at (./membership.ts) — rewinding when a server restarted from a checkpoint.
  */
 import { Random, flattenParameters, mlp } from '@loom/tensor-core';
-import { GlobalBatchSchedule, runEpoch, type EpochReport, type WorkerEpochReport } from '@loom/worker';
+import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
 import { isConnectionLoss, joinRun } from './membership.js';
 import { WsTransport } from './transport.js';
 import { trainRemoteThreads } from './hierarchy.js';
-
-export interface RemoteWorkerOptions {
-  /** One URL per server (ws:// or wss://), in any order. */
-  urls: readonly string[];
-  token: string;
-  rank: number;
-  workers: number;
-  sizes: number[];
-  seed: number;
-  batchSize: number;
-  epochs: number;
-  data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array };
-  /** PEM certificate(s) to trust for wss://. */
-  ca?: string | Buffer;
-  maxInFlight?: number;
-  /** Heartbeat: a ping to every server this often, in ms (default 1000). */
-  heartbeatMs?: number;
-  /** After losing a server, keep trying to reconnect this long, in ms (default 60 s), then fail. */
-  retryForMs?: number;
-  /** Reports reconnections and rejoins. */
-  log?: (line: string) => void;
-  /**
-   * Compute threads in this process (default 1): T ≥ 2 threads split the process's part of each
-   * global batch as W·T flat workers would, reduce their gradients in shared memory and push one
-   * gradient per step (./hierarchy.ts).
-   */
-  threads?: number;
-  /** Called after each epoch, with the parameters for the next step settled in `params`. */
-  onEpoch?: (report: RemoteEpochReport, params: Float32Array) => void | Promise<void>;
-}
-
-export interface RemoteEpochReport extends EpochReport, WorkerEpochReport {
-  /** The epoch, from 0. */
-  epoch: number;
-}
+import type { RemoteWorkerOptions } from './worker-options.js';
 
 /**
  * Trains this worker's part of every epoch; resolves when the epochs are done or a server stopped
