@@ -79,10 +79,12 @@ export async function runEpoch<B extends StepBatch = WorkerBatch>(o: EpochOption
   for (const part of schedule.epoch(epoch)) {
     if (part.index < startIndex) continue;
     const step = firstStep + part.index;
-    const info: StepInfo =
-      task.keys === undefined
-        ? { epoch, step, rows: part.rows, batchRows: part.batchRows }
-        : { epoch, step, rows: part.rows, batchRows: part.batchRows, keys: task.keys(part) };
+    let info: StepInfo = { epoch, step, rows: part.rows, batchRows: part.batchRows };
+    if (task.keys !== undefined) {
+      const keys = task.keys(part);
+      task.tables?.prepare(keys);
+      info = { ...info, keys, tables: task.tables };
+    }
     const pulled = transport.pull(flat.params, info);
     const go = isPromise(pulled) ? await pulled : pulled;
     if (!go) {

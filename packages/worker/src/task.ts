@@ -6,6 +6,7 @@
  */
 import { IntTensor, Tensor, crossEntropy, type Module } from '@loom/tensor-core';
 import type { StepBatch, WorkerBatch } from './schedule.js';
+import type { StepTables } from './tables.js';
 
 /**
  * The ids of the embedding rows a step reads, by table name: what a transport needs to pull and
@@ -41,6 +42,12 @@ export interface Task<B extends StepBatch> {
    * for dense models: every parameter is then pulled and pushed whole.
    */
   keys?(batch: B): TableKeys;
+  /**
+   * The compact local tables the loss reads embedding rows from (see tables.ts). With `keys`, the
+   * loop dedups each step's keys into them before the pull; the transport fills their rows and
+   * pushes their gradients by id.
+   */
+  tables?: StepTables;
 }
 
 /**

@@ -13,6 +13,7 @@
  * (sockets).
  */
 import type { TableKeys } from './task.js';
+import type { StepTables } from './tables.js';
 
 export interface StepInfo {
   /** The epoch this step belongs to, from 0. */
@@ -28,6 +29,11 @@ export interface StepInfo {
    * transport of row-keyed tables pulls and pushes only these rows. Absent for dense tasks.
    */
   readonly keys?: TableKeys;
+  /**
+   * With a task that has tables: the step's unique ids per table, where the pull writes their rows
+   * and where backward leaves their gradients for the push (see tables.ts).
+   */
+  readonly tables?: StepTables;
 }
 
 export interface Transport {
