@@ -55,8 +55,13 @@ export function resumeRun(dir: string, epochs: number): void {
     : [];
   rmSync(join(dir, 'config.json'), { force: true });
   rmSync(join(dir, 'model.safetensors'), { force: true });
+  writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
+}
+
+/** Writes a file whole or not at all: a temporary file beside it, then a rename. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
+  writeFileSync(tmp, data);
   renameSync(tmp, path);
 }
 
@@ -74,9 +79,7 @@ export function saveRun(dir: string, config: Omit<RunConfig, 'format' | 'version
     layout: parameterLayout(model).map(({ name, offset, shape }) => ({ name, offset, shape })),
   };
   saveModel(join(dir, 'model.safetensors'), model, { format: RUN_FORMAT, model: config.model.spec });
-  const tmp = join(dir, `config.json.tmp-${process.pid}`);
-  writeFileSync(tmp, JSON.stringify(full, null, 2) + '\n');
-  renameSync(tmp, join(dir, 'config.json'));
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(full, null, 2) + '\n');
 }
 
 /** Reads and validates a run directory, and rebuilds its model with the trained weights. */

@@ -15,7 +15,7 @@ import { IntTensor, Linear, Module, ReLU, Sequential, Tensor, bceWithLogits, cat
 import { WorkerError } from './errors.js';
 import type { BatchSchedule, StepBatch } from './schedule.js';
 import { StepTables, type TableSpec } from './tables.js';
-import type { Task } from './task.js';
+import type { TableKeys, Task } from './task.js';
 
 export const CTR_DIM = 32;
 /** The tables, by the names their PyTorch module would give them (`user.weight`, …). */
@@ -110,7 +110,7 @@ export class CtrModel extends Module<CtrInput> {
  * The CTR task over `model`: keys are the batch's ids per table (the article table's are the
  * articles, then the histories), the loss is BCE with logits against the clicks.
  */
-export function ctrTask(model: CtrModel): Task<CtrBatch> & { tables: StepTables } {
+export function ctrTask(model: CtrModel): Task<CtrBatch> & { tables: StepTables; keys(b: CtrBatch): TableKeys } {
   const tables = new StepTables(model.tables);
   const H = model.shape.historyLength;
   let articleKeys = new Int32Array(0);

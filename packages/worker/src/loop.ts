@@ -26,7 +26,7 @@ export interface EpochReport {
 }
 
 export interface EpochOptions<B extends StepBatch = WorkerBatch> {
-  model: Module;
+  model: Module<any>;
   flat: FlatParameters;
   transport: Transport;
   schedule: BatchSchedule<B>;

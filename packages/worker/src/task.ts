@@ -35,7 +35,7 @@ export interface Task<B extends StepBatch> {
    * batch's `rows` rows. The loop calls backward on it and reads its value. Called only for
    * batches with at least one row.
    */
-  loss(model: Module, batch: B): Tensor;
+  loss(model: Module<any>, batch: B): Tensor;
   /**
    * The embedding rows this step touches, for transports of row-keyed tables. The loop calls it
    * before the step's pull and hands the result to the transport as `StepInfo.keys`. Leave it out

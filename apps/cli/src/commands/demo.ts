@@ -4,7 +4,7 @@
  */
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { printRecommendation, recommendFor } from './recommend.js';
-import { trainCommand } from './train.js';
+import { trainCommand, type TrainResult } from './train.js';
 
 export const DEMO_FLAGS: Flags = {
   out: { type: 'string', arg: 'DIR', default: 'runs/news', help: 'run directory to write' },
@@ -20,7 +20,7 @@ export async function demoCommand(argv: string[], log: (line: string) => void = 
     log(DEMO_HELP);
     return;
   }
-  const result = (await trainCommand(['--dataset', 'news', '--model', 'reference', '--epochs', String(f.epochs), '--out', f.out as string], log))!;
+  const result = (await trainCommand(['--dataset', 'news', '--model', 'reference', '--epochs', String(f.epochs), '--out', f.out as string], log)) as TrainResult;
   if (result.baselines) {
     const margin = result.validAccuracy - Math.max(...Object.values(result.baselines));
     log(`the model beats the best baseline by ${(100 * margin).toFixed(1)} points of validation accuracy`);

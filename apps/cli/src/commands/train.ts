@@ -15,16 +15,21 @@ import { appendMetrics, resumeRun, saveRun, startRun } from '../run-dir.js';
 import { UsageError } from '../errors.js';
 import { train, type ValidatedEpochMetrics } from '../trainer.js';
 import { parseCluster, trainCluster } from './cluster.js';
+import { SPARSE_OPTIMIZERS } from '../ctr.js';
+import { trainCtrCommand, type CtrTrainResult } from './train-ctr.js';
 
 export const TRAIN_FLAGS: Flags = {
   config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
-  dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE', default: 'news', configurable: true, help: 'what to train on' },
+  task: { type: 'string', default: 'classify', choices: ['classify', 'ctr'], configurable: true, help: 'classify (a class per row) | ctr (click-through rate with embedding tables; --dataset news-clicks)' },
+  dataset: { type: 'string', arg: 'news|news-clicks|idx:DIR|csv:FILE', default: 'news', configurable: true, help: 'what to train on (news-clicks: the generated click log, for --task ctr)' },
   label: { type: 'string', arg: 'COLUMN', configurable: true, help: 'the class column of a CSV dataset' },
-  scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users (e.g. 10, 100)' },
+  scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news and news-clicks: N times the default size (news-clicks 100: 1M users, 200k articles, 10M impressions)' },
   model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'reference = Linear 100→50, ReLU, Linear 50→10' },
   optimizer: { type: 'string', default: 'adam', choices: OPTIMIZERS, configurable: true, help: OPTIMIZERS.join('|') },
   lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },
-  'batch-size': { type: 'int', default: 64, min: 1, configurable: true, help: 'mini-batch size' },
+  'sparse-optimizer': { type: 'string', default: 'sparse-adam', choices: SPARSE_OPTIMIZERS, configurable: true, help: `--task ctr: the embedding tables' optimizer, ${SPARSE_OPTIMIZERS.join('|')}` },
+  'sparse-lr': { type: 'number', arg: 'X', min: 0, exclusiveMin: true, configurable: true, help: '--task ctr: the tables\' learning rate (default: --lr for sparse-adam, 0.05 for the adagrads, 0.1 for sgd)' },
+  'batch-size': { type: 'int', min: 1, configurable: true, help: 'mini-batch size (default: 64; 512 for --task ctr)' },
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles' },
   out: { type: 'string', arg: 'DIR', default: 'runs/latest', configurable: true, help: 'run directory to write' },
@@ -53,12 +58,16 @@ export interface TrainResult extends ValidatedEpochMetrics {
   baselines?: Record<string, number>;
 }
 
-export async function trainCommand(argv: string[], log: (line: string) => void = console.log): Promise<TrainResult | null> {
+export async function trainCommand(argv: string[], log: (line: string) => void = console.log): Promise<TrainResult | CtrTrainResult | null> {
   const f = parseFlags('train', argv, TRAIN_FLAGS);
   if (f.help) {
     log(TRAIN_HELP);
     return null;
   }
+  if (f.task === 'ctr') return trainCtrCommand(f, log);
+  if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined) throw new UsageError('--sparse-optimizer and --sparse-lr apply to --task ctr only');
+  if (f.dataset === 'news-clicks') throw new UsageError('--dataset news-clicks is a click log: train it with --task ctr');
+  f.batchSize ??= 64;
   const sizes = modelSizes(f.model as string);
   const seed = f.seed as number;
   const workers = (f.workers as number | undefined) ?? availableParallelism();

@@ -139,6 +139,24 @@ export class RowTable {
   }
 
   /**
+   * Writes the row of each id into `out` (N, D) without creating, admitting or touching anything:
+   * an id without a row reads the initial value it would get (zeros while it awaits admission).
+   * For evaluation and serving, which must not grow the table.
+   */
+  read(ids: ArrayLike<number>, out: Float32Array): void {
+    const D = this.dim;
+    if (out.length !== ids.length * D) throw tableError(this.name, `read of ${ids.length} ids needs out of ${ids.length} × ${D} = ${ids.length * D} floats, got ${out.length}`);
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      checkId(this.name, id, k);
+      const slot = this.slots.get(id);
+      if (slot !== NONE) out.set(this.weights.subarray(slot * D, (slot + 1) * D), k * D);
+      else if (this.o.admitAfter > 1) out.fill(0, k * D, (k + 1) * D);
+      else this.initialRow(id, out, k * D);
+    }
+  }
+
+  /**
    * Steps the rows of `ids` with their gradients (N, D), duplicates summed first. `step` is the
    * optimizer's 1-based step count for this table (one per training step, as PyTorch counts).
    * Ids still waiting for admission are dropped (counted in stats); an id that was never pulled is

@@ -70,6 +70,12 @@ describe('RowTable', () => {
     expect(pulled(b, [ids[3]!, ids[1]!])).toEqual(Float32Array.from([...ra.subarray(3 * D, 4 * D), ...ra.subarray(D, 2 * D)]));
     expect(ra.subarray(0, D)).toEqual(ra.subarray(2 * D, 3 * D));
     expect(a.size).toBe(3);
+    // read() gives the same value without creating the row.
+    const c = table();
+    const peek = new Float32Array(D);
+    c.read([ids[1]!], peek);
+    expect(peek).toEqual(ra.subarray(D, 2 * D));
+    expect(c.size).toBe(0);
     const other = pulled(table({ name: 'user' }), [5]);
     expect(other).not.toEqual(ra.subarray(0, D));
     // N(0, 1) as nn.Embedding: the mean and variance of many rows' values.

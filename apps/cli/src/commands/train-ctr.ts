@@ -1,0 +1,66 @@
+/** `loom train --task ctr`: the click-through-rate model on the news click log (see ../ctr.ts). */
+import { resolve } from 'node:path';
+import { kernelBackend } from '@loom/tensor-core';
+import { type Values } from '../args.js';
+import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName } from '../ctr.js';
+import { UsageError } from '../errors.js';
+import type { OptimizerName } from '../optimizers.js';
+import { Progress } from '../progress.js';
+import { appendMetrics, startRun } from '../run-dir.js';
+
+/** The global batch of a CTR step when --batch-size is not given: PyTorch's reference uses 512. */
+export const CTR_BATCH_SIZE = 512;
+
+export interface CtrTrainResult extends CtrEpochMetrics {
+  out: string;
+  interrupted: boolean;
+  baselines: { popularityAuc: number; userCategoryAuc: number; constantLogLoss: number };
+}
+
+export async function trainCtrCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
+  checkCtrFlags(f);
+  if (f.cluster !== undefined || (f.workers !== undefined && f.workers !== 1)) {
+    throw new UsageError('--task ctr trains on one thread in this version (--workers 1); worker threads and --cluster train the dense tasks');
+  }
+  const sparseOptimizer = f.sparseOptimizer as SparseOptimizerName;
+  const o: CtrTrainOptions = {
+    scale: f.scale as number, seed: f.seed as number,
+    optimizer: f.optimizer as OptimizerName, lr: f.lr as number,
+    sparseOptimizer, sparseLr: (f.sparseLr as number | undefined) ?? defaultSparseLr(sparseOptimizer, f.lr as number),
+    batchSize: (f.batchSize as number | undefined) ?? CTR_BATCH_SIZE, epochs: f.epochs as number,
+  };
+  const out = resolve(f.out as string);
+  startRun(out);
+  const run = setUpCtr(o);
+  const { log: clicks } = run;
+  log(
+    `training the CTR model on news-clicks (scale ${o.scale}): ${clicks.numUsers} users, ${clicks.numArticles} articles, ` +
+      `${clicks.validStart} train / ${clicks.numImpressions - clicks.validStart} valid impressions; ` +
+      `${o.optimizer} ${o.lr} for the dense part, ${o.sparseOptimizer} ${o.sparseLr} for the tables; one thread (kernels: ${kernelBackend.name})`,
+  );
+  let last: CtrEpochMetrics | undefined;
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    await trainCtr(run, o, (m) => {
+      last = m;
+      appendMetrics(out, m);
+      const rows = Object.entries(m.tables).map(([k, t]) => `${k} ${t.rows}`).join(', ');
+      log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid AUC ${m.validAuc.toFixed(4)}, valid log loss ${m.validLogLoss.toFixed(4)}, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s; rows ${rows}`);
+    }, new Progress(), () => interrupt.signal.aborted);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  const interrupted = interrupt.signal.aborted;
+  saveCtrRun(out, run, o, { workers: 1 });
+  const baselines = ctrBaselines(run);
+  log(`baselines on valid: popularity AUC ${baselines.popularityAuc.toFixed(4)}, user's categories AUC ${baselines.userCategoryAuc.toFixed(4)}, constant log loss ${baselines.constantLogLoss.toFixed(4)}`);
+  log(`wrote ${out}${interrupted ? ' (stopped early by SIGINT)' : ''}`);
+  const result: CtrTrainResult = {
+    ...(last ?? { epoch: 0, trainLoss: NaN, validAuc: NaN, validLogLoss: NaN, samplesPerSec: 0, seconds: 0, tables: {} }),
+    out, interrupted, baselines: { ...baselines },
+  };
+  if (f.json === true) console.log(JSON.stringify(result));
+  return result;
+}

@@ -1,0 +1,182 @@
+/**
+ * `loom train --task ctr`: click-through-rate prediction on the generated news click log, the
+ * workload a parameter server exists for. The model's dense part (a Linear for the dense features
+ * and the MLP) trains with --optimizer as any model; its embedding tables are RowTables keyed by
+ * id, stepped by --sparse-optimizer on the rows each step touches (see @loom/worker's ctr.ts).
+ *
+ * A run directory holds config.json (task 'ctr'), metrics.jsonl (per epoch: train loss, valid AUC
+ * and log loss on the held-out later days, samples/s, each table's rows), and model.safetensors
+ * with PyTorch's names: `user.weight` (users, 32), `article.weight`, `category.weight`,
+ * `subcategory.weight`, `dense.weight`, `dense.bias`, `mlp.0.weight`, … — rows never trained hold
+ * the initial values every process computes, as the PyTorch model's untouched rows would.
+ */
+import { join } from 'node:path';
+import { auc, clickBaselines, generateClickLog, logLoss, type ClickBaselines, type ClickLog } from '@loom/data';
+import { allocateFlat, namedSparseOptimizer } from '@loom/optimizer';
+import { RowTable } from '@loom/parameter-server';
+import { Random, Tensor, flattenParameters, noGrad, saveSafetensors } from '@loom/tensor-core';
+import { CTR_TABLES, CtrModel, CtrSchedule, ctrTask, inProcessTransport, runEpoch, type CtrBatch, type CtrColumns, type EpochMetrics } from '@loom/worker';
+import { UsageError } from './errors.js';
+import { makeOptimizer, type OptimizerName } from './optimizers.js';
+import type { Progress } from './progress.js';
+import { writeFileAtomic } from './run-dir.js';
+
+export const SPARSE_OPTIMIZERS = ['sparse-adam', 'adagrad', 'rowwise-adagrad', 'sgd'] as const;
+export type SparseOptimizerName = (typeof SPARSE_OPTIMIZERS)[number];
+
+/** The learning rate of a sparse optimizer when --sparse-lr is not given: PyTorch's usual choices. */
+export function defaultSparseLr(name: SparseOptimizerName, lr: number): number {
+  return name === 'sparse-adam' ? lr : name === 'sgd' ? 0.1 : 0.05;
+}
+
+export interface CtrTrainOptions {
+  scale: number;
+  seed: number;
+  optimizer: OptimizerName;
+  lr: number;
+  sparseOptimizer: SparseOptimizerName;
+  sparseLr: number;
+  batchSize: number;
+  epochs: number;
+}
+
+/** One epoch of a CTR run, as metrics.jsonl records it. */
+export interface CtrEpochMetrics extends EpochMetrics {
+  validAuc: number;
+  validLogLoss: number;
+  /** Per table: rows held, and rows created and evicted so far. */
+  tables: Record<string, { rows: number; created: number; evicted: number }>;
+}
+
+/** Everything a CTR run trains with: the log, its impressions in memory, the tables, the model. */
+export interface CtrRun {
+  log: ClickLog;
+  columns: CtrColumns;
+  model: CtrModel;
+  tables: Record<string, RowTable>;
+}
+
+/** The tables' row counts for the log (category and subcategory are fixed; users and articles scale). */
+function tableRows(log: ClickLog): Record<string, number> {
+  return { user: log.numUsers, article: log.numArticles, category: 18, subcategory: 270 };
+}
+
+/** Builds the log, the model and its tables from the options alone: any process gets the same. */
+export function setUpCtr(o: Pick<CtrTrainOptions, 'scale' | 'seed' | 'sparseOptimizer' | 'sparseLr'>): CtrRun {
+  const log = generateClickLog({ seed: o.seed, scale: o.scale });
+  const columns = log.materialize();
+  const model = new CtrModel({ historyLength: log.historyLength, denseWidth: log.denseWidth }, { rng: new Random(o.seed) });
+  const { algorithm, options } = namedSparseOptimizer(o.sparseOptimizer, { lr: o.sparseLr });
+  const tables = Object.fromEntries(CTR_TABLES.map((name) => [name, new RowTable({ name, dim: model.tables[0]!.dim, seed: o.seed, algorithm, options })]));
+  return { log, columns, model, tables };
+}
+
+/**
+ * The model's click probability for impressions [from, to) of the run's columns, reading rows
+ * without creating them (ids the tables never saw read their initial values).
+ */
+export function scoreImpressions(run: CtrRun, from: number, to: number): Float32Array {
+  const { model, columns, tables } = run;
+  const task = ctrTask(model);
+  const schedule = new CtrSchedule(columns, model.shape, [from, to], 4096);
+  const scores = new Float32Array(to - from);
+  model.eval();
+  noGrad(() => {
+    for (const b of schedule.epoch(0)) {
+      task.tables.prepare(task.keys(b));
+      for (const t of task.tables) tables[t.name]!.read(t.ids, t.rows);
+      const logits = model.forward({ tables: task.tables, batch: b });
+      scores.set(logits.data, b.index * 4096);
+    }
+  });
+  model.train();
+  for (let i = 0; i < scores.length; i++) scores[i] = 1 / (1 + Math.exp(-scores[i]!));
+  return scores;
+}
+
+/** AUC and log loss of the model on the held-out later days. */
+export function validateCtr(run: CtrRun): { auc: number; logLoss: number } {
+  const { log, columns } = run;
+  const p = scoreImpressions(run, log.validStart, log.numImpressions);
+  const labels = columns.label.subarray(log.validStart, log.numImpressions);
+  return { auc: auc(p, labels), logLoss: logLoss(p, labels) };
+}
+
+/** Trains on this thread; calls onEpoch after each epoch's validation. */
+export async function trainCtr(
+  run: CtrRun,
+  o: CtrTrainOptions,
+  onEpoch: (m: CtrEpochMetrics) => void,
+  progress?: Progress,
+  shouldStop: () => boolean = () => false,
+): Promise<void> {
+  const { log, columns, model, tables } = run;
+  const initial = flattenParameters(model);
+  const inPlace = allocateFlat(initial.size);
+  inPlace.params.set(initial.params);
+  const flat = flattenParameters(model, inPlace);
+  const transport = inProcessTransport(makeOptimizer(o.optimizer, model.parameters(), o.lr), { shouldStop, tables });
+  const task = ctrTask(model);
+  const schedule = new CtrSchedule(columns, model.shape, [0, log.validStart], o.batchSize);
+  const perEpoch = schedule.batchesPerEpoch;
+  for (let epoch = 1; epoch <= o.epochs && !shouldStop(); epoch++) {
+    const t0 = performance.now();
+    const label = `epoch ${epoch}/${o.epochs}`;
+    const r = await runEpoch<CtrBatch>({
+      model, flat, transport, schedule, task, epoch: epoch - 1, firstStep: (epoch - 1) * perEpoch,
+      onStep: progress && ((soFar) => progress.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`)),
+    });
+    const v = validateCtr(run);
+    progress?.clear();
+    onEpoch({
+      epoch,
+      trainLoss: r.lossSum / Math.max(r.rows, 1),
+      validAuc: v.auc,
+      validLogLoss: v.logLoss,
+      samplesPerSec: r.rows / r.seconds,
+      seconds: (performance.now() - t0) / 1000,
+      tables: Object.fromEntries(Object.entries(tables).map(([name, t]) => {
+        const s = t.stats();
+        return [name, { rows: s.rows, created: s.created, evicted: s.evicted }];
+      })),
+    });
+    if (r.stopped) break;
+  }
+}
+
+export function ctrBaselines(run: CtrRun): ClickBaselines {
+  return clickBaselines(run.log);
+}
+
+/**
+ * Writes model.safetensors (dense parameters and whole tables under PyTorch's names) and
+ * config.json, each atomically.
+ */
+export function saveCtrRun(dir: string, run: CtrRun, o: CtrTrainOptions, extra: Record<string, unknown> = {}): void {
+  const tensors: Record<string, Tensor> = { ...run.model.stateDict() };
+  const rows = tableRows(run.log);
+  for (const [name, table] of Object.entries(run.tables)) {
+    const n = rows[name]!;
+    const data = new Float32Array(n * table.dim);
+    table.read(Float64Array.from({ length: n }, (_, i) => i), data);
+    tensors[`${name}.weight`] = new Tensor(data, [n, table.dim]);
+  }
+  saveSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'loom-run', task: 'ctr' });
+  const config = {
+    format: 'loom-run',
+    version: 1,
+    task: 'ctr',
+    dataset: 'news-clicks',
+    clicks: { seed: o.seed, scale: o.scale, alpha: run.log.alpha },
+    model: { dim: run.model.tables[0]!.dim, tables: rows, denseWidth: run.model.shape.denseWidth, historyLength: run.model.shape.historyLength, mlp: [192, 128, 64, 1] },
+    train: { optimizer: o.optimizer, lr: o.lr, sparseOptimizer: o.sparseOptimizer, sparseLr: o.sparseLr, batchSize: o.batchSize, epochs: o.epochs, seed: o.seed, ...extra },
+  };
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+}
+
+/** Checks the flags a CTR run cannot take, before anything is generated. */
+export function checkCtrFlags(f: Record<string, unknown>): void {
+  if (f.dataset !== 'news-clicks') throw new UsageError(`--task ctr trains on --dataset news-clicks (the generated click log), got --dataset ${String(f.dataset)}`);
+  if (f.model !== undefined && f.model !== 'reference' && f.model !== 'ctr') throw new UsageError(`--task ctr has one model (user, article, category and subcategory embeddings of dim 32, an MLP 192→128→64→1); drop --model ${String(f.model)}`);
+  if (f.label !== undefined) throw new UsageError('--label is for CSV datasets; --task ctr learns the click column');
+}
