@@ -7,8 +7,8 @@
  * Protocol 2 addresses one table: the dense key range of the flat parameter vector, id 0, named
  * 'dense' (a ShardStore, ./store.ts). A row-keyed embedding table — pullRows(table, ids) and
  * pushRows(table, ids, grads) in the next protocol version, with its ids in a typed key section
- * (./frame.ts) — is another Table kind, registered beside it under its own id and name, and built
- * on the same NetPolicy with its own gradient type.
+ * (./frame.ts) — is another Table kind ('rows', over ../tables/row-table.ts), registered beside it
+ * under its own id and name, and built on the same NetPolicy with its own gradient type.
  */
 import { PsError } from './errors.js';
 import type { NetPolicy, PushOutcome } from './policy.js';
