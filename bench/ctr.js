@@ -1,0 +1,42 @@
+// The sparse workload (issue #12): the news CTR model — four embedding tables of dim 32, a history
+// bag, an MLP 192→128→64→1 — trained on one thread by `loom train --task ctr` beside PyTorch 1.13
+// (nn.Embedding(sparse=True), SparseAdam for the tables, Adam for the MLP, one thread) on the
+// same generated impressions: Loom writes the click log to a file that PyTorch's side reads.
+// Both train one epoch on the training days at batch 512 and are judged on the later days.
+// Usage: node bench/ctr.js [--scale N]   (scale 100: 1M users × 200k articles, 10M impressions)
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { clickBaselines, generateClickLog, writeClickLog } from '@loom/data';
+import { printTable, ratio, runReference } from './lib.js';
+
+const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : dflt);
+const scale = arg('--scale', 10);
+const seed = 42;
+const CLI = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'loom-bench-ctr-'));
+
+const log = generateClickLog({ seed, scale });
+const file = join(tmp, 'news.clicks');
+writeClickLog(log, file);
+const base = clickBaselines(log);
+
+const out = join(tmp, 'run');
+const r = spawnSync(process.execPath, [CLI, 'train', '--task', 'ctr', '--dataset', 'news-clicks', '--scale', String(scale), '--seed', String(seed), '--epochs', '1', '--batch-size', '512', '--out', out, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+if (r.status !== 0) throw new Error(`loom train failed: ${r.stderr}`);
+const loom = JSON.parse(r.stdout.trim().split('\n').pop());
+const torch = runReference('ctr.py', ['--data', file, '--batch', 512, '--epochs', 1]);
+
+printTable(`CTR model, one thread, batch 512, scale ${scale}: ${log.numUsers} users × ${log.numArticles} articles, ${log.validStart} training impressions`, [
+  {
+    side: 'loom', 'samples/s': loom.samplesPerSec, 'valid AUC': loom.validAuc, 'valid log loss': loom.validLogLoss,
+    'loom/torch': ratio(loom.samplesPerSec, torch?.samplesPerSec),
+  },
+  { side: 'torch', 'samples/s': torch?.samplesPerSec ?? '–', 'valid AUC': torch?.validAuc ?? '–', 'valid log loss': torch?.validLogLoss ?? '–', 'loom/torch': '' },
+  { side: 'popularity baseline', 'samples/s': '', 'valid AUC': base.popularityAuc, 'valid log loss': '', 'loom/torch': '' },
+  { side: "user's-categories baseline", 'samples/s': '', 'valid AUC': base.userCategoryAuc, 'valid log loss': base.constantLogLoss, 'loom/torch': '' },
+]);
+if (torch) console.log(`AUC difference loom − torch: ${(loom.validAuc - torch.validAuc).toFixed(4)}; PyTorch model: ${torch.params} parameters`);
+rmSync(tmp, { recursive: true, force: true });
