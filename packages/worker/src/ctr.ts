@@ -14,8 +14,8 @@
 import { IntTensor, Linear, Module, ReLU, Sequential, Tensor, bceWithLogits, cat, embedding, embeddingBag, type Random } from '@loom/tensor-core';
 import { WorkerError } from './errors.js';
 import type { BatchSchedule, StepBatch } from './schedule.js';
-import { StepTables, type TableSpec } from './tables.js';
-import type { TableKeys, Task } from './task.js';
+import { StepTables, type TableKeys, type TableSpec } from './tables.js';
+import type { Task } from './task.js';
 
 export const CTR_DIM = 32;
 /** The tables, by the names their PyTorch module would give them (`user.weight`, …). */

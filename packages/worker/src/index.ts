@@ -5,10 +5,10 @@
  */
 export type { Transport, StepInfo } from './transport.js';
 export { GlobalBatchSchedule, type WorkerBatch, type StepBatch, type BatchSchedule } from './schedule.js';
-export { classificationTask, type Task, type TableKeys } from './task.js';
+export { classificationTask, type Task } from './task.js';
 export { runEpoch, type EpochReport, type EpochOptions } from './loop.js';
 export { inProcessTransport, type InProcessOptions, type SteppingOptimizer } from './in-process.js';
 export { WorkerError } from './errors.js';
 export { Staleness, epochMetrics, workerMetrics, type EpochMetrics, type WorkerEpochReport, type WorkerMetrics } from './metrics.js';
-export { StepTables, type StepTable, type TableSpec, type RowStore } from './tables.js';
+export { StepTables, type StepTable, type TableSpec, type TableKeys, type RowStore } from './tables.js';
 export { CtrModel, CtrSchedule, ctrTask, CTR_DIM, CTR_TABLES, type CtrBatch, type CtrColumns, type CtrShape, type CtrInput } from './ctr.js';

@@ -14,7 +14,14 @@
  */
 import { Tensor, UniqueIds } from '@loom/tensor-core';
 import { WorkerError } from './errors.js';
-import type { TableKeys } from './task.js';
+
+/**
+ * The ids of the embedding rows a step reads, by table name: what a transport needs to pull and
+ * push only those rows of a row-keyed table instead of the whole of it. Ids appear as the batch
+ * holds them (any order, repeats allowed); a transport that wants them sorted and unique sorts
+ * them itself. The arrays may be views into the batch's buffers, valid until the next step.
+ */
+export type TableKeys = Readonly<Record<string, Int32Array>>;
 
 export interface TableSpec {
   name: string;

@@ -6,15 +6,7 @@
  */
 import { IntTensor, Tensor, crossEntropy, type Module } from '@loom/tensor-core';
 import type { StepBatch, WorkerBatch } from './schedule.js';
-import type { StepTables } from './tables.js';
-
-/**
- * The ids of the embedding rows a step reads, by table name: what a transport needs to pull and
- * push only those rows of a row-keyed table instead of the whole of it. Ids appear as the batch
- * holds them (any order, repeats allowed); a transport that wants them sorted and unique sorts
- * them itself. The arrays may be views into the batch's buffers, valid until the next step.
- */
-export type TableKeys = Readonly<Record<string, Int32Array>>;
+import type { StepTables, TableKeys } from './tables.js';
 
 /**
  * A training step's computation over batches of type `B`.

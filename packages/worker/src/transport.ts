@@ -12,8 +12,7 @@
  * Either method may complete synchronously (shared memory, blocking on Atomics) or return a promise
  * (sockets).
  */
-import type { TableKeys } from './task.js';
-import type { StepTables } from './tables.js';
+import type { StepTables, TableKeys } from './tables.js';
 
 export interface StepInfo {
   /** The epoch this step belongs to, from 0. */
