@@ -12,6 +12,7 @@
  *   B rows of a batch, H history length, D = 32, U unique ids of a table in the step
  */
 import { IntTensor, Linear, Module, ReLU, Sequential, Tensor, bceWithLogits, cat, embedding, embeddingBag, type Random } from '@loom/tensor-core';
+import type { ClickChunk } from '@loom/data';
 import { WorkerError } from './errors.js';
 import type { BatchSchedule, StepBatch } from './schedule.js';
 import { StepTables, type TableKeys, type TableSpec } from './tables.js';
@@ -21,32 +22,14 @@ export const CTR_DIM = 32;
 /** The tables, by the names their PyTorch module would give them (`user.weight`, …). */
 export const CTR_TABLES = ['user', 'article', 'category', 'subcategory'] as const;
 
-/** Impressions as the CTR task reads them: @loom/data's ClickChunk columns, a worker's part of one batch. */
-export interface CtrBatch extends StepBatch {
-  /** (B) each */
-  user: Int32Array;
-  article: Int32Array;
-  category: Int32Array;
-  subcategory: Int32Array;
-  /** (B, H) */
-  history: Int32Array;
-  /** (B, denseWidth) */
-  dense: Float32Array;
-  /** (B) 0 or 1 */
-  label: Float32Array;
-}
+/**
+ * The columns a CtrSchedule walks: those of @loom/data's ClickChunk (user, article, category,
+ * subcategory (B); history (B, H); dense (B, denseWidth); label (B)), or a file read back with readClickLog.
+ */
+export type CtrColumns = Pick<ClickChunk, 'rows' | 'user' | 'article' | 'category' | 'subcategory' | 'history' | 'dense' | 'label'>;
 
-/** The columns a CtrSchedule walks: a ClickChunk, or a file read back with readClickLog. */
-export interface CtrColumns {
-  rows: number;
-  user: Int32Array;
-  article: Int32Array;
-  category: Int32Array;
-  subcategory: Int32Array;
-  history: Int32Array;
-  dense: Float32Array;
-  label: Float32Array;
-}
+/** Impressions as the CTR task reads them: a worker's part of one batch, views of CtrColumns. */
+export interface CtrBatch extends StepBatch, Omit<CtrColumns, 'rows'> {}
 
 export interface CtrShape {
   historyLength: number;
