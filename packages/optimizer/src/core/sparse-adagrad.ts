@@ -17,45 +17,21 @@
  * Buffers: table θ (V, D), sum S (V, D), rows (R) unique, grads (R, D).
  */
 import { invalidValue } from '../errors.js';
-import { checkBoolean, checkNonNegative, checkPositive } from '../options.js';
+import { adagrad, adagradDefaults, type AdagradOptions } from './adagrad.js';
 import { f, fma } from './common.js';
 import type { StateArrays } from './common.js';
 import { checkSparseStepArgs, type SparseAlgorithm } from './sparse.js';
 
-export interface SparseAdagradOptions {
-  /** Learning rate γ ≥ 0. Default 1e-2. */
-  lr: number;
-  /** Learning-rate decay η: step t uses γ / (1 + (t − 1)η). Default 0. */
-  lrDecay: number;
-  /** Must be 0: PyTorch does not allow weight decay with sparse gradients. */
-  weightDecay: number;
-  /** The value every S starts at, ≥ 0. Default 0. */
-  initialAccumulatorValue: number;
-  /** Added to √S, > 0. Default 1e-10. */
-  eps: number;
-  /** Maximise the objective instead of minimising it. Default false. */
-  maximize: boolean;
-}
+/** Adagrad's options (see adagrad.ts); weightDecay must stay 0, as PyTorch allows no weight decay with sparse gradients. */
+export type SparseAdagradOptions = AdagradOptions;
 
 export type SparseAdagradState = { sum: Float32Array };
 
-export const sparseAdagradDefaults: Readonly<SparseAdagradOptions> = Object.freeze({
-  lr: 1e-2,
-  lrDecay: 0,
-  weightDecay: 0,
-  initialAccumulatorValue: 0,
-  eps: 1e-10,
-  maximize: false,
-});
+export const sparseAdagradDefaults: Readonly<SparseAdagradOptions> = adagradDefaults;
 
 function validate(o: SparseAdagradOptions): void {
-  checkNonNegative('learning rate', o.lr);
-  checkNonNegative('lrDecay value', o.lrDecay);
-  checkNonNegative('weightDecay value', o.weightDecay);
+  adagrad.validate(o);
   if (o.weightDecay !== 0) throw invalidValue('weightDecay value', o.weightDecay, 'weight decay is not compatible with sparse gradients, as in PyTorch');
-  checkNonNegative('initialAccumulatorValue', o.initialAccumulatorValue);
-  checkPositive('epsilon value', o.eps);
-  checkBoolean('maximize value', o.maximize);
 }
 
 const STATE_KEYS = ['sum'] as const;

@@ -20,49 +20,24 @@
  * Buffers: table θ (V, D), rows (R), grads (R, D). No state.
  */
 import { argError, invalidValue } from '../errors.js';
-import { checkBoolean, checkFinite, checkNonNegative } from '../options.js';
+import { sgd, sgdDefaults, type SGDOptions } from './sgd.js';
 import { f, fma } from './common.js';
 import type { StateArrays } from './common.js';
 import { checkSparseStepArgs, type SparseAlgorithm } from './sparse.js';
 
-export interface SparseSGDOptions {
-  /** Learning rate γ ≥ 0. Required, as in PyTorch. */
-  lr: number;
-  /** Must be 0 with sparse gradients (see above). */
-  momentum: number;
-  /** Must be 0 (it only matters with momentum). */
-  dampening: number;
-  /** Must be 0: PyTorch does not allow weight decay with sparse gradients. */
-  weightDecay: number;
-  /** Must be false (it needs momentum). */
-  nesterov: boolean;
-  /** Maximise the objective instead of minimising it. Default false. */
-  maximize: boolean;
-}
+/** SGD's options (see sgd.ts); momentum, dampening, weightDecay and nesterov must stay off with sparse gradients. */
+export type SparseSGDOptions = SGDOptions;
 
-export const sparseSgdDefaults: Readonly<SparseSGDOptions> = Object.freeze({
-  lr: undefined as unknown as number, // required
-  momentum: 0,
-  dampening: 0,
-  weightDecay: 0,
-  nesterov: false,
-  maximize: false,
-});
+export const sparseSgdDefaults: Readonly<SparseSGDOptions> = sgdDefaults;
 
 function validate(o: SparseSGDOptions): void {
   if (o.lr === undefined) throw argError('SparseSGD', 'options.lr is required');
-  checkNonNegative('learning rate', o.lr);
-  checkNonNegative('momentum value', o.momentum);
+  sgd.validate(o);
   if (o.momentum !== 0) {
     throw invalidValue('momentum value', o.momentum, "sparse SGD supports momentum 0 only: PyTorch 1.13's sparse momentum buffer moves every row ever touched on every step; use SparseAdam or Adagrad");
   }
-  checkFinite('dampening value', o.dampening);
   if (o.dampening !== 0) throw invalidValue('dampening value', o.dampening, 'sparse SGD has no momentum, so no dampening');
-  checkNonNegative('weightDecay value', o.weightDecay);
   if (o.weightDecay !== 0) throw invalidValue('weightDecay value', o.weightDecay, 'weight decay is not compatible with sparse gradients, as in PyTorch');
-  checkBoolean('nesterov value', o.nesterov);
-  if (o.nesterov) throw invalidValue('nesterov value', o.nesterov, 'Nesterov needs momentum, which sparse SGD does not support');
-  checkBoolean('maximize value', o.maximize);
 }
 
 /** The fused step: one fused multiply-add per element of each occurrence, in order. */

@@ -215,7 +215,7 @@ describe('validation', () => {
     expect(() => resolveOptions(sparseSgd, { lr: -0.1 })).toThrow('Invalid learning rate: -0.1');
     expect(() => resolveOptions(sparseSgd, { lr: 0.1, momentum: 0.9 })).toThrow('Invalid momentum value: 0.9 (sparse SGD supports momentum 0 only');
     expect(() => resolveOptions(sparseSgd, { lr: 0.1, weightDecay: 1e-4 })).toThrow('Invalid weightDecay value: 0.0001 (weight decay is not compatible with sparse gradients');
-    expect(() => resolveOptions(sparseSgd, { lr: 0.1, nesterov: true })).toThrow('Invalid nesterov value: true');
+    expect(() => resolveOptions(sparseSgd, { lr: 0.1, nesterov: true })).toThrow('Nesterov momentum requires a momentum and zero dampening');
     expect(() => namedSparseOptimizer('adam')).toThrow("Unknown sparse optimizer 'adam' (expected one of: sparse-adam, adagrad, rowwise-adagrad, sgd)");
     expect(namedSparseOptimizer('rowwise-adagrad', { lr: 0.5 }).options).toEqual({ ...rowwiseAdagrad.defaults, lr: 0.5 });
   });
