@@ -98,6 +98,8 @@ export class ClickLog {
   /** Impressions [validStart, numImpressions) are the last VALID_DAYS days: the held-out later ones. */
   readonly validStart: number;
   readonly articles: ClickArticles;
+  /** Seconds in the window: impressions have times in [0, windowSeconds). */
+  readonly windowSeconds = M.CLICK_WINDOW_DAYS * DAY;
   /** The intercept of the click model that makes the mean click rate TARGET_CTR. */
   readonly intercept: number;
 
@@ -109,7 +111,6 @@ export class ClickLog {
   private readonly favourites: Int32Array;
   private readonly userBias: Float32Array;
   private readonly show: ShowTable;
-  private readonly windowSeconds = M.CLICK_WINDOW_DAYS * DAY;
 
   constructor(o: ClickLogOptions = {}) {
     const seed = o.seed ?? 42;
@@ -277,13 +278,10 @@ export class ClickLog {
     if (a < 0) a = this.pickArticle(b, (c = this.trendingCategory(b, rng.next())), rng.next());
     out[0] = u;
     out[1] = a;
+    this.denseFeatures(a, t, dense, d);
     const hour = (t % DAY) / 3600;
     const ageDays = (t - this.articles.publishedAt[a]!) / DAY;
     const popularity = this.articles.popularity[a]!;
-    dense[d] = Math.sin((2 * Math.PI * hour) / 24);
-    dense[d + 1] = Math.cos((2 * Math.PI * hour) / 24);
-    dense[d + 2] = Math.min(1, Math.log1p(ageDays * 24) / Math.log1p(72));
-    dense[d + 3] = popularity;
     const taste = this.tasteCum[u * K + c]! - (c > 0 ? this.tasteCum[u * K + c - 1]! : 0);
     const sub = this.articles.subcategory[a]!;
     let favourite = 0;
@@ -297,6 +295,28 @@ export class ClickLog {
       w.evening * Math.cos((2 * Math.PI * (hour - 20)) / 24) +
       this.userBias[u]!
     );
+  }
+
+  /**
+   * The dense features of showing article `a` at time `t` (seconds since the window started) into
+   * `out` at `at`: hourSin, hourCos, articleAge, popularity (CLICK_DENSE_FEATURES). What an
+   * impression carries, and what a recommender computes for a candidate it scores.
+   */
+  denseFeatures(a: number, t: number, out: Float32Array, at = 0): void {
+    const hour = (t % DAY) / 3600;
+    const ageDays = (t - this.articles.publishedAt[a]!) / DAY;
+    out[at] = Math.sin((2 * Math.PI * hour) / 24);
+    out[at + 1] = Math.cos((2 * Math.PI * hour) / 24);
+    out[at + 2] = Math.min(1, Math.log1p(Math.max(0, ageDays) * 24) / Math.log1p(72));
+    out[at + 3] = this.articles.popularity[a]!;
+  }
+
+  /** The articles user `u` clicked in the window, in order (one pass over the log). */
+  clicksOf(u: number): number[] {
+    if (!(Number.isInteger(u) && u >= 0 && u < this.numUsers)) throw invalidArgument('ClickLog.clicksOf', 'user', `an id in [0, ${this.numUsers})`, u);
+    const clicks: number[] = [];
+    for (const c of this.chunks()) for (let i = 0; i < c.rows; i++) if (c.user[i] === u && c.label[i] === 1) clicks.push(c.article[i]!);
+    return clicks;
   }
 
   /** The intercept that makes the mean click probability over 20,000 sampled impressions TARGET_CTR (bisection). */
