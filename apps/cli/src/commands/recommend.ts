@@ -5,10 +5,11 @@ import { helpText, parseFlags, type Flags } from '../args.js';
 import { reloadTrainingData } from '../datasets.js';
 import { UsageError } from '../errors.js';
 import { loadRun } from '../run-dir.js';
+import { isCtrRun, recommendCtr } from '../ctr-recommend.js';
 
 export const RECOMMEND_FLAGS: Flags = {
-  run: { type: 'string', arg: 'DIR', help: 'a run trained on --dataset news (required)' },
-  user: { type: 'int', arg: 'ID', min: 0, help: 'a user id of the built-in news dataset (required)' },
+  run: { type: 'string', arg: 'DIR', help: 'a run trained on --dataset news, or with --task ctr on news-clicks (required)' },
+  user: { type: 'int', arg: 'ID', min: 0, help: 'a user id of the run\'s dataset (required)' },
   top: { type: 'int', arg: 'K', default: 3, min: 1, help: 'how many categories, and how many articles' },
   json: { type: 'boolean', help: 'print one JSON object' },
 };
@@ -69,6 +70,15 @@ export function recommendCommand(argv: string[], log: (line: string) => void = c
   }
   if (f.run === undefined) throw new UsageError('loom recommend: --run DIR is required');
   if (f.user === undefined) throw new UsageError('loom recommend: --user ID is required');
+  if (isCtrRun(f.run as string)) {
+    const rec = recommendCtr(f.run as string, f.user as number, f.top as number);
+    if (f.json) console.log(JSON.stringify(rec));
+    else {
+      log(`user ${rec.user}: last clicks ${rec.history.map((a) => `#${a}`).join(', ')}`);
+      for (const a of rec.articles) log(`  #${a.id} (category ${a.category}, subcategory ${a.subcategory}): click probability ${(100 * a.probability).toFixed(2)}%`);
+    }
+    return null;
+  }
   const [rec] = recommendFor(f.run as string, [f.user as number], f.top as number);
   if (f.json) console.log(JSON.stringify(rec));
   else printRecommendation(rec!, log);

@@ -311,14 +311,6 @@ export class ClickLog {
     out[at + 3] = this.articles.popularity[a]!;
   }
 
-  /** The articles user `u` clicked in the window, in order (one pass over the log). */
-  clicksOf(u: number): number[] {
-    if (!(Number.isInteger(u) && u >= 0 && u < this.numUsers)) throw invalidArgument('ClickLog.clicksOf', 'user', `an id in [0, ${this.numUsers})`, u);
-    const clicks: number[] = [];
-    for (const c of this.chunks()) for (let i = 0; i < c.rows; i++) if (c.user[i] === u && c.label[i] === 1) clicks.push(c.article[i]!);
-    return clicks;
-  }
-
   /** The intercept that makes the mean click probability over 20,000 sampled impressions TARGET_CTR (bisection). */
   private calibrate(): number {
     const rng = new Random(hashSeed(this.seed, 9));
