@@ -12,10 +12,10 @@
  *   out    (N, D)   what a pull writes: each id's row, in the order of `ids`
  *   grads  (N, D)   what a push gives: each id's gradient
  */
-import { Random, hashSeed } from '@loom/data';
 import { SparseWorkspace, coalesce, gatherRows, rowLayout, scatterRows, type RowLayout, type SparseAlgorithm } from '@loom/optimizer';
 import { tableError } from './errors.js';
 import { IdMap, checkId } from './id-map.js';
+import { rowInit, type RowInit } from './row-init.js';
 
 export interface RowTableOptions {
   /** The table's name ('user', 'article'): part of every row's seed, and of every error. */
@@ -47,14 +47,6 @@ export interface RowTableStats {
   dropped: number;
 }
 
-/** FNV-1a of a table name: a stable number to seed its rows with. */
-function nameHash(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-const TWO32 = 4294967296;
 const NONE = -1;
 
 export class RowTable {
@@ -76,8 +68,7 @@ export class RowTable {
   private used = 0;
   private readonly evictedIds: number[] = [];
   private readonly counters = { created: 0, evicted: 0, admitted: 0, dropped: 0 };
-  private readonly rng = new Random(0);
-  private readonly seedBase: number;
+  private readonly init: RowInit;
   private readonly workspace = new SparseWorkspace();
   private scratchSlots = new Int32Array(0);
   private scratchGrads = new Float32Array(0);
@@ -93,7 +84,7 @@ export class RowTable {
     this.name = o.name;
     this.dim = o.dim;
     this.layout = rowLayout(o.algorithm, o.options, o.dim);
-    this.seedBase = hashSeed(o.seed, nameHash(o.name));
+    this.init = rowInit(o.seed, o.name, o.dim, this.o.initStd);
     const initial = 1024;
     this.slots = new IdMap(initial);
     this.weights = new Float32Array(initial * o.dim);
@@ -262,9 +253,7 @@ export class RowTable {
 
   /** The initial value of `id`'s row, as every process computes it, into `out` at `at`. */
   initialRow(id: number, out: Float32Array, at = 0): void {
-    this.rng.reseed(hashSeed(this.seedBase, id % TWO32, Math.floor(id / TWO32)));
-    const std = this.o.initStd;
-    for (let d = 0; d < this.dim; d++) out[at + d] = std * this.rng.normal();
+    this.init(id, out, at);
   }
 
   private records(slots: number[]): { ids: Float64Array; records: Float32Array } {
