@@ -54,6 +54,64 @@ export class WorkerFailed extends Error {
 }
 
 let runs = 0;
+/** A new run's id: a thread keeps its model and transport between the epochs of one run. */
+export const nextRunId = (): string => `${process.pid}-${++runs}`;
+
+/** @internal What runThreadEpochs needs: the thread file, the run's control words, and each worker's task. */
+export interface ThreadEpochsOptions<T> {
+  file: string;
+  workers: number;
+  ctrl: Int32Array;
+  epochs: number;
+  signal?: AbortSignal;
+  task: (epoch: number, rank: number) => T;
+  onEpoch: (metrics: ThreadEpochMetrics) => void | Promise<void>;
+}
+
+/**
+ * @internal The part every local run shares: a piscina pool of one thread per worker, one task per
+ * worker per epoch, onEpoch in between (the threads idle), stop on the signal after the current
+ * step, and a failed worker waking the others out of their barriers. Resolves with whether the run
+ * was stopped; every thread has exited when it settles.
+ */
+export async function runThreadEpochs<T>(o: ThreadEpochsOptions<T>): Promise<boolean> {
+  const { workers, ctrl } = o;
+  const pool = new Piscina({ filename: o.file, minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: 1, idleTimeout: 60_000 });
+  const stop = () => {
+    Atomics.store(ctrl, at(Word.StopRequested), 1);
+    wakeAll(ctrl);
+  };
+  o.signal?.addEventListener('abort', stop, { once: true });
+  if (o.signal?.aborted) stop();
+  let stopped = false;
+  try {
+    for (let epoch = 0; epoch < o.epochs && !stopped; epoch++) {
+      const t0 = performance.now();
+      const tasks = Array.from({ length: workers }, (_, rank) =>
+        (pool.run(o.task(epoch, rank)) as Promise<EpochResult>).catch((e: unknown) => {
+          throw e instanceof WorkerFailed ? e : new WorkerFailed(rank, e);
+        }),
+      );
+      let results: EpochResult[];
+      try {
+        results = await Promise.all(tasks);
+      } catch (e) {
+        // One worker failed: wake the others out of their barriers so they exit, then report it.
+        Atomics.store(ctrl, at(Word.Abort), 1);
+        wakeAll(ctrl);
+        await Promise.allSettled(tasks);
+        throw e;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      stopped = results.some((r) => r.stopped);
+      await o.onEpoch({ ...epochMetrics(epoch + 1, results, seconds), stopped });
+    }
+  } finally {
+    o.signal?.removeEventListener('abort', stop);
+    await pool.destroy();
+  }
+  return stopped;
+}
 
 /**
  * Trains an MLP data-parallel on worker threads and returns it (parameters copied out of shared
@@ -83,46 +141,18 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
 
   const data = sharedData(o.data);
   const batchesPerEpoch = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, 0, 1).batchesPerEpoch;
-  const runId = `${process.pid}-${++runs}`;
-  const pool = new Piscina({ filename: threadFile('local/thread.js'), minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: 1, idleTimeout: 60_000 });
-  const stop = () => {
-    Atomics.store(v.ctrl, at(Word.StopRequested), 1);
-    wakeAll(v.ctrl);
-  };
-  o.signal?.addEventListener('abort', stop, { once: true });
-  if (o.signal?.aborted) stop();
-
+  const runId = nextRunId();
   let stopped = false;
   try {
-    for (let epoch = 0; epoch < o.epochs && !stopped; epoch++) {
-      const t0 = performance.now();
-      const tasks = Array.from({ length: workers }, (_, rank) => {
-        const task: EpochTask = {
-          runId, rank, run, sizes: o.sizes, seed: o.seed, optimizer: { name: o.optimizer, lr: o.lr }, data,
-          batchSize: o.batchSize, epoch, firstStep: epoch * batchesPerEpoch,
-        };
-        return (pool.run(task) as Promise<EpochResult>).catch((e: unknown) => {
-          throw e instanceof WorkerFailed ? e : new WorkerFailed(rank, e);
-        });
-      });
-      let results: EpochResult[];
-      try {
-        results = await Promise.all(tasks);
-      } catch (e) {
-        // One worker failed: wake the others out of their barriers so they exit, then report it.
-        Atomics.store(v.ctrl, at(Word.Abort), 1);
-        wakeAll(v.ctrl);
-        await Promise.allSettled(tasks);
-        throw e;
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      stopped = results.some((r) => r.stopped);
-      const metrics: ThreadEpochMetrics = { ...epochMetrics(epoch + 1, results, seconds), stopped };
-      await o.onEpoch?.(metrics, model);
-    }
+    stopped = await runThreadEpochs<EpochTask>({
+      file: threadFile('local/thread.js'), workers, ctrl: v.ctrl, epochs: o.epochs, signal: o.signal,
+      task: (epoch, rank) => ({
+        runId, rank, run, sizes: o.sizes, seed: o.seed, optimizer: { name: o.optimizer, lr: o.lr }, data,
+        batchSize: o.batchSize, epoch, firstStep: epoch * batchesPerEpoch,
+      }),
+      onEpoch: (metrics) => o.onEpoch?.(metrics, model),
+    });
   } finally {
-    o.signal?.removeEventListener('abort', stop);
-    await pool.destroy();
     // Hand back parameters of the caller's own, so the run's memory can be released.
     flattenParameters(model);
     releaseRun(run);

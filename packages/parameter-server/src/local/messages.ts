@@ -5,8 +5,10 @@
  * (numbers, strings, SharedArrayBuffers), so it crosses postMessage without copying the large
  * arrays.
  */
-import type { EpochReport, WorkerEpochReport } from '@loom/worker';
+import type { CtrShape, EpochReport, WorkerEpochReport } from '@loom/worker';
+import type { SharedTablesSpec } from '../tables/shared-tables.js';
 import type { SharedRun } from './shared.js';
+import type { TableExchange, TableMode } from './table-policy.js';
 
 /** A data set in shared memory: float32 features (rows × width), int32 labels, and the int32 row indices to train on. */
 export interface SharedData {
@@ -32,6 +34,37 @@ export interface EpochTask {
   batchSize: number;
   epoch: number;
   /** The global step index of the epoch's first step. */
+  firstStep: number;
+}
+
+/** The click log's impression columns in shared memory (@loom/worker's CtrColumns, each as its buffer). */
+export interface SharedCtrColumns {
+  rows: number;
+  user: SharedArrayBuffer;
+  article: SharedArrayBuffer;
+  category: SharedArrayBuffer;
+  subcategory: SharedArrayBuffer;
+  history: SharedArrayBuffer;
+  dense: SharedArrayBuffer;
+  label: SharedArrayBuffer;
+}
+
+/** One epoch of one worker of a CTR run (./ctr-thread.ts): the dense part in `run`, the tables in `tables`. */
+export interface CtrEpochTask {
+  runId: string;
+  rank: number;
+  run: SharedRun;
+  tables: SharedTablesSpec;
+  tableMode: TableMode;
+  /** Sync tables only: where workers hand each other their row gradients. */
+  exchange: TableExchange | null;
+  columns: SharedCtrColumns;
+  shape: CtrShape;
+  /** The training impressions [from, to) of the columns. */
+  range: [number, number];
+  optimizer: { name: string; lr: number };
+  batchSize: number;
+  epoch: number;
   firstStep: number;
 }
 

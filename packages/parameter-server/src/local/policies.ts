@@ -27,6 +27,12 @@ export interface PolicyOptions {
   rank: number;
   algorithm: Algorithm<any>;
   options: object;
+  /**
+   * Sync only: run by every worker after it stepped its slice and before the barrier that ends
+   * the step — when every worker's push of the step is in and none has begun the next one. A run
+   * with embedding tables reduces and steps their rows there (table-policy.ts).
+   */
+  betweenBarriers?: (info: StepInfo) => void;
 }
 
 /** A shared-memory transport, plus the staleness it observed. */
@@ -62,6 +68,7 @@ class SyncPolicy implements LocalTransport {
     // The reduction is fused into the optimizer's kernel (see @loom/optimizer's stepWithSum); slot
     // 0's slice is scratch afterwards.
     if (this.hi > this.lo) stepWithSum(algorithm, this.v.params, this.slots, this.v.weights, this.v.state, options, info.step + 1, this.lo, this.hi);
+    this.o.betweenBarriers?.(info);
     barrier(this.v.ctrl, run.workers); // every slice is stepped: the parameters are step t's result
     this.staleness.observe(0);
   }
