@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { auc, clickBaselines, generateClickLog, logLoss, type ClickBaselines, type ClickLog } from '@loom/data';
 import { allocateFlat, namedSparseOptimizer } from '@loom/optimizer';
-import { RowTable } from '@loom/parameter-server';
+import { RowTable, trainCtrThreads, type SharedTable, type TableMode } from '@loom/parameter-server';
 import { Random, Tensor, flattenParameters, noGrad, saveSafetensors } from '@loom/tensor-core';
 import { CTR_TABLES, CtrModel, CtrSchedule, ctrTask, inProcessTransport, runEpoch, type CtrBatch, type CtrColumns, type EpochMetrics } from '@loom/worker';
 import { UsageError } from './errors.js';
@@ -44,20 +44,26 @@ export interface CtrTrainOptions {
 export interface CtrEpochMetrics extends EpochMetrics {
   validAuc: number;
   validLogLoss: number;
-  /** Per table: rows held, and rows created and evicted so far. */
+  /** Per table: rows held, and rows created and evicted so far (thread tables hold every row from the start). */
   tables: Record<string, { rows: number; created: number; evicted: number }>;
 }
+
+/**
+ * Where a run's tables live: RowTables keyed by id (one thread, and what setUpCtr makes), or, after
+ * training on threads, the SharedTables the threads stepped. Validation and saving read either.
+ */
+export type CtrTable = RowTable | SharedTable;
 
 /** Everything a CTR run trains with: the log, its impressions in memory, the tables, the model. */
 export interface CtrRun {
   log: ClickLog;
   columns: CtrColumns;
   model: CtrModel;
-  tables: Record<string, RowTable>;
+  tables: Record<string, CtrTable>;
 }
 
 /** The tables' row counts for the log (category and subcategory are fixed; users and articles scale). */
-function tableRows(log: ClickLog): Record<string, number> {
+export function tableRows(log: ClickLog): Record<string, number> {
   return { user: log.numUsers, article: log.numArticles, category: 18, subcategory: 270 };
 }
 
@@ -111,6 +117,7 @@ export async function trainCtr(
   shouldStop: () => boolean = () => false,
 ): Promise<void> {
   const { log, columns, model, tables } = run;
+  if (Object.values(tables).some((t) => !(t instanceof RowTable))) throw new Error('trainCtr: one-thread training steps RowTables (setUpCtr makes them)');
   const initial = flattenParameters(model);
   const inPlace = allocateFlat(initial.size);
   inPlace.params.set(initial.params);
@@ -135,13 +142,48 @@ export async function trainCtr(
       validLogLoss: v.logLoss,
       samplesPerSec: r.rows / r.seconds,
       seconds: (performance.now() - t0) / 1000,
-      tables: Object.fromEntries(Object.entries(tables).map(([name, t]) => {
-        const s = t.stats();
-        return [name, { rows: s.rows, created: s.created, evicted: s.evicted }];
-      })),
+      tables: tableStats(tables),
     });
     if (r.stopped) break;
   }
+}
+
+function tableStats(tables: Record<string, CtrTable>): CtrEpochMetrics['tables'] {
+  return Object.fromEntries(Object.entries(tables).map(([name, t]) => {
+    const s = t.stats();
+    return [name, { rows: s.rows, created: s.created, evicted: s.evicted }];
+  }));
+}
+
+/**
+ * Trains on `workers` worker threads, the tables under `mode` ('async': Hogwild!, 'sync':
+ * averaged; the dense part is sync either way); validates after each epoch with the threads idle,
+ * reading the shared tables, and calls onEpoch with every worker's throughput. Afterwards
+ * `run.tables` are the trained SharedTables, for saveCtrRun.
+ */
+export async function trainCtrOnThreads(
+  run: CtrRun,
+  o: CtrTrainOptions,
+  threads: { workers: number; mode: TableMode },
+  onEpoch: (m: CtrEpochMetrics) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { log, columns, model } = run;
+  const { tables } = await trainCtrThreads({
+    model, columns, range: [0, log.validStart], tableRows: tableRows(log), seed: o.seed,
+    optimizer: o.optimizer, lr: o.lr, sparseOptimizer: o.sparseOptimizer, sparseLr: o.sparseLr,
+    batchSize: o.batchSize, epochs: o.epochs, workers: threads.workers, tableMode: threads.mode, signal,
+    onEpoch: (m, shared) => {
+      const t0 = performance.now();
+      run.tables = shared;
+      const v = validateCtr(run);
+      onEpoch({
+        epoch: m.epoch, trainLoss: m.trainLoss, validAuc: v.auc, validLogLoss: v.logLoss, samplesPerSec: m.samplesPerSec,
+        seconds: m.seconds + (performance.now() - t0) / 1000, workers: m.workers, tables: tableStats(shared),
+      });
+    },
+  });
+  run.tables = tables;
 }
 
 export function ctrBaselines(run: CtrRun): ClickBaselines {

@@ -1,8 +1,15 @@
-/** `loom train --task ctr`: the click-through-rate model on the news click log (see ../ctr.ts). */
+/**
+ * `loom train --task ctr`: the click-through-rate model on the news click log (see ../ctr.ts), on
+ * this thread (--workers 1) or on worker threads: --mode async (the default with threads: Persia's
+ * sync dense part + Hogwild! tables) or --mode sync (both averaged, one-thread training up to float32
+ * rounding).
+ */
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import type { TableMode } from '@loom/parameter-server';
 import { kernelBackend } from '@loom/tensor-core';
 import { type Values } from '../args.js';
-import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName } from '../ctr.js';
+import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, trainCtrOnThreads, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName } from '../ctr.js';
 import { UsageError } from '../errors.js';
 import type { OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
@@ -19,9 +26,13 @@ export interface CtrTrainResult extends CtrEpochMetrics {
 
 export async function trainCtrCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
   checkCtrFlags(f);
-  if (f.cluster !== undefined || (f.workers !== undefined && f.workers !== 1)) {
-    throw new UsageError('--task ctr trains on one thread in this version (--workers 1); worker threads and --cluster train the dense tasks');
+  if (f.cluster !== undefined) throw new UsageError('--task ctr trains on this machine in this version (--workers N); --cluster trains the dense tasks');
+  const workers = (f.workers as number | undefined) ?? availableParallelism();
+  if (f.mode === 'ssp' || f.staleness !== undefined) {
+    throw new UsageError(`--task ctr takes --mode async (sync dense part, Hogwild! tables; the default) or --mode sync (both averaged), not ${f.mode === 'ssp' ? '--mode ssp' : '--staleness'}: the dense part always trains sync, which bounds the tables' staleness to one step`);
   }
+  if (workers === 1 && f.mode !== undefined) throw new UsageError(`--mode ${String(f.mode)} is for worker threads; --workers 1 trains on this thread`);
+  const mode: TableMode = (f.mode as TableMode | undefined) ?? 'async';
   const sparseOptimizer = f.sparseOptimizer as SparseOptimizerName;
   const o: CtrTrainOptions = {
     scale: f.scale as number, seed: f.seed as number,
@@ -33,27 +44,31 @@ export async function trainCtrCommand(f: Values, log: (line: string) => void): P
   startRun(out);
   const run = setUpCtr(o);
   const { log: clicks } = run;
+  const where = workers === 1 ? 'one thread' : `${workers} worker threads, ${mode === 'async' ? 'sync dense + async (Hogwild!) tables' : 'sync dense + sync tables'}`;
   log(
     `training the CTR model on news-clicks (scale ${o.scale}): ${clicks.numUsers} users, ${clicks.numArticles} articles, ` +
       `${clicks.validStart} train / ${clicks.numImpressions - clicks.validStart} valid impressions; ` +
-      `${o.optimizer} ${o.lr} for the dense part, ${o.sparseOptimizer} ${o.sparseLr} for the tables; one thread (kernels: ${kernelBackend.name})`,
+      `${o.optimizer} ${o.lr} for the dense part, ${o.sparseOptimizer} ${o.sparseLr} for the tables; ${where} (kernels: ${kernelBackend.name})`,
   );
   let last: CtrEpochMetrics | undefined;
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
   process.once('SIGINT', onSigint);
   try {
-    await trainCtr(run, o, (m) => {
+    const onEpoch = (m: CtrEpochMetrics) => {
       last = m;
       appendMetrics(out, m);
       const rows = Object.entries(m.tables).map(([k, t]) => `${k} ${t.rows}`).join(', ');
-      log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid AUC ${m.validAuc.toFixed(4)}, valid log loss ${m.validLogLoss.toFixed(4)}, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s; rows ${rows}`);
-    }, new Progress(), () => interrupt.signal.aborted);
+      const perWorker = m.workers ? ` [${m.workers.map((w) => `w${w.rank} ${Math.round(w.samplesPerSec)}/s`).join(', ')}]` : '';
+      log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid AUC ${m.validAuc.toFixed(4)}, valid log loss ${m.validLogLoss.toFixed(4)}, ${Math.round(m.samplesPerSec)} samples/s${perWorker}, ${m.seconds.toFixed(2)} s; rows ${rows}`);
+    };
+    if (workers === 1) await trainCtr(run, o, onEpoch, new Progress(), () => interrupt.signal.aborted);
+    else await trainCtrOnThreads(run, o, { workers, mode }, onEpoch, interrupt.signal);
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
   const interrupted = interrupt.signal.aborted;
-  saveCtrRun(out, run, o, { workers: 1 });
+  saveCtrRun(out, run, o, workers === 1 ? { workers } : { workers, mode });
   const baselines = ctrBaselines(run);
   log(`baselines on valid: popularity AUC ${baselines.popularityAuc.toFixed(4)}, user's categories AUC ${baselines.userCategoryAuc.toFixed(4)}, constant log loss ${baselines.constantLogLoss.toFixed(4)}`);
   log(`wrote ${out}${interrupted ? ' (stopped early by SIGINT)' : ''}`);

@@ -34,7 +34,7 @@ export const TRAIN_FLAGS: Flags = {
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles' },
   out: { type: 'string', arg: 'DIR', default: 'runs/latest', configurable: true, help: 'run directory to write' },
   workers: { type: 'int', arg: 'N', min: 1, configurable: true, help: 'worker threads (default: the number of cores); 1 trains on this thread' },
-  mode: { type: 'string', default: 'sync', choices: MODES, configurable: true, help: 'sync (averaged, lockstep) | async (Hogwild!) | ssp (bounded staleness)' },
+  mode: { type: 'string', choices: MODES, configurable: true, help: 'sync (averaged, lockstep) | async (Hogwild!) | ssp (bounded staleness); default sync (--task ctr: async = sync dense + Hogwild! tables)' },
   staleness: { type: 'int', arg: 'S', min: 0, configurable: true, help: 'ssp only: how many updates a worker may run ahead of the slowest (default: 2)' },
   json: { type: 'boolean', configurable: true, help: 'end standard output with one JSON object of the final metrics' },
   cluster: { type: 'string', arg: 'local:S,W', configurable: true, help: 'train on S parameter-server and W worker processes of this machine, over WebSocket' },
@@ -71,7 +71,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   const sizes = modelSizes(f.model as string);
   const seed = f.seed as number;
   const workers = (f.workers as number | undefined) ?? availableParallelism();
-  const mode = f.mode as Mode;
+  const mode = (f.mode as Mode | undefined) ?? 'sync';
   if (f.staleness !== undefined && mode !== 'ssp') throw new UsageError(`--staleness applies to --mode ssp only (got --mode ${mode})`);
   const staleness = (f.staleness as number | undefined) ?? 2;
   const cluster = f.cluster !== undefined ? parseCluster(f.cluster as string) : undefined;
