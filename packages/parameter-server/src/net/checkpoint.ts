@@ -19,9 +19,9 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Random, Tensor, decodeSafetensors, encodeSafetensors, mlp, parameterLayout } from '@loom/tensor-core';
+import { Tensor, decodeSafetensors, encodeSafetensors, parameterLayout } from '@loom/tensor-core';
 import { CheckpointError } from './errors.js';
-import type { ShardStore } from './store.js';
+import { denseModel, type ShardStore, type StoreOptions } from './store.js';
 
 export const CHECKPOINT_FORMAT = 'loom-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -68,8 +68,8 @@ function writeAtomic(path: string, bytes: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
-function layoutOf(sizes: number[]): CheckpointMeta['layout'] {
-  return parameterLayout(mlp(sizes, { init: 'xavier', rng: new Random(0) })).map(({ name, offset, shape }) => ({ name, offset, shape: [...shape] }));
+function layoutOf(o: Pick<StoreOptions, 'sizes' | 'model'>): CheckpointMeta['layout'] {
+  return parameterLayout(denseModel(o, 0)).map(({ name, offset, shape }) => ({ name, offset, shape: [...shape] }));
 }
 
 /**
@@ -90,7 +90,7 @@ export function saveCheckpoint(dir: string, store: ShardStore, data: { stepsPerE
   const spe = data.stepsPerEpoch;
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, step, shard: o.shard, shards: o.shards, lo: store.lo, hi: store.hi, size: store.size,
-    model: { sizes: o.sizes, seed: o.seed }, layout: layoutOf(o.sizes),
+    model: { sizes: o.sizes, seed: o.seed }, layout: layoutOf(o),
     optimizer: { name: o.optimizer, hyperparameters: { ...store.optimizerOptions }, stateKeys: Object.keys(state) },
     mode: o.mode, staleness: o.staleness, workers: o.workers,
     data: spe !== undefined && spe > 0 ? { step, stepsPerEpoch: spe, epoch: Math.floor(step / spe), batch: step % spe } : { step },
@@ -178,7 +178,7 @@ export function loadCheckpoint(dir: string, store: ShardStore): { meta: Checkpoi
   expect('version', meta.version, CHECKPOINT_VERSION);
   expect('step', meta.step, step);
   expect('size', meta.size, store.size);
-  const layout = layoutOf(o.sizes);
+  const layout = layoutOf(o);
   expect('layout.length', meta.layout?.length, layout.length);
   layout.forEach((e, i) => expect(`layout[${i}]`, meta.layout[i], e));
   expect('shard', [meta.shard, meta.shards], [o.shard, o.shards]);

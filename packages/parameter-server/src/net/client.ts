@@ -9,8 +9,9 @@ import PQueue from 'p-queue';
 import WebSocket from 'ws';
 import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
-import { FramePool, Reassembly, decodeFrame, encodeFrame, encodeFrames, frames } from './frame.js';
-import { PROTOCOL_VERSION, parseReply, type Hello, type Params, type Reply, type ServerStats, type Welcome } from './protocol.js';
+import { shardOfId } from '../tables/placement.js';
+import { FramePool, Reassembly, decodeFrame, encodeFrame, encodeFrames, encodeKeyedFrame, frames } from './frame.js';
+import { PROTOCOL_VERSION, parseReply, type Hello, type Params, type Reply, type Rows, type ServerStats, type Welcome } from './protocol.js';
 import { shardRange } from './shards.js';
 
 export interface ClientOptions {
@@ -55,6 +56,14 @@ interface Pending {
   reject: (e: Error) => void;
   /** Where a reply's payload sent in parts is copied (the caller's array), piece by piece. */
   into?: Float32Array;
+  /** Bytes of this request's frames and its reply's, added as they go (row tables' traffic). */
+  count?: Traffic;
+}
+
+/** Bytes sent and received, whole frames counted. */
+export interface Traffic {
+  out: number;
+  in: number;
 }
 
 /** One authenticated connection to one server. */
@@ -137,15 +146,20 @@ class ShardConnection {
    * into all its frames first when it has to wait in the queue.
    * A reply payload sent in parts is copied into `into` as it arrives (then it is the reply's payload).
    */
-  request(header: Record<string, unknown>, payload?: Float32Array, lo = 0, hi = payload?.length ?? 0, into?: Float32Array): Promise<{ header: Reply; payload: Float32Array }> {
+  request(header: Record<string, unknown>, payload?: Float32Array, lo = 0, hi = payload?.length ?? 0, into?: Float32Array, keyed?: { ids: ArrayLike<number>; count: Traffic }): Promise<{ header: Reply; payload: Float32Array }> {
     const full = { ...header, id: this.nextId++ & 0x7fffffff };
     let queued: Buffer[] | null = null;
+    if (keyed !== undefined) {
+      // A keyed frame is made now, whole: its ids and values are the caller's scratch, reused next step.
+      queued = [encodeKeyedFrame(full, keyed.ids, payload?.subarray(lo, hi), this.frames)];
+      keyed.count.out += queued[0]!.length;
+    }
     let started = false;
     const sent = this.queue.add(() => {
       started = true;
       if (this.failure) return Promise.reject(this.failure);
       return new Promise<{ header: Reply; payload: Float32Array }>((resolve, reject) => {
-        this.pending.set(full.id, into !== undefined ? { resolve, reject, into } : { resolve, reject });
+        this.pending.set(full.id, { resolve, reject, ...(into !== undefined ? { into } : {}), ...(keyed !== undefined ? { count: keyed.count } : {}) });
         for (const frame of queued ?? frames(full, payload, lo, hi, this.frames)) {
           this.ws.send(frame, { binary: true }, (e) => {
             if (!e) this.frames.give(frame);
@@ -153,7 +167,7 @@ class ShardConnection {
         }
       });
     });
-    if (!started) queued = encodeFrames(full, payload, lo, hi, this.frames); // p-queue starts a job synchronously when it can
+    if (!started && queued === null) queued = encodeFrames(full, payload, lo, hi, this.frames); // p-queue starts a job synchronously when it can
     return sent;
   }
 
@@ -178,6 +192,7 @@ class ShardConnection {
       return; // a reply to nothing we asked: ignore
     }
     this.pending.delete(reply.id);
+    if (p.count !== undefined) p.count.in += data.length;
     if (reply.type === 'error') p.reject(new PsError(reply.code, `${this.url}: ${reply.message}`));
     else p.resolve({ header: reply, payload });
   }
@@ -326,6 +341,81 @@ export class PsClient {
     await Promise.all(this.conns.map((c) => c.close()));
   }
 
+  // ---- row tables (protocol 3) -------------------------------------------------------------------
+
+  /** The row tables the servers host, by name: their dims (from the welcome). */
+  get rowTables(): Record<string, number> {
+    return Object.fromEntries((this.conns[0]!.welcome.tables ?? []).map((t) => [t.name, t.dim]));
+  }
+
+  /** Bytes of each row table's frames so far, out (requests) and in (replies), summed over servers. */
+  get rowTraffic(): Readonly<Record<string, Traffic>> {
+    return this.traffic;
+  }
+
+  /**
+   * Pulls the rows of `ids` (N, any order; non-negative integers < 2^53) of table `table` into
+   * `into` (N, D), each id from the server that holds it (shardOfId(id, S)), in parallel: only
+   * those ids travel, each server gets its own. Resolves when the table's policy allows step `step`
+   * on every server (as `pull`); a worker's pull creates rows never seen, an observer's only reads
+   * them (nothing is created). Never blocks the thread; `into` is written as replies arrive.
+   */
+  async pullRows(table: string, step: number, ids: ArrayLike<number>, into: Float32Array): Promise<PullResult> {
+    const D = this.dimOf('pullRows', table);
+    if (into.length !== ids.length * D) throw new PsError('bad-length', `pullRows '${table}': ${ids.length} ids need into of ${ids.length} × ${D} floats, got ${into.length}`);
+    const route = this.route(`pull:${table}`, D).split(ids, this.conns.length);
+    const count = this.trafficOf(table);
+    const replies = await Promise.all(this.conns.map((c, s) => c.request({ type: 'pullrows', table, step }, undefined, 0, 0, undefined, { ids: route.ids(s), count })));
+    const out: PullResult = { stop: false, applied: Infinity, stale: 0 };
+    replies.forEach((r, s) => {
+      const h = r.header as Rows;
+      const pos = route.positions(s);
+      if (h.type !== 'rows' || r.payload.length !== pos.length * D) {
+        throw new PsError('bad-frame', `${this.conns[s]!.url}: expected ${pos.length} rows of table '${table}', got ${h.type} of ${r.payload.length} floats`);
+      }
+      for (let k = 0; k < pos.length; k++) into.set(r.payload.subarray(k * D, (k + 1) * D), pos[k]! * D);
+      out.stop ||= h.stop;
+      out.applied = Math.min(out.applied, h.applied);
+    });
+    return out;
+  }
+
+  /**
+   * Pushes the gradient of step `step` for the rows of `ids` (N) of table `table`, `grads` (N, D):
+   * each server gets the rows it holds — and every server gets a push, empty when it holds none of
+   * them, so that each counts the step. `grads` is copied before this returns; resolves when every
+   * server has taken its rows. Rejects with the server's PsError (bad-id, not-pulled, bad-length, …).
+   */
+  async pushRows(table: string, step: number, ids: ArrayLike<number>, grads: Float32Array, info: PushInfo): Promise<void> {
+    const D = this.dimOf('pushRows', table);
+    if (grads.length !== ids.length * D) throw new PsError('bad-length', `pushRows '${table}': ${ids.length} ids need ${ids.length} × ${D} gradient floats, got ${grads.length}`);
+    const route = this.route(`push:${table}`, D).split(ids, this.conns.length, grads);
+    const count = this.trafficOf(table);
+    await Promise.all(this.conns.map((c, s) => c.request({ type: 'pushrows', table, step, rows: info.rows, batchRows: info.batchRows }, route.values(s), 0, route.positions(s).length * D, undefined, { ids: route.ids(s), count })));
+  }
+
+  private readonly routes = new Map<string, RowRoute>();
+  private readonly traffic: Record<string, Traffic> = {};
+
+  private route(key: string, dim: number): RowRoute {
+    let r = this.routes.get(key);
+    if (r === undefined) this.routes.set(key, (r = new RowRoute(dim)));
+    return r;
+  }
+
+  private trafficOf(table: string): Traffic {
+    return (this.traffic[table] ??= { out: 0, in: 0 });
+  }
+
+  private dimOf(op: string, table: string): number {
+    const dim = this.rowTables[table];
+    if (dim === undefined) {
+      const names = Object.keys(this.rowTables);
+      throw new PsError('unknown-table', `${op}: the servers host no row table ${JSON.stringify(table)} (they host ${names.length > 0 ? names.map((n) => `'${n}'`).join(', ') : 'none'})`);
+    }
+    return dim;
+  }
+
   private checkLength(op: string, a: Float32Array): void {
     if (!(a instanceof Float32Array) || a.length !== this.size) {
       throw new PsError('bad-length', `${op}: expected a Float32Array of ${this.size} parameters, got ${a instanceof Float32Array ? a.length : typeof a}`);
@@ -346,6 +436,61 @@ export class PsClient {
       out.stale = Math.max(out.stale, h.stale);
     });
     return out;
+  }
+}
+
+/**
+ * One table's ids split by server (shardOfId), in buffers that grow to the largest step and are
+ * reused: per server, its ids, their positions in the caller's list, and (for a push) their rows
+ * of the gradient gathered contiguously.
+ */
+class RowRoute {
+  private idBuf: Float64Array[] = [];
+  private posBuf: Int32Array[] = [];
+  private valBuf: Float32Array[] = [];
+  private counts: number[] = [];
+
+  constructor(private readonly dim: number) {}
+
+  split(ids: ArrayLike<number>, servers: number, grads?: Float32Array): this {
+    const n = ids.length;
+    const D = this.dim;
+    while (this.idBuf.length < servers) {
+      this.idBuf.push(new Float64Array(0));
+      this.posBuf.push(new Int32Array(0));
+      this.valBuf.push(new Float32Array(0));
+    }
+    this.counts = this.counts.length === servers ? this.counts.fill(0) : new Array<number>(servers).fill(0);
+    for (let s = 0; s < servers; s++) {
+      if (this.idBuf[s]!.length < n) {
+        const cap = Math.max(n, 2 * this.idBuf[s]!.length);
+        this.idBuf[s] = new Float64Array(cap);
+        this.posBuf[s] = new Int32Array(cap);
+      }
+      if (grads !== undefined && this.valBuf[s]!.length < n * D) this.valBuf[s] = new Float32Array(Math.max(n * D, 2 * this.valBuf[s]!.length));
+    }
+    for (let k = 0; k < n; k++) {
+      const id = ids[k]!;
+      // A bad id is sent as it is (a float64 can say −1 or 2.5) and refused by its server by name.
+      const s = Number.isSafeInteger(id) && id >= 0 ? shardOfId(id, servers) : 0;
+      const j = this.counts[s]!++;
+      this.idBuf[s]![j] = id;
+      this.posBuf[s]![j] = k;
+      if (grads !== undefined) this.valBuf[s]!.set(grads.subarray(k * D, (k + 1) * D), j * D);
+    }
+    return this;
+  }
+
+  ids(s: number): Float64Array {
+    return this.idBuf[s]!.subarray(0, this.counts[s]!);
+  }
+
+  positions(s: number): Int32Array {
+    return this.posBuf[s]!.subarray(0, this.counts[s]!);
+  }
+
+  values(s: number): Float32Array {
+    return this.valBuf[s]!.subarray(0, this.counts[s]! * this.dim);
   }
 }
 

@@ -50,8 +50,9 @@ export interface ConnectionHandler {
   /**
    * A whole message from an admitted peer: its header (not yet checked) and payload. `parts` when it
    * came in parts, into memory from `receive`: then whether its payload is free of NaN and ±Inf.
+   * `keyed` when its frame had a key section (protocol 3's row messages): the ids, and the frame's bytes.
    */
-  message(c: Connection, header: unknown, payload: Float32Array, parts: { finite: boolean } | null): void;
+  message(c: Connection, header: unknown, payload: Float32Array, parts: { finite: boolean } | null, keyed?: { ids: Float64Array; bytes: number }): void;
   /** The connection closed (`code` and `why` as the peer or ws gave them). */
   closed(c: Connection, code: number, why: string): void;
 }
@@ -184,9 +185,11 @@ export class Connection {
     if (!isBinary) return this.sendError(-1, new PsError('bad-frame', 'text frames are not part of the protocol; send binary frames'));
     let header: unknown = undefined;
     let payload: Float32Array;
+    let ids: Float64Array | undefined;
     let joined = false;
     try {
-      ({ header, payload } = decodeFrame(bytes));
+      ({ header, payload, ids } = decodeFrame(bytes));
+      if (ids !== undefined && (header as Fields | null)?.parts !== undefined) throw new PsError('bad-frame', 'a frame with a key section travels whole, never in parts');
       const whole = this.joining.feed(header, payload, (h, floats) => this.ctx.handler.receive(h, floats), (h, into, lo, hi) => {
         // Scan each piece of a gradient while the next ones arrive, instead of all of it at the end.
         if (lo === 0) this.finite = true;
@@ -197,7 +200,7 @@ export class Connection {
     } catch (e) {
       return this.sendError(idOf(header), e);
     }
-    this.ctx.handler.message(this, header, payload, joined ? { finite: this.finite } : null);
+    this.ctx.handler.message(this, header, payload, joined ? { finite: this.finite } : null, ids !== undefined ? { ids, bytes: bytes.length } : undefined);
   }
 
   // ---- frames out ------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   'bad-length', // a payload whose length does not match its range
   'non-finite', // NaN or ±Inf in a gradient
   'bad-step', // a push for a step already applied, too far ahead, or pushed twice
+  'bad-id', // (protocol 3) an id in a key section that is not an integer in [0, 2^53): negative, fractional, NaN, too large
+  'unknown-table', // (protocol 3) a row message naming a table this server does not host
+  'not-pulled', // (protocol 3) a pushrows for an id that has no row on this server (never pulled there)
   'too-many-requests', // more requests in flight on one connection than the server allows
   'closed', // (client side) the connection closed before the reply
   'timeout', // (client side) no answer in time

@@ -1,16 +1,31 @@
-// The frame codec's reserved flags: protocol 2 never sets them, and refuses a frame that does.
+// The frame codec's flags: protocol 3 knows flag 0x1 (a key section of float64 ids before the
+// payload) and refuses a frame with any other flag set, naming the flags.
 import { describe, expect, it } from 'vitest';
 import { PsError } from './errors.js';
-import { decodeFrame, encodeFrame } from './frame.js';
+import { decodeFrame, encodeFrame, encodeKeyedFrame } from './frame.js';
 
 describe('frame flags', () => {
-  it('a protocol 2 frame has no flags, and one with a flag set is refused naming the flags', () => {
+  it('a frame without a key section has no flags, and one with an unknown flag is refused naming the flags', () => {
     const frame = encodeFrame({ type: 'stats', id: 1 }, new Float32Array([1, 2]));
     expect(frame.readUInt8(3)).toBe(0); // the top byte of the first word
     expect(decodeFrame(frame).payload).toEqual(new Float32Array([1, 2]));
     const flagged = Buffer.from(frame);
-    flagged.writeUInt8(1, 3);
+    flagged.writeUInt8(2, 3);
     expect(() => decodeFrame(flagged)).toThrow(PsError);
-    expect(() => decodeFrame(flagged)).toThrow(/frame flags 0x1 are set/);
+    expect(() => decodeFrame(flagged)).toThrow(/frame flags 0x2 are set; protocol 3 knows only 0x1/);
+  });
+
+  it('a key section carries float64 ids (any number, so a bad one reaches the server as sent) before the float32 payload', () => {
+    const ids = [0, 2 ** 53 - 1, 2 ** 50, -1, 2.5];
+    const frame = encodeKeyedFrame({ type: 'pushrows', id: 3 }, Int32Array.from([7, 8]), new Float32Array([1, 2, 3, 4]));
+    expect(frame.readUInt8(3)).toBe(1);
+    const d = decodeFrame(frame);
+    expect(d.header).toMatchObject({ type: 'pushrows', id: 3, sections: [['ids', 'f64', 2]] });
+    expect(d.ids).toEqual(new Float64Array([7, 8]));
+    expect(d.payload).toEqual(new Float32Array([1, 2, 3, 4]));
+    expect(decodeFrame(encodeKeyedFrame({ type: 'pullrows', id: 4 }, ids)).ids).toEqual(Float64Array.from(ids));
+    // A section that does not fit the frame is refused.
+    const cut = frame.subarray(0, frame.length - 20);
+    expect(() => decodeFrame(cut)).toThrow(/key section of 2 f64 ids/);
   });
 });

@@ -24,18 +24,27 @@
  * message cost ~24 ms of page faults per hop before a byte of it was used; pieces of a few MiB are
  * recycled by malloc and copied into memory that is already mapped.
  *
- * KEY SECTIONS (room for the next protocol version; nothing here sends or reads one yet). Row-keyed
- * tables will send keys beside values — pullRows(table, ids), pushRows(table, ids, grads) — and a
- * float payload cannot carry u64 ids. Such a frame will set flag bit 0 (bit 24 of the first word)
- * and list its sections in the header, in order, as `sections: [[name, type, count], …]` (e.g.
- * `[['ids', 'u64', 3]]`); each section follows the header's padding, starts at a multiple of 8
- * bytes from the frame's start (zero padding before it), and holds `count` little-endian values of
- * its type; the float payload comes last, as now. A receiver finds every section from the header
- * alone and views each in place (copying only when the Buffer is not 8-aligned in memory, as
- * decodeFrame does for floats). A message in parts would carry its sections in its first frame.
- * Protocol 2 never sets a flag — its header length needs 17 bits, so bits 24–31 were always zero —
- * and decodeFrame refuses a frame with any flag set as 'bad-frame', naming the flags; a peer of
- * another version is refused at hello with a `version` error before such a frame is sent.
+ * KEY SECTIONS (protocol 3). Row-keyed tables send keys beside values — pullRows(table, ids),
+ * pushRows(table, ids, grads) — and a float32 payload cannot carry 53-bit ids. Such a frame sets
+ * flag bit 0 (KEY_SECTION_FLAG, bit 24 of the first word) and names its section in the header as
+ * `sections: [['ids', 'f64', N]]`; after the header's padding comes zero padding to a multiple of
+ * 8 bytes from the frame's start, then N little-endian float64 ids, then the float32 payload, as
+ * always last:
+ *
+ *   offset 0       u32              H | KEY_SECTION_FLAG << 24
+ *   offset 4       H bytes          the header, with `sections`
+ *   align8(4 + H)  8·N bytes        the ids, float64 little-endian
+ *   … + 8·N        4·n bytes        the payload (row values, (N, D) row-major)
+ *
+ * Why float64 and not u64: every id is a JavaScript number (a non-negative integer < 2^53), which a
+ * float64 holds exactly; the receiver views the section in place as a Float64Array and hands it to
+ * the table as it is (no per-id decoding, no BigInt); and a float64 can carry every bad id a buggy
+ * peer could send — negative, fractional, NaN, ≥ 2^53 — so the server refuses it by name instead
+ * of reading it as some other valid id (a u64 cannot say −1 or 2.5; a client would have to wrap
+ * or truncate it first). The section type is in the header, so 'u64' can be added beside 'f64'.
+ * A keyed message never travels in parts (its frame is at most the server's largest, 256 MiB by
+ * default: 1M rows of dim 64). The receiver copies the ids only when the frame's bytes are not
+ * 8-aligned in memory. Flags other than bit 0 are refused as 'bad-frame', naming them.
  */
 import { Packr, Unpackr } from 'msgpackr/index-no-eval';
 import { PsError } from './errors.js';
@@ -47,13 +56,16 @@ export const PART_FLOATS = 1 << 18;
 /** Headers are small: a few numbers and short strings (stats replies are the largest). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 
-/** The low bits of a frame's first word are the header's length; the high ones its flags (0 in protocol 2). */
+/** The low bits of a frame's first word are the header's length; the high ones its flags. */
 const LENGTH_BITS = 24;
+/** Flag bit 0: the frame carries a key section (protocol 3's row messages). */
+export const KEY_SECTION_FLAG = 1;
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 const align4 = (n: number) => (n + 3) & ~3;
+const align8 = (n: number) => (n + 7) & ~7;
 
 /**
  * One frame: header, padding, then floats [lo, hi) of `payload` copied in once. The returned
@@ -68,6 +80,48 @@ export function encodeFrame(header: object, payload?: Float32Array, lo = 0, hi =
   h.copy(frame, 4);
   frame.fill(0, 4 + h.length, off);
   if (payload !== undefined && n > 0) frame.set(new Uint8Array(payload.buffer, payload.byteOffset + 4 * lo, 4 * n), off);
+  return frame;
+}
+
+/**
+ * One frame of `floats` float32 values that `fill` writes in place (a server writes rows straight
+ * into its reply): no staging array. `fill` gets a view of the frame's payload (a scratch copied in
+ * after, in the rare case the frame is not 4-aligned in memory).
+ */
+export function encodeFrameWith(header: object, floats: number, fill: (out: Float32Array) => void, pool?: FramePool): Buffer {
+  const h = packr.pack(header);
+  const off = align4(4 + h.length);
+  const frame = pool !== undefined ? pool.take(off + 4 * floats) : Buffer.allocUnsafe(off + 4 * floats);
+  frame.writeUInt32LE(h.length, 0);
+  h.copy(frame, 4);
+  frame.fill(0, 4 + h.length, off);
+  if ((frame.byteOffset + off) % 4 === 0) fill(new Float32Array(frame.buffer, frame.byteOffset + off, floats));
+  else {
+    const tmp = new Float32Array(floats);
+    fill(tmp);
+    frame.set(new Uint8Array(tmp.buffer), off);
+  }
+  return frame;
+}
+
+/**
+ * One frame with a key section (protocol 3): `header` gets `sections: [['ids', 'f64', N]]`, then
+ * come the N ids as float64 and `values` (may be empty) as float32. The ids are written one by one
+ * (any ArrayLike<number>, e.g. a worker's Int32Array of unique ids), so nothing is allocated besides
+ * the frame. The returned Buffer is the sender's to hand to the socket.
+ */
+export function encodeKeyedFrame(header: object, ids: ArrayLike<number>, values?: Float32Array, pool?: FramePool): Buffer {
+  const n = ids.length;
+  const h = packr.pack({ ...header, sections: [['ids', 'f64', n]] });
+  const idsAt = align8(4 + h.length);
+  const valuesAt = idsAt + 8 * n;
+  const floats = values?.length ?? 0;
+  const frame = pool !== undefined ? pool.take(valuesAt + 4 * floats) : Buffer.allocUnsafe(valuesAt + 4 * floats);
+  frame.writeUInt32LE((h.length | (KEY_SECTION_FLAG << LENGTH_BITS)) >>> 0, 0);
+  h.copy(frame, 4);
+  frame.fill(0, 4 + h.length, idsAt);
+  for (let k = 0; k < n; k++) frame.writeDoubleLE(ids[k]!, idsAt + 8 * k);
+  if (values !== undefined && floats > 0) frame.set(new Uint8Array(values.buffer, values.byteOffset, 4 * floats), valuesAt);
   return frame;
 }
 
@@ -133,15 +187,16 @@ export function encodeFrames(header: { id: number } & object, payload: Float32Ar
  * frame's bytes (copied only when the frame is not 4-byte aligned in memory, which happens only to
  * small frames). Throws PsError('bad-frame') naming what is wrong.
  */
-export function decodeFrame(frame: Uint8Array): { header: unknown; payload: Float32Array } {
+export function decodeFrame(frame: Uint8Array): { header: unknown; payload: Float32Array; ids?: Float64Array } {
   if (frame.length < 4) throw new PsError('bad-frame', `a frame is at least 4 bytes, got ${frame.length}`);
   const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const word = dv.getUint32(0, true);
   const h = word & ((1 << LENGTH_BITS) - 1);
   if (h === 0 || h > MAX_HEADER_BYTES) throw new PsError('bad-frame', `header length ${h} is not in [1, ${MAX_HEADER_BYTES}]`);
   const flags = word >>> LENGTH_BITS;
-  if (flags !== 0) throw new PsError('bad-frame', `frame flags 0x${flags.toString(16)} are set; protocol 2 frames have none (typed key sections are a later version's)`);
+  if ((flags & ~KEY_SECTION_FLAG) !== 0) throw new PsError('bad-frame', `frame flags 0x${flags.toString(16)} are set; protocol 3 knows only 0x${KEY_SECTION_FLAG.toString(16)} (a key section)`);
   if (4 + h > frame.length) throw new PsError('bad-frame', `header length ${h} runs past the end of a ${frame.length}-byte frame`);
+  if (flags !== 0) return decodeKeyed(frame, h);
   const off = align4(4 + h);
   const payloadBytes = frame.length > 4 + h ? frame.length - off : 0;
   if (payloadBytes < 0 || payloadBytes % 4 !== 0) {
@@ -159,6 +214,33 @@ export function decodeFrame(frame: Uint8Array): { header: unknown; payload: Floa
     ? new Float32Array(frame.buffer, start, n)
     : new Float32Array(new Uint8Array(frame.subarray(off, off + payloadBytes)).buffer);
   return { header, payload };
+}
+
+/** The header, key section and payload of a frame with flag KEY_SECTION_FLAG (see KEY SECTIONS). */
+function decodeKeyed(frame: Uint8Array, h: number): { header: unknown; payload: Float32Array; ids: Float64Array } {
+  let header: unknown;
+  try {
+    header = unpackr.unpack(frame.subarray(4, 4 + h));
+  } catch (e) {
+    throw new PsError('bad-frame', `the header is not valid msgpack (${(e as Error).message})`);
+  }
+  const sections = isFields(header) ? header.sections : undefined;
+  const s = Array.isArray(sections) && sections.length === 1 ? sections[0] : undefined;
+  if (!(Array.isArray(s) && s[0] === 'ids' && s[1] === 'f64' && Number.isInteger(s[2]) && s[2] >= 0)) {
+    throw new PsError('bad-frame', `a frame with a key section needs sections: [['ids', 'f64', N]] in its header, got ${describe(sections)}`);
+  }
+  const n = s[2] as number;
+  const idsAt = align8(4 + h);
+  const valuesAt = idsAt + 8 * n;
+  if (valuesAt > frame.length || (frame.length - valuesAt) % 4 !== 0) {
+    throw new PsError('bad-frame', `a key section of ${n} f64 ids at byte ${idsAt} and whole float32 values after it do not fit a ${frame.length}-byte frame`);
+  }
+  const start = frame.byteOffset + idsAt;
+  const ids = start % 8 === 0 ? new Float64Array(frame.buffer, start, n) : new Float64Array(new Uint8Array(frame.subarray(idsAt, valuesAt)).buffer);
+  const m = (frame.length - valuesAt) / 4;
+  const vstart = frame.byteOffset + valuesAt;
+  const payload = vstart % 4 === 0 ? new Float32Array(frame.buffer, vstart, m) : new Float32Array(new Uint8Array(frame.subarray(valuesAt)).buffer);
+  return { header, payload, ids };
 }
 
 /**

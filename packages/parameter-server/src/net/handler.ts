@@ -9,8 +9,9 @@
  */
 import { PsError } from './errors.js';
 import type { Fields } from './fields.js';
-import { PART_FLOATS, encodeFrame, frames, type FramePool } from './frame.js';
-import { PROTOCOL_VERSION, idOf, parseRequest, type Hello, type Params, type Pull, type Push, type Request, type ServerStats, type Welcome } from './protocol.js';
+import { PART_FLOATS, encodeFrame, encodeFrameWith, frames, type FramePool } from './frame.js';
+import { PROTOCOL_VERSION, idOf, parseRequest, type Hello, type Params, type Pull, type PullRows, type Push, type PushRows, type Request, type Rows, type ServerStats, type Welcome } from './protocol.js';
+import { checkIds, type RowStore } from './row-store.js';
 import type { Connection, ConnectionHandler, Streams, Tally } from './connection.js';
 import { DENSE_TABLE, type DenseTable, type Table, type Tables } from './table.js';
 
@@ -48,6 +49,16 @@ interface Waiter {
   stale: number;
 }
 
+/** A row pull parked until its table has applied `need` updates. */
+interface RowWaiter {
+  conn: Connection;
+  table: RowStore;
+  id: number;
+  step: number;
+  ids: Float64Array;
+  need: number;
+}
+
 export class RequestHandler implements ConnectionHandler {
   /** Pulls answer `stop: true` from now on. */
   stopped = false;
@@ -59,6 +70,7 @@ export class RequestHandler implements ConnectionHandler {
   /** The connection of each worker rank. */
   readonly ranks = new Map<number, Connection>();
   private waiters: Waiter[] = [];
+  private rowWaiters: RowWaiter[] = [];
   private readonly barriers = new Map<string, Map<number, { conn: Connection; id: number }>>();
   /** The dense table: the one protocol 2 addresses, whose range and clock the welcome and stats describe. */
   private readonly dense: DenseTable;
@@ -82,11 +94,13 @@ export class RequestHandler implements ConnectionHandler {
     return {
       type: 'welcome', v: PROTOCOL_VERSION, shard: this.o.shard, shards: this.o.shards, lo: d.lo, hi: d.hi, size: d.size,
       workers: this.o.workers, mode: d.policy.mode, staleness: this.o.staleness, applied: d.applied,
+      tables: this.o.tables.rowTables().map((t) => ({ name: t.name, dim: t.dim })),
     };
   }
 
   closed(c: Connection, code: number, why: string): void {
     this.waiters = this.waiters.filter((w) => w.conn !== c);
+    this.rowWaiters = this.rowWaiters.filter((w) => w.conn !== c);
     for (const arrived of this.barriers.values()) if (arrived.get(c.rank)?.conn === c) arrived.delete(c.rank);
     if (!(c.authed && c.role === 'worker' && this.ranks.get(c.rank) === c)) return;
     this.ranks.delete(c.rank);
@@ -152,7 +166,7 @@ export class RequestHandler implements ConnectionHandler {
 
   // ---- requests --------------------------------------------------------------------------------
 
-  message(c: Connection, header: unknown, payload: Float32Array, parts: { finite: boolean } | null): void {
+  message(c: Connection, header: unknown, payload: Float32Array, parts: { finite: boolean } | null, keyed?: { ids: Float64Array; bytes: number }): void {
     // A payload joined from parts lives in its table's memory and is reused once the table is done
     // with it: at once when it was refused, else once the update that reads it is stepped whole (the
     // push's readUntil, on the table's clock; an update may be stepped part by part as its replies
@@ -176,7 +190,7 @@ export class RequestHandler implements ConnectionHandler {
     }
     c.inflight++;
     try {
-      done(this.handle(c, req, payload, parts?.finite));
+      done(this.handle(c, req, payload, parts?.finite, keyed));
     } catch (e) {
       done(-1);
       c.inflight--;
@@ -188,8 +202,15 @@ export class RequestHandler implements ConnectionHandler {
    * `finite`: whether a payload joined from parts is free of NaN and ±Inf (scanned as it arrived),
    * else unknown. Returns until which update the table reads the payload (−1: it did not take it).
    */
-  private handle(c: Connection, req: Request, payload: Float32Array, finite?: boolean): number {
+  private handle(c: Connection, req: Request, payload: Float32Array, finite?: boolean, keyed?: { ids: Float64Array; bytes: number }): number {
+    if (keyed !== undefined && req.type !== 'pullrows' && req.type !== 'pushrows') throw new PsError('bad-frame', `${req.type}: only pullrows and pushrows carry a key section`);
     switch (req.type) {
+      case 'pullrows':
+      case 'pushrows':
+        if (keyed === undefined) throw new PsError('bad-request', `${req.type} '${req.table}': the ids travel in the frame's key section (flag 0x1), and this frame has none`);
+        if (req.type === 'pullrows') this.onPullRows(c, req, payload, keyed);
+        else this.onPushRows(c, req, payload, keyed);
+        return -1;
       case 'pull': {
         const t = this.o.tables.dense(DENSE_TABLE.id);
         if (req.lo > req.hi || req.lo < t.lo || req.hi > t.hi) throw new PsError('not-owner', `pull [${req.lo}, ${req.hi}) is not within this server's range [${t.lo}, ${t.hi})`);
@@ -260,6 +281,47 @@ export class RequestHandler implements ConnectionHandler {
     return readUntil;
   }
 
+  /** Parks a row pull until its table allows its step (as a dense pull), then answers it with the rows. */
+  private onPullRows(c: Connection, req: PullRows, payload: Float32Array, keyed: { ids: Float64Array; bytes: number }): void {
+    const t = this.o.tables.rows(req.table);
+    if (payload.length !== 0) throw new PsError('bad-length', `pullrows '${req.table}': a pull carries ids only, got ${payload.length} floats of payload`);
+    checkIds(t.name, keyed.ids);
+    t.traffic.bytesIn += keyed.bytes;
+    t.traffic.pulls++;
+    t.traffic.rowsPulled += keyed.ids.length;
+    this.o.tally.pulls++;
+    const need = c.role === 'worker' ? t.policy.needFor(req.step) : req.step;
+    const w: RowWaiter = { conn: c, table: t, id: req.id, step: req.step, ids: keyed.ids, need };
+    if (this.stopped || t.applied >= need) this.answerRows(w);
+    else this.rowWaiters.push(w);
+  }
+
+  /** Takes one worker's rows of a step: refused whole (nothing stored changes) unless every id, length and value is good. */
+  private onPushRows(c: Connection, req: PushRows, payload: Float32Array, keyed: { ids: Float64Array; bytes: number }): void {
+    if (c.role !== 'worker') throw new PsError('not-worker', 'pushrows: an observer cannot push');
+    const t = this.o.tables.rows(req.table);
+    t.traffic.bytesIn += keyed.bytes;
+    const finite = t.check(keyed.ids, payload);
+    const { appliedNow, stale } = t.push(c.rank, req.step, req.rows, req.batchRows, { ids: keyed.ids, grads: payload }, finite);
+    t.traffic.pushes++;
+    t.traffic.rowsPushed += keyed.ids.length;
+    this.o.tally.pushes++;
+    const ack = encodeFrame({ type: 'ack', id: req.id, stale });
+    t.traffic.bytesOut += ack.length;
+    c.reply(ack);
+    if (appliedNow > 0) this.answerWaiters();
+  }
+
+  private answerRows(w: RowWaiter): void {
+    const t = w.table;
+    if (w.conn.role === 'worker') t.policy.notePull(w.conn.rank);
+    const header: Rows = { type: 'rows', id: w.id, table: t.name, step: w.step, applied: t.applied, stop: this.stopped };
+    // The rows are written straight into the reply frame: no copy, no buffer per request besides it.
+    const frame = encodeFrameWith(header, w.ids.length * t.dim, (out) => (w.conn.role === 'worker' ? t.pull(w.ids, out, w.step) : t.read(w.ids, out)), this.o.frames);
+    t.traffic.bytesOut += frame.length;
+    w.conn.reply(frame);
+  }
+
   /** Answers a pull now if its step is ready, or keeps it until it is. */
   private park(c: Connection, table: DenseTable, p: Pull, stale: number): void {
     const need = c.role === 'worker' ? table.policy.needFor(p.step) : p.step;
@@ -275,6 +337,19 @@ export class RequestHandler implements ConnectionHandler {
       else still.push(w);
     }
     this.waiters = still;
+    if (this.rowWaiters.length === 0) return;
+    const rowsStill: RowWaiter[] = [];
+    for (const w of this.rowWaiters) {
+      if (this.stopped || w.table.applied >= w.need) {
+        try {
+          this.answerRows(w);
+        } catch (e) {
+          w.conn.inflight--;
+          w.conn.sendError(w.id, e);
+        }
+      } else rowsStill.push(w);
+    }
+    this.rowWaiters = rowsStill;
   }
 
   private answer(w: Waiter): void {

@@ -12,3 +12,8 @@ export { saveCheckpoint, loadCheckpoint, latestCheckpoint, checkpointRoot, CHECK
 export { trainRemote } from './worker.js';
 export type { RemoteWorkerOptions, RemoteEpochReport } from './worker-options.js';
 export { createTokenFile, defaultTokenFile, generateToken, readTokenFile, readableByOthers, tokensEqual } from './token.js';
+export { RowStore, checkIds, type RowTableSpec, type RowGrad } from './row-store.js';
+export { trainCtrRemote, type CtrRemoteOptions } from './ctr-worker.js';
+export { denseModel } from './store.js';
+export type { Traffic } from './client.js';
+export type { RowTableStatsLine } from './protocol.js';

@@ -1,5 +1,5 @@
 /**
- * The wire protocol between workers and parameter servers, version 2: every message type, in one
+ * The wire protocol between workers and parameter servers, version 3: every message type, in one
  * place, and the checks that turn a decoded header into one. The package README documents each
  * field; keep the two in step. How a message travels as frames (header, payload, parts) is
  * ./frame.ts.
@@ -13,7 +13,11 @@ import { PsError, type ErrorCode } from './errors.js';
 import { describe, int, isFields, str, type Fields } from './fields.js';
 import type { Mode } from '../mode.js';
 
-export const PROTOCOL_VERSION = 2;
+/**
+ * 3: row-keyed tables (pullrows, pushrows, rows; frames with a key section). 2: the dense key range
+ * only. A peer of another version is refused at hello with a `version` error.
+ */
+export const PROTOCOL_VERSION = 3;
 
 // ---- client → server -------------------------------------------------------------------------
 
@@ -99,7 +103,38 @@ export interface Join {
   stepsPerEpoch: number;
 }
 
-export type Request = Pull | Push | Barrier | StatsRequest | Shutdown | Join;
+/**
+ * Rows of table `table` to compute step `step` with: the frame's key section holds N ids
+ * (non-negative integers < 2^53, any order, repeats allowed); the reply (`rows`) carries N·D floats,
+ * each id's row in the order of the ids. A worker's pull creates the rows of ids never seen (their
+ * deterministic initial value) and is answered when the table's policy allows `step` (as `pull`);
+ * an observer's pull only reads (RowTable.read: nothing is created, admitted or touched) and waits
+ * for update `step` of the table, as an observer's `pull` does.
+ */
+export interface PullRows {
+  type: 'pullrows';
+  id: number;
+  table: string;
+  step: number;
+}
+
+/**
+ * The gradient of step `step` for N rows of table `table` (key section: their ids; payload N·D
+ * floats): the mean over the worker's `rows` rows of a global batch of `batchRows`, as `push`.
+ * Every worker sends one per table per step to every server — with N = 0 when none of its ids
+ * live there — so that each shard's table counts the step (sync: its clock; async: its update
+ * count, the optimizer's step). Answered with `ack` once taken.
+ */
+export interface PushRows {
+  type: 'pushrows';
+  id: number;
+  table: string;
+  step: number;
+  rows: number;
+  batchRows: number;
+}
+
+export type Request = Pull | Push | Barrier | StatsRequest | Shutdown | Join | PullRows | PushRows;
 
 // ---- server → client -------------------------------------------------------------------------
 
@@ -116,6 +151,8 @@ export interface Welcome {
   staleness: number;
   /** Updates applied so far. */
   applied: number;
+  /** Protocol 3: the row tables this server hosts (every server of a run hosts the same), by name and dim. */
+  tables?: Array<{ name: string; dim: number }>;
 }
 
 /** The answer to pull and pushpull: parameters [lo, hi) as the payload. */
@@ -131,6 +168,17 @@ export interface Params {
   lo: number;
   /** pushpull only: updates applied by others between this worker's last pull and its push. */
   stale: number;
+}
+
+/** The answer to pullrows: N·D floats, the rows of the request's ids in its order. */
+export interface Rows {
+  type: 'rows';
+  id: number;
+  table: string;
+  step: number;
+  /** Updates of this table applied when the rows were read. */
+  applied: number;
+  stop: boolean;
 }
 
 export interface Ack {
@@ -153,7 +201,7 @@ export interface ErrorReply {
   message: string;
 }
 
-export type Reply = Params | Ack | StatsReply | ErrorReply;
+export type Reply = Params | Rows | Ack | StatsReply | ErrorReply;
 
 /** What `stats` reports: configuration, progress and everything refused, by cause. */
 export interface ServerStats {
@@ -181,11 +229,34 @@ export interface ServerStats {
   readmitted?: number;
   /** The step of the last checkpoint this server saved or resumed from (−1: none). */
   checkpoint?: number;
+  /**
+   * Row-keyed tables (protocol 3), by name: updates applied, rows held and created/evicted, and the
+   * bytes of their frames in (pullrows + pushrows) and out (rows + acks), whole frames counted.
+   */
+  tables?: Record<string, RowTableStatsLine>;
+}
+
+/** One row table's line of `stats`. */
+export interface RowTableStatsLine {
+  dim: number;
+  applied: number;
+  rows: number;
+  created: number;
+  evicted: number;
+  admitted: number;
+  dropped: number;
+  pulls: number;
+  pushes: number;
+  /** Rows pulled and pushed (ids in those requests, repeats counted). */
+  rowsPulled: number;
+  rowsPushed: number;
+  bytesIn: number;
+  bytesOut: number;
 }
 
 // ---- checking headers ------------------------------------------------------------------------
 
-const REQUEST_TYPES = ['pull', 'push', 'pushpull', 'barrier', 'stats', 'shutdown', 'join'];
+const REQUEST_TYPES = ['pull', 'push', 'pushpull', 'barrier', 'stats', 'shutdown', 'join', 'pullrows', 'pushrows'];
 
 /** The type of a decoded header, or throws 'bad-frame' when it is not a map with a string `type`. */
 export function typeOf(h: unknown): string {
@@ -225,6 +296,12 @@ export function parseRequest(h: unknown): Request {
       return { type, id };
     case 'join':
       return { type, id, step: int(f, 'step', 0), stepsPerEpoch: f.stepsPerEpoch === undefined ? 0 : int(f, 'stepsPerEpoch', 0) };
+    case 'pullrows':
+      return { type, id, table: str(f, 'table', 256), step: int(f, 'step', 0) };
+    case 'pushrows': {
+      const batchRows = int(f, 'batchRows', 0);
+      return { type, id, table: str(f, 'table', 256), step: int(f, 'step', 0), rows: int(f, 'rows', 0, batchRows), batchRows };
+    }
     default: {
       if (typeof f.exit !== 'boolean') throw new PsError('bad-request', `shutdown: exit must be true or false, got ${describe(f.exit)}`);
       return { type: 'shutdown', id, exit: f.exit };
@@ -246,6 +323,8 @@ export function parseReply(h: unknown): Reply | Welcome {
       return f as unknown as Welcome; // checked field by field by the client against its own config
     case 'params':
       return { type, id: int(f, 'id', 0), step: int(f, 'step', 0), applied: int(f, 'applied', 0), stop: f.stop === true, lo: int(f, 'lo', 0), stale: int(f, 'stale', 0) };
+    case 'rows':
+      return { type, id: int(f, 'id', 0), table: str(f, 'table', 256), step: int(f, 'step', 0), applied: int(f, 'applied', 0), stop: f.stop === true };
     case 'ack':
       return { type, id: int(f, 'id', 0), stale: int(f, 'stale', 0) };
     case 'stats':

@@ -25,6 +25,7 @@ import { Connection, Streams, Tally } from './connection.js';
 import { FramePool } from './frame.js';
 import { RequestHandler } from './handler.js';
 import type { ServerStats } from './protocol.js';
+import { RowStore, type RowTableSpec } from './row-store.js';
 import { ShardStore, type StoreOptions } from './store.js';
 import { DENSE_TABLE, Tables } from './table.js';
 
@@ -58,6 +59,12 @@ export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' 
   checkpoint?: { dir: string; every: number; keep?: number };
   /** Start from the latest complete checkpoint in this run directory (throws CheckpointError when there is none or it does not fit). */
   resume?: string;
+  /**
+   * Row-keyed embedding tables to host beside the dense range (protocol 3's pullrows/pushrows): this
+   * server holds the rows whose ids hash to its shard (shardOfId(id, shards)). Every server of a run
+   * is given the same list; tables get ids 1, 2, … in this order.
+   */
+  rowTables?: RowTableSpec[];
 }
 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024 + 64 * 1024;
@@ -74,6 +81,11 @@ const DEFAULT_MAX_FRAME = 256 * 1024 * 1024 + 64 * 1024;
 export class ParameterServer {
   /** The dense key range this server owns: table 0, 'dense'. */
   readonly store: ShardStore;
+
+  /** The row tables this server hosts (its shard of each), by name. */
+  get rowTables(): Record<string, RowStore> {
+    return Object.fromEntries(this.tables.rowTables().map((r) => [r.name, r]));
+  }
   /** Resolves when the server has closed (after close() or a shutdown request with exit). */
   readonly closed: Promise<void>;
   private readonly http: HttpServer;
@@ -93,6 +105,10 @@ export class ParameterServer {
     if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
     this.store = new ShardStore({ ...o, staleness: o.staleness ?? 0, shard: o.shard ?? 0, shards: o.shards ?? 1, nonFinite: o.nonFinite ?? 'reject' });
     this.tables.register(DENSE_TABLE.id, DENSE_TABLE.name, this.store);
+    (o.rowTables ?? []).forEach((spec, i) => {
+      const s = this.store.o;
+      this.tables.register(i + 1, spec.name, new RowStore({ spec, seed: o.seed, mode: s.mode, staleness: s.staleness, workers: s.workers, nonFinite: s.nonFinite }));
+    });
     this.log = o.log ?? (() => {});
     const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     // When the last reply still being stepped part by part is out, the tables step the rest.
@@ -193,6 +209,7 @@ export class ParameterServer {
       shard: s.o.shard, shards: s.o.shards, lo: s.lo, hi: s.hi, mode: s.o.mode, workers: s.o.workers, applied: s.applied,
       stopped: this.handler.stopped, connections: this.conns.size, pushes: t.pushes, pulls: t.pulls, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
       errors: { ...t.errors }, skippedNonFinite: s.skippedNonFinite, members: this.handler.members(), ...this.handler.membership, checkpoint: this.checkpointStep,
+      ...(this.tables.rowTables().length > 0 ? { tables: Object.fromEntries(this.tables.rowTables().map((r) => [r.name, r.stats()])) } : {}),
     };
   }
 

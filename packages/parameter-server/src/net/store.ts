@@ -14,7 +14,7 @@
  * It also owns the memory gradients sent in parts land in (a PayloadPool), since how long a push is
  * read is counted on its clock.
  */
-import { Random, flattenParameters, mlp } from '@loom/tensor-core';
+import { Random, flattenParameters, mlp, type Module } from '@loom/tensor-core';
 import { allFinite, namedOptimizer, optimizerMemory, weightedSum, type Algorithm } from '@loom/optimizer';
 import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
@@ -26,6 +26,11 @@ import type { DenseTable } from './table.js';
 export interface StoreOptions {
   /** MLP layer sizes; every server and worker builds the model from `seed` (Xavier, zero biases). */
   sizes: number[];
+  /**
+   * The dense model when it is not an MLP of `sizes` (the CTR model's dense part): built from
+   * `new Random(seed)` by every server and worker alike, so nothing is broadcast.
+   */
+  model?: (rng: Random) => Module<any>;
   seed: number;
   optimizer: string;
   lr: number;
@@ -37,6 +42,11 @@ export interface StoreOptions {
   shards: number;
   /** What a gradient with NaN or ±Inf does: refused with an error (default), or skipped (counted as zero). */
   nonFinite: 'reject' | 'skip';
+}
+
+/** The dense model of a store's options, its weights drawn from `seed`. */
+export function denseModel(o: Pick<StoreOptions, 'sizes' | 'model'>, seed: number): Module<any> {
+  return o.model !== undefined ? o.model(new Random(seed)) : mlp(o.sizes, { init: 'xavier', rng: new Random(seed) });
 }
 
 export class ShardStore implements DenseTable {
@@ -76,8 +86,7 @@ export class ShardStore implements DenseTable {
   private deferring = false;
 
   constructor(readonly o: StoreOptions) {
-    const model = mlp(o.sizes, { init: 'xavier', rng: new Random(o.seed) });
-    const all = flattenParameters(model).params;
+    const all = flattenParameters(denseModel(o, o.seed)).params;
     this.size = all.length;
     [this.lo, this.hi] = shardRange(this.size, o.shards, o.shard);
     const n = this.hi - this.lo;

@@ -4,14 +4,15 @@
  * (./policy.ts: its clock and membership); the handler finds the table a request addresses in the
  * server's `Tables` by id, and tells every table when a worker is dropped, joins or pulls.
  *
- * Protocol 2 addresses one table: the dense key range of the flat parameter vector, id 0, named
- * 'dense' (a ShardStore, ./store.ts). A row-keyed embedding table — pullRows(table, ids) and
- * pushRows(table, ids, grads) in the next protocol version, with its ids in a typed key section
- * (./frame.ts) — is another Table kind ('rows', over ../tables/row-table.ts), registered beside it
- * under its own id and name, and built on the same NetPolicy with its own gradient type.
+ * The dense key range of the flat parameter vector is id 0, named 'dense' (a ShardStore,
+ * ./store.ts): what pull, push and pushpull address. Row-keyed embedding tables (protocol 3's
+ * pullrows and pushrows, their ids in a key section, ./frame.ts) are RowStores (./row-store.ts,
+ * over ../tables/row-table.ts), registered beside it as ids 1, 2, … and addressed by name, each on
+ * the same NetPolicy with its own gradient type.
  */
 import { PsError } from './errors.js';
 import type { NetPolicy, PushOutcome } from './policy.js';
+import type { RowStore } from './row-store.js';
 
 /** The dense parameter vector's table: the one every protocol 2 request addresses. */
 export const DENSE_TABLE = { id: 0, name: 'dense' } as const;
@@ -73,6 +74,22 @@ export class Tables {
     const t = this.get(id);
     if (t.kind !== 'dense') throw new PsError('bad-request', `table ${id} is not a dense key range`);
     return t as DenseTable;
+  }
+
+  /** The row table named `name`; throws PsError('unknown-table') naming the ones this server hosts. */
+  rows(name: string): RowStore {
+    const id = this.find(name);
+    const t = id === undefined ? undefined : this.byId.get(id)!.table;
+    if (t === undefined || t.kind !== 'rows') {
+      const hosted = [...this.byId.values()].filter((e) => e.table.kind === 'rows').map((e) => `'${e.name}'`);
+      throw new PsError('unknown-table', `no row table ${JSON.stringify(name)} on this server (it hosts ${hosted.length > 0 ? hosted.join(', ') : 'none'})`);
+    }
+    return t as RowStore;
+  }
+
+  /** The row tables, in id order. */
+  rowTables(): RowStore[] {
+    return [...this.byId.values()].flatMap((e) => (e.table.kind === 'rows' ? [e.table as RowStore] : []));
   }
 
   /** The id of the table named `name`, if there is one. */

@@ -1,0 +1,188 @@
+/**
+ * A row-keyed embedding table as a parameter server holds its share of it (protocol 3's
+ * pullrows/pushrows): a RowTable (../tables/row-table.ts: rows created on first pull from
+ * (seed, name, id), stepped by a sparse optimizer) behind the same NetPolicy as the dense range
+ * (./policy.ts), with G = the rows' ids and gradients. Ids are placed on servers by
+ * shardOfId(id, S); this store holds the ids that hash to its shard and never checks that (the
+ * client splits), so a test may send any id to any shard.
+ *
+ * sync, ssp  clock t's pushes — each worker's (ids, gradients) for the rows of its part of the
+ *            batch that live here — are gathered IN RANK ORDER, each gradient scaled by
+ *            rows/batchRows (the dense path's weights), into one list of (id, gradient) rows;
+ *            RowTable.push then sums repeated ids (coalesce, as PyTorch merges duplicates) and
+ *            steps each row once, at step count t + 1: one optimizer step per update.
+ * async      Hogwild!: each push is stepped as it arrives, at the table's update count.
+ *
+ * The step count is the table's update count on this shard, which is the same on every shard:
+ * every worker pushes every table to every server each step, with no rows when none of its ids
+ * live there (PyTorch counts a step for a table on every training step, touched or not).
+ *
+ * Memory: a push is kept as views of its received frame until its clock is applied; the gathered
+ * rows of an update go into scratch buffers that grow to the largest update and are reused.
+ * Nothing table-sized exists anywhere: a table of ids up to 2^53 holds only the rows it was asked for.
+ */
+import { allFinite, namedSparseOptimizer } from '@loom/optimizer';
+import type { Mode } from '../mode.js';
+import { RowTable, type RowTableOptions } from '../tables/row-table.js';
+import { PsError } from './errors.js';
+import { netPolicy, type NetPolicy, type PushOutcome } from './policy.js';
+import type { RowTableStatsLine } from './protocol.js';
+import type { Table } from './table.js';
+
+/** What a server needs to host one row table (every server of the run is given the same). */
+export interface RowTableSpec {
+  name: string;
+  dim: number;
+  /** A sparse optimizer of @loom/optimizer's namedSparseOptimizer: 'sparse-adam', 'adagrad', 'rowwise-adagrad', 'sgd'. */
+  optimizer: string;
+  lr: number;
+  initStd?: number;
+  admitAfter?: number;
+  evictAfter?: number;
+  capacity?: number;
+}
+
+/** One push's rows: ids (N) and gradients (N, D), views of the received frame. */
+export interface RowGrad {
+  ids: Float64Array;
+  grads: Float32Array;
+}
+
+export interface RowStoreOptions {
+  spec: RowTableSpec;
+  seed: number;
+  mode: Mode;
+  staleness: number;
+  workers: number;
+  nonFinite: 'reject' | 'skip';
+}
+
+export class RowStore implements Table {
+  readonly kind = 'rows';
+  readonly name: string;
+  readonly dim: number;
+  readonly table: RowTable;
+  readonly policy: NetPolicy<RowGrad>;
+  beforeUpdate: (() => void) | null = null;
+  onApply: ((applied: number) => void) | null = null;
+  skippedNonFinite = 0;
+  /** What stats reports besides the RowTable's own counters. */
+  readonly traffic = { pulls: 0, pushes: 0, rowsPulled: 0, rowsPushed: 0, bytesIn: 0, bytesOut: 0 };
+  /** The gathered rows of one sync update: (R) ids and (R, D) weighted gradients. */
+  private ids = new Float64Array(0);
+  private grads = new Float32Array(0);
+
+  constructor(readonly o: RowStoreOptions) {
+    const s = o.spec;
+    this.name = s.name;
+    this.dim = s.dim;
+    const { algorithm, options } = namedSparseOptimizer(s.optimizer as never, { lr: s.lr });
+    const t: RowTableOptions = { name: s.name, dim: s.dim, seed: o.seed, algorithm, options };
+    for (const k of ['initStd', 'admitAfter', 'evictAfter', 'capacity'] as const) if (s[k] !== undefined) t[k] = s[k];
+    this.table = new RowTable(t);
+    this.policy = netPolicy<RowGrad>(o, {
+      begin: () => this.beforeUpdate?.(),
+      sum: (t, pushes, weights) => this.stepSum(t, pushes, weights),
+      own: (t, g) => {
+        if (g !== null && g.ids.length > 0) this.table.push(g.ids, g.grads, t);
+        this.applied_(t);
+      },
+    });
+  }
+
+  get applied(): number {
+    return this.policy.applied;
+  }
+
+  /**
+   * Checks a push's rows before the policy keeps them, so that a bad one is refused whole and
+   * nothing stored changes: ids are integers in [0, 2^53), the payload is N × D floats, every id
+   * has a row here (was pulled), and the gradient is finite. Throws PsError naming the problem.
+   */
+  check(ids: Float64Array, grads: Float32Array): boolean {
+    checkIds(this.name, ids);
+    const D = this.dim;
+    if (grads.length !== ids.length * D) {
+      throw new PsError('bad-length', `pushrows '${this.name}': ${ids.length} ids need ${ids.length} × ${D} = ${ids.length * D} gradient floats (dim ${D}), got ${grads.length}`);
+    }
+    for (let k = 0; k < ids.length; k++) {
+      // An id awaiting admission (admitAfter > 1) has no row yet; the table drops its gradient.
+      if (!this.table.has(ids[k]!) && (this.o.spec.admitAfter ?? 1) <= 1) {
+        throw new PsError('not-pulled', `pushrows '${this.name}': id ${ids[k]} (position ${k}) has no row on this server: it was never pulled here (pull a row before pushing its gradient)`);
+      }
+    }
+    const finite = allFinite(grads);
+    if (!finite && this.o.nonFinite === 'reject') throw new PsError('non-finite', `pushrows '${this.name}': the gradient holds NaN or Inf; refused`);
+    return finite;
+  }
+
+  /** Worker `rank`'s rows of `step` (checked first with `check`); kept as views until its clock is applied. */
+  push(rank: number, step: number, rows: number, batchRows: number, g: RowGrad, finite: boolean): PushOutcome {
+    if (!finite) this.skippedNonFinite++;
+    return this.policy.push(rank, step, g, rows, batchRows, finite);
+  }
+
+  /** A worker's pull: each id's row into `out` (N, D), creating rows never seen. */
+  pull(ids: Float64Array, out: Float32Array, step: number): void {
+    this.table.pull(ids, out, step);
+  }
+
+  /** An observer's pull: rows read without creating, admitting or touching anything. */
+  read(ids: Float64Array, out: Float32Array): void {
+    this.table.read(ids, out);
+  }
+
+  stats(): RowTableStatsLine {
+    const s = this.table.stats();
+    return { dim: this.dim, applied: this.applied, rows: s.rows, created: s.created, evicted: s.evicted, admitted: s.admitted, dropped: s.dropped, ...this.traffic };
+  }
+
+  // ---- Table: rows never travel in parts, and every update is stepped whole at once ----
+
+  settle(): void {}
+  receive(): Float32Array {
+    throw new PsError('bad-frame', `table '${this.name}': row messages travel in one frame, never in parts`);
+  }
+  release(): void {}
+  holdUntil(): void {}
+  dispose(): void {}
+
+  private stepSum(t: number, pushes: RowGrad[], weights: number[]): void {
+    const D = this.dim;
+    let n = 0;
+    for (const g of pushes) for (let k = 0; k < g.ids.length; k++) if (this.table.has(g.ids[k]!)) n++;
+    if (n > 0) {
+      if (this.ids.length < n) {
+        this.ids = new Float64Array(Math.max(n, 2 * this.ids.length));
+        this.grads = new Float32Array(this.ids.length * D);
+      }
+      let r = 0;
+      pushes.forEach((g, i) => {
+        const w = weights[i]!;
+        for (let k = 0; k < g.ids.length; k++) {
+          // A row evicted (or not yet admitted) since its push was checked: its gradient is dropped.
+          if (!this.table.has(g.ids[k]!)) continue;
+          this.ids[r] = g.ids[k]!;
+          for (let d = 0; d < D; d++) this.grads[r * D + d] = w * g.grads[k * D + d]!;
+          r++;
+        }
+      });
+      this.table.push(this.ids.subarray(0, n), this.grads.subarray(0, n * D), t);
+    }
+    this.applied_(t);
+  }
+
+  private applied_(t: number): void {
+    this.onApply?.(t);
+  }
+}
+
+/** Throws PsError('bad-id') unless every id is an integer in [0, 2^53), naming the first that is not. */
+export function checkIds(table: string, ids: ArrayLike<number>): void {
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k]!;
+    if (Number.isSafeInteger(id) && id >= 0) continue;
+    const what = !Number.isFinite(id) ? String(id) : !Number.isInteger(id) ? `${id}, not an integer` : id < 0 ? `${id}, negative` : `${id}, beyond 2^53 − 1`;
+    throw new PsError('bad-id', `table '${table}': id at position ${k} is ${what}: ids are integers in [0, 2^53)`);
+  }
+}
