@@ -1,0 +1,15 @@
+# The optional native kernel backend (native/), built by scripts/build-native.js with the node-gyp
+# that npm bundles, against the Node headers npm is configured with (nothing is downloaded).
+# Compiled for baseline x86-64: the AVX2 and AVX-512 micro-kernels carry target attributes and are
+# chosen at run time (native/kernels.c), so the binary runs on any x86-64.
+{
+  "targets": [
+    {
+      "target_name": "loom_native",
+      "sources": ["native/addon.c", "native/gemm.c", "native/kernels.c"],
+      "cflags": ["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags!": ["-O2", "-O0"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-std=c11", "-O3"] }
+    }
+  ]
+}

@@ -1,0 +1,129 @@
+/*
+ * The micro-kernels, one per instruction set, and the run-time choice among them.
+ *
+ * The whole addon is compiled for baseline x86-64 (SSE2); the AVX2 and AVX-512 kernels carry GCC/
+ * Clang target attributes, so one binary runs on any x86-64 and uses what the CPU it runs on has
+ * (__builtin_cpu_supports also checks that the OS saves the wide registers). Each kernel keeps a
+ * register tile of accumulators, and per k-step loads one row of the B sliver and broadcasts one
+ * value of the A sliver per tile row:
+ *
+ *   avx512  8 × 32   16 zmm accumulators, 2 loads of B, 8 broadcasts of A, 16 FMAs per k-step
+ *   avx2    6 × 16   12 ymm accumulators, 2 loads of B, 6 broadcasts,     12 FMAs
+ *   sse     4 × 8     8 xmm accumulators, 2 loads of B, 4 broadcasts,      8 multiplies + 8 adds
+ *   generic 4 × 16   plain C the compiler vectorises (any other architecture, e.g. aarch64)
+ *
+ * The AVX-512 tile is 8 rows rather than the 12–14 that fill the register file, because Loom's
+ * products are mostly small (batch 64 × 100 × 50): 8 divides the batch sizes models use, and the
+ * 16 accumulators already cover the FMA latency (4 cycles × 2 pipes).
+ */
+#include "gemm.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#define TILE_STORE(STORE, LOAD, ADD, c, ldc, i, off, v, add)                  \
+  do {                                                                        \
+    float *cp_ = (c) + (i) * (ldc) + (off);                                   \
+    STORE(cp_, (add) ? ADD(LOAD(cp_), (v)) : (v));                            \
+  } while (0)
+
+__attribute__((target("avx512f"))) static void kernel_avx512(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  for (long p = 0; p < kc; p++) {
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    __m512 x;
+    x = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+    x = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+    x = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+    x = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+    x = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+    x = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+    x = _mm512_set1_ps(a[6]); c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
+    x = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
+    a += 8;
+    b += 32;
+  }
+#define S(i, v0, v1)                                                                     \
+  TILE_STORE(_mm512_storeu_ps, _mm512_loadu_ps, _mm512_add_ps, c, ldc, i, 0, v0, add);  \
+  TILE_STORE(_mm512_storeu_ps, _mm512_loadu_ps, _mm512_add_ps, c, ldc, i, 16, v1, add)
+  S(0, c00, c01); S(1, c10, c11); S(2, c20, c21); S(3, c30, c31);
+  S(4, c40, c41); S(5, c50, c51); S(6, c60, c61); S(7, c70, c71);
+#undef S
+}
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (long p = 0; p < kc; p++) {
+    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 x;
+    x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    a += 6;
+    b += 16;
+  }
+#define S(i, v0, v1)                                                                     \
+  TILE_STORE(_mm256_storeu_ps, _mm256_loadu_ps, _mm256_add_ps, c, ldc, i, 0, v0, add);  \
+  TILE_STORE(_mm256_storeu_ps, _mm256_loadu_ps, _mm256_add_ps, c, ldc, i, 8, v1, add)
+  S(0, c00, c01); S(1, c10, c11); S(2, c20, c21); S(3, c30, c31); S(4, c40, c41); S(5, c50, c51);
+#undef S
+}
+
+/* SSE2 is part of x86-64 itself: no target attribute, no FMA (multiply, then add). */
+static void kernel_sse(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+  __m128 c00 = _mm_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (long p = 0; p < kc; p++) {
+    __m128 b0 = _mm_load_ps(b), b1 = _mm_load_ps(b + 4);
+    __m128 x;
+    x = _mm_set1_ps(a[0]); c00 = _mm_add_ps(c00, _mm_mul_ps(x, b0)); c01 = _mm_add_ps(c01, _mm_mul_ps(x, b1));
+    x = _mm_set1_ps(a[1]); c10 = _mm_add_ps(c10, _mm_mul_ps(x, b0)); c11 = _mm_add_ps(c11, _mm_mul_ps(x, b1));
+    x = _mm_set1_ps(a[2]); c20 = _mm_add_ps(c20, _mm_mul_ps(x, b0)); c21 = _mm_add_ps(c21, _mm_mul_ps(x, b1));
+    x = _mm_set1_ps(a[3]); c30 = _mm_add_ps(c30, _mm_mul_ps(x, b0)); c31 = _mm_add_ps(c31, _mm_mul_ps(x, b1));
+    a += 4;
+    b += 8;
+  }
+#define S(i, v0, v1)                                                         \
+  TILE_STORE(_mm_storeu_ps, _mm_loadu_ps, _mm_add_ps, c, ldc, i, 0, v0, add); \
+  TILE_STORE(_mm_storeu_ps, _mm_loadu_ps, _mm_add_ps, c, ldc, i, 4, v1, add)
+  S(0, c00, c01); S(1, c10, c11); S(2, c20, c21); S(3, c30, c31);
+#undef S
+}
+
+/* Blocking: KC·NR floats of B (the L1-resident sliver) ≤ 32 KiB; MC·KC of A ≤ ~256 KiB of L2. */
+static const loom_isa isa_avx512 = {"avx512", 8, 32, 256, 256, 4096, kernel_avx512};
+static const loom_isa isa_avx2 = {"avx2", 6, 16, 192, 256, 4096, kernel_avx2};
+static const loom_isa isa_sse = {"sse", 4, 8, 128, 256, 4096, kernel_sse};
+
+const loom_isa *const *loom_isas(int *count) {
+  /* Computed on every call (a few cpuid reads, once per addon instance): no shared mutable state. */
+  static const loom_isa *const all[] = {&isa_avx512, &isa_avx2, &isa_sse};
+  __builtin_cpu_init();
+  int first = __builtin_cpu_supports("avx512f") ? 0 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 2;
+  *count = 3 - first;
+  return all + first;
+}
+
+#else /* not x86-64: one portable kernel, vectorised by the compiler (NEON on aarch64) */
+
+static void kernel_generic(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+  float acc[4][16] = {{0}};
+  for (long p = 0; p < kc; p++, a += 4, b += 16)
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 16; j++) acc[i][j] += a[i] * b[j];
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 16; j++) c[i * ldc + j] = add ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+static const loom_isa isa_generic = {"generic", 4, 16, 128, 256, 4096, kernel_generic};
+
+const loom_isa *const *loom_isas(int *count) {
+  static const loom_isa *const all[] = {&isa_generic};
+  *count = 1;
+  return all;
+}
+#endif
