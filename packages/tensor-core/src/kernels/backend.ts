@@ -7,7 +7,12 @@
  * of the output, K the contracted dimension.
  *
  * Only matmul is backend-specific today: it is where a model spends its time. Everything else in
- * this tier is plain TypeScript that every backend shares.
+ * this tier is plain TypeScript that every backend shares. Products built on matmul (convolution as
+ * im2col · weights, attention's Q·Kᵀ and P·V per head) call `matmul`, or `batchedMatmul` below for
+ * many same-shaped products in one call, which a backend can run without a call per product.
+ *
+ * Backends: 'js' (matmul.ts), 'wasm-simd' / 'wasm-relaxed-simd' (wasm-backend.ts) and
+ * 'native-avx512' / 'native-avx2' / 'native-sse' (native-backend.ts, an optional C addon).
  */
 export interface KernelBackend {
   /** A short name for logs and benchmark tables, e.g. 'js' or 'wasm-simd'. */
@@ -33,4 +38,63 @@ export interface KernelBackend {
     transB: boolean,
     accumulate: boolean,
   ): void;
+  /**
+   * Optional: `batch` products of the same shape in one call, the i-th on a[i·strideA :],
+   * b[i·strideB :] and out[i·strideOut :] (each laid out as in `matmul`); a stride of 0 reuses one
+   * operand for every product (shared weights). For attention heads and per-image convolutions.
+   * Call it through `batchedMatmul`, which loops over `matmul` when a backend lacks it.
+   */
+  matmulBatched?(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate: boolean,
+    strideA: number,
+    strideB: number,
+    strideOut: number,
+  ): void;
+}
+
+/**
+ * `batch` products of one shape: backend.matmulBatched when it has one (the native backend: one
+ * call), else one backend.matmul per product on subarray views (which allocates a view per product).
+ *
+ * @example
+ * // two 2×2 products sharing b = I: out[0:4] = a[0:4], out[4:8] = a[4:8]
+ * batchedMatmul(kernelBackend, a, eye, out, 2, 2, 2, 2, false, false, false, 4, 0, 4);
+ */
+export function batchedMatmul(
+  backend: KernelBackend,
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  transA: boolean,
+  transB: boolean,
+  accumulate: boolean,
+  strideA: number,
+  strideB: number,
+  strideOut: number,
+): void {
+  if (backend.matmulBatched !== undefined) {
+    backend.matmulBatched(a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut);
+    return;
+  }
+  for (let i = 0; i < batch; i++) {
+    backend.matmul(
+      a.subarray(i * strideA, i * strideA + m * k),
+      b.subarray(i * strideB, i * strideB + k * n),
+      out.subarray(i * strideOut, i * strideOut + m * n),
+      m, k, n, transA, transB, accumulate,
+    );
+  }
 }

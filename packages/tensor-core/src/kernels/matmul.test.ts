@@ -1,11 +1,14 @@
 // Every matmul backend against the obviously-correct reference, on shapes chosen to land off every
-// blocking factor (JS: 4×4 tiles, K blocks of 256; wasm: 4×8 and 4×4 tiles, MC 96, KC 256, NC 512).
+// blocking factor (JS: 4×4 tiles, K blocks of 256; wasm: 4×8 and 4×4 tiles, MC 96, KC 256, NC 512;
+// native: 8×32, 6×16 and 4×8 tiles, MC 128–256, KC 256). The native addon runs the suite once per
+// code path this CPU has (avx512, avx2, sse on an AVX-512 machine).
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
 import { matmulReference } from './matmul-reference.js';
-import { defaultBackend, routeTiny } from './select.js';
+import { loadNativeBackend, nativeIsas, nativePath } from './native-backend.js';
+import { TINY_NATIVE, defaultBackend, routeTiny } from './select.js';
 import { loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath } from './wasm-backend.js';
 
 /** A small seeded generator (mulberry32), so failures reproduce. Values in [-1, 1). */
@@ -180,17 +183,51 @@ describe.skipIf(!existsSync(relaxedWasmPath))('wasm-relaxed-simd backend', () =>
   });
 });
 
+// One run of the suite per code path the addon offers on this CPU. The install builds the addon
+// where a C compiler is present; where it is missing these are skipped (native-fallback.test.ts
+// covers that case), and under CI, which installs a compiler, a missing addon fails the first test.
+describe.skipIf(!existsSync(nativePath) && process.env.CI !== 'true')('native backend', () => {
+  it('was built, and offers a code path on this CPU', () => {
+    expect(existsSync(nativePath)).toBe(true);
+    expect(nativeIsas().length).toBeGreaterThan(0);
+    expect(loadNativeBackend()!.name).toBe(`native-${nativeIsas()[0]}`);
+  });
+  for (const isa of nativeIsas()) {
+    describe(`native-${isa}`, () => {
+      const native = loadNativeBackend({ isa });
+      suite(() => {
+        if (native === null) throw new Error(`${nativePath.pathname} offers '${isa}' but did not load it`);
+        return native;
+      });
+    });
+  }
+});
+
 describe('defaultBackend (LOOM_BACKEND)', () => {
-  const best = existsSync(relaxedWasmPath) ? 'wasm-relaxed-simd' : existsSync(wasmPath) ? 'wasm-simd' : 'js';
+  const bestWasm = existsSync(relaxedWasmPath) ? 'wasm-relaxed-simd' : existsSync(wasmPath) ? 'wasm-simd' : 'js';
+  const best = nativeIsas().length > 0 ? `native-${nativeIsas()[0]}` : bestWasm;
 
   it("'js' forces the portable kernel", () => expect(defaultBackend('js')).toBe(jsBackend));
 
-  it("'auto' and unset pick wasm-relaxed-simd, else wasm-simd, else js, by which modules exist", () => {
+  it("'auto' and unset pick native, else wasm-relaxed-simd, else wasm-simd, else js, by what was built", () => {
     expect(defaultBackend('auto').name).toBe(best);
     expect(defaultBackend(undefined).name).toBe(best);
   });
 
-  it.skipIf(!existsSync(wasmPath))("'wasm' forces the best wasm backend", () => expect(defaultBackend('wasm').name).toBe(best));
+  it.skipIf(!existsSync(wasmPath))("'wasm' forces the best wasm backend", () => expect(defaultBackend('wasm').name).toBe(bestWasm));
+
+  it.skipIf(nativeIsas().length === 0)("'native' forces the addon's best path, 'native-<isa>' a given one", () => {
+    expect(defaultBackend('native').name).toBe(best);
+    for (const isa of nativeIsas()) expect(defaultBackend(`native-${isa}`).name).toBe(`native-${isa}`);
+    expect(() => defaultBackend('native-vax')).toThrow("LOOM_BACKEND: 'native-vax' expects the native addon to load, but this CPU does not run the 'vax' path");
+  });
+
+  it.skipIf(nativeIsas().length === 0)('auto sends products under TINY_NATIVE multiply-adds to js, and batches to native whole', () => {
+    const auto = defaultBackend('auto') as KernelBackend & { large: KernelBackend };
+    expect(auto.large.name).toBe(best);
+    expect(auto.matmulBatched).toBeTypeOf('function');
+    expect(TINY_NATIVE).toBeGreaterThan(0);
+  });
 
   it.skipIf(!existsSync(wasmPath))("'wasm-simd' forces plain SIMD", () => expect(defaultBackend('wasm-simd').name).toBe('wasm-simd'));
 
@@ -206,6 +243,6 @@ describe('defaultBackend (LOOM_BACKEND)', () => {
   });
 
   it('rejects anything else, naming the value', () => {
-    expect(() => defaultBackend('gpu')).toThrow("LOOM_BACKEND: expected 'js', 'wasm', 'wasm-simd' or 'auto', got 'gpu'");
+    expect(() => defaultBackend('gpu')).toThrow("LOOM_BACKEND: expected 'js', 'wasm', 'wasm-simd', 'native', 'native-<isa>' or 'auto', got 'gpu'");
   });
 });

@@ -1,37 +1,52 @@
 /**
  * Which matmul backend the kernel tier uses.
  *
- * By default: WebAssembly relaxed SIMD (fused multiply-add) when wasm/gemm-relaxed.wasm loads, else
- * WebAssembly SIMD when wasm/gemm.wasm loads, else plain JS. The environment variable LOOM_BACKEND
- * forces one:
+ * By default: the native addon when it was built and loads (native-backend.ts: AVX-512, AVX2+FMA or
+ * SSE by CPU), else WebAssembly relaxed SIMD (fused multiply-add) when wasm/gemm-relaxed.wasm loads,
+ * else WebAssembly SIMD when wasm/gemm.wasm loads, else plain JS. The environment variable
+ * LOOM_BACKEND forces one:
  *
  *   LOOM_BACKEND=js         always the portable TypeScript kernel
  *   LOOM_BACKEND=wasm       always the best WebAssembly kernel, even for tiny products; throws when
  *                           neither module loads
  *   LOOM_BACKEND=wasm-simd  always plain WebAssembly SIMD (no FMA: the same bits on every machine)
- *   unset or 'auto'         the best WebAssembly kernel when available (tiny products on js, see
- *                           below), else js
+ *   LOOM_BACKEND=native     always the native addon's best path, even for tiny products; throws
+ *                           (saying why) when the addon is missing or does not load
+ *   LOOM_BACKEND=native-avx2, native-sse, ...   that path of the addon (for comparing paths)
+ *   unset or 'auto'         native when it loads, else the best WebAssembly kernel, else js
+ *                           (tiny products on js, see below)
  *
  * Tiny products go to js under 'auto'. A wasm call has a fixed cost of about 130 ns (crossing into
  * wasm, copying, packing) that js does not pay. On the development machine js was faster below
  * M·K·N = 128 multiply-adds (1×1×1: 33 vs 130 ns; 4×4×4: 80 vs 124 ns), the two were even at 128,
  * and wasm-simd was faster from 256 up (8×8×8: 180 vs 400 ns; the reference model's 64×100×50: 9×).
+ * The native addon's call costs more than a wasm call (≈ 250 ns of N-API argument handling, ≈ 330 ns
+ * for 1×1×1 against js's 20): js stayed faster up to 8×8×8 (390 vs 580 ns) and native was 3× faster
+ * at 16×16×16 (960 vs 2900 ns), so TINY_NATIVE is 1024.
  */
 import { existsSync } from 'node:fs';
 import { opError } from '../errors.js';
 import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
+import { NativeBackend, loadNativeBackend, nativeLoadError, nativePath } from './native-backend.js';
 import { WasmBackend, loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath, type SharedMemoryHandle } from './wasm-backend.js';
 
 /**
- * The backend for a LOOM_BACKEND value ('js', 'wasm', 'wasm-simd', or 'auto'/undefined for the best
- * available).
+ * The backend for a LOOM_BACKEND value ('js', 'wasm', 'wasm-simd', 'native', 'native-<isa>', or
+ * 'auto'/undefined for the best available). `native` is where to load the addon from (tests point it
+ * at a build that failed, to see the fallback).
  *
  * @example
  * defaultBackend('js').name; // 'js'
- * defaultBackend().name; // 'wasm-relaxed-simd' once the package is built, else 'js'
+ * defaultBackend().name; // 'native-avx512' where the addon was built on an AVX-512 CPU, else 'wasm-relaxed-simd'
  */
-export function defaultBackend(choice: string | undefined = readEnv()): KernelBackend {
+export function defaultBackend(choice: string | undefined = readEnv(), native: URL | string = nativePath): KernelBackend {
+  if (choice?.startsWith('native')) {
+    const isa = choice === 'native' ? undefined : choice.slice('native-'.length);
+    const loaded = loadNativeBackend({ path: native, isa });
+    if (loaded === null) throw opError('LOOM_BACKEND', `'${choice}' expects the native addon to load, but ${nativeLoadError}`);
+    return loaded;
+  }
   switch (choice ?? 'auto') {
     case 'js':
       return jsBackend;
@@ -49,11 +64,13 @@ export function defaultBackend(choice: string | undefined = readEnv()): KernelBa
     }
     case 'auto':
     case '': {
+      const fast = loadNativeBackend({ path: native });
+      if (fast !== null) return routeTiny(fast, jsBackend, TINY_NATIVE);
       const wasm = bestWasm();
       return wasm === null ? jsBackend : routeTiny(wasm, jsBackend, TINY);
     }
     default:
-      throw opError('LOOM_BACKEND', `expected 'js', 'wasm', 'wasm-simd' or 'auto', got '${choice}'`);
+      throw opError('LOOM_BACKEND', `expected 'js', 'wasm', 'wasm-simd', 'native', 'native-<isa>' or 'auto', got '${choice}'`);
   }
 }
 
@@ -64,13 +81,15 @@ function bestWasm(): KernelBackend | null {
 
 /** Products with fewer multiply-adds (M·K·N) than this run on js under 'auto'; measured above. */
 export const TINY = 128;
+/** The same for the native addon, whose calls cost more; measured above. */
+export const TINY_NATIVE = 1024;
 
 /**
  * A backend that runs products of fewer than `threshold` multiply-adds on `small` and the rest on
  * `large`, named after `large`. Deterministic: a given shape always takes the same path.
  */
 export function routeTiny(large: KernelBackend, small: KernelBackend, threshold: number): KernelBackend & { readonly large: KernelBackend } {
-  return {
+  const routed: KernelBackend & { readonly large: KernelBackend } = {
     name: large.name,
     large,
     matmul(a, b, out, m, k, n, transA, transB, accumulate) {
@@ -78,6 +97,9 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
       backend.matmul(a, b, out, m, k, n, transA, transB, accumulate);
     },
   };
+  // Batches go to the large backend whole: one call for all the products is its reason to exist.
+  if (large.matmulBatched !== undefined) routed.matmulBatched = large.matmulBatched.bind(large);
+  return routed;
 }
 
 /** The backend every matmul in this process uses, chosen once at import. */
@@ -90,13 +112,16 @@ export const backend: KernelBackend = defaultBackend();
  * and their gradients written, where they are, instead of being copied into the GEMM's own memory
  * and back on every call (an O(parameters) cost per step that does not shrink with the batch).
  * Operands elsewhere are copied through `handle`'s scratch region. The results are the same bits.
- * Returns false, changing nothing, when the backend is not WebAssembly or cannot use that memory;
- * `null` detaches.
+ * Returns false, changing nothing, when the backend is js or a wasm backend that cannot use that
+ * memory; `null` detaches. The native backend always reads and writes its operands in place, shared
+ * memory or not, so for it this does nothing and returns true.
  *
  * @example
  * useSharedMemory({ memory, scratchAt: scratch.byteOffset, scratchBytes: scratch.byteLength });
  */
 export function useSharedMemory(handle: SharedMemoryHandle | null): boolean {
+  const large = (backend as { large?: KernelBackend }).large ?? backend;
+  if (large instanceof NativeBackend) return true;
   const wasm = backend instanceof WasmBackend ? backend : (backend as { large?: KernelBackend }).large;
   if (!(wasm instanceof WasmBackend)) return false;
   if (handle === null) {

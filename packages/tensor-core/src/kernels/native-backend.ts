@@ -1,0 +1,124 @@
+/**
+ * The native backend: a C GEMM built as an N-API addon (native/*.c → build/Release/loom_native.node,
+ * by scripts/build-native.js at install and build time). Optional: where no compiler was present the
+ * addon is missing, loadNativeBackend() returns null and select.ts falls back to WebAssembly.
+ *
+ * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
+ * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
+ * (native/kernels.c). Each `isa` it reports is a backend here, 'native-avx512' and so on, so a test
+ * can run the lower paths on a machine that has the higher ones.
+ *
+ * Operands are read and written in place: the addon takes the Float32Arrays' data pointers, whether
+ * they view an ArrayBuffer, a SharedArrayBuffer or a shared WebAssembly memory, so unlike the wasm
+ * backend there is nothing to copy and nothing to attach (useSharedMemory has nothing to do). The
+ * addon is context-aware: each worker thread that loads it gets its own instance and workspace.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { KernelBackend } from './backend.js';
+
+/** Where the build puts the addon; the same relative path works from src/kernels and dist/kernels. */
+export const nativePath: URL = new URL('../../build/Release/loom_native.node', import.meta.url);
+
+/** The addon's exports (native/addon.c). `isa` is an index into `isas`. */
+interface NativeAddon {
+  readonly isas: readonly string[];
+  matmul(isa: number, a: Float32Array, b: Float32Array, out: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate: boolean): void;
+  matmulBatched(
+    isa: number, a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, k: number, n: number,
+    transA: boolean, transB: boolean, accumulate: boolean, strideA: number, strideB: number, strideOut: number,
+  ): void;
+}
+
+/** Why the last loadNativeBackend() call returned null, for error messages; null after a load. */
+export let nativeLoadError: string | null = null;
+
+/**
+ * Loads the addon at `path` (default: this package's build) and returns the backend for `isa` (default:
+ * the best this CPU runs), or null when the file is missing, does not load, or the CPU lacks that
+ * isa; nativeLoadError then says which. Never throws.
+ *
+ * @example
+ * const native = loadNativeBackend();            // 'native-avx512' on a CPU with AVX-512
+ * const sse = loadNativeBackend({ isa: 'sse' }); // the baseline path, for testing
+ * native?.matmul(new Float32Array([1, 2, 3, 4]), new Float32Array([1, 0, 0, 1]), new Float32Array(4), 2, 2, 2, false, false, false);
+ */
+export function loadNativeBackend(options: { path?: URL | string; isa?: string } = {}): NativeBackend | null {
+  const path = options.path ?? nativePath;
+  const file = typeof path === 'string' ? path : fileURLToPath(path);
+  if (!existsSync(file)) {
+    nativeLoadError = `${file} is missing (no C compiler at install? build it: node scripts/build-native.js in @loom/tensor-core)`;
+    return null;
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (e) {
+    nativeLoadError = `${file} did not load: ${(e as Error).message}`;
+    return null;
+  }
+  const index = options.isa === undefined ? 0 : addon.isas.indexOf(options.isa);
+  if (index < 0) {
+    nativeLoadError = `this CPU does not run the '${options.isa}' path (it runs: ${addon.isas.join(', ')})`;
+    return null;
+  }
+  nativeLoadError = null;
+  return new NativeBackend(addon, index);
+}
+
+/** The code paths the built addon offers on this CPU, best first ([] when it does not load). */
+export function nativeIsas(path: URL | string = nativePath): readonly string[] {
+  const file = typeof path === 'string' ? path : fileURLToPath(path);
+  try {
+    return existsSync(file) ? (createRequire(import.meta.url)(file) as NativeAddon).isas : [];
+  } catch {
+    return [];
+  }
+}
+
+export class NativeBackend implements KernelBackend {
+  /** 'native-avx512', 'native-avx2', 'native-sse' (x86-64) or 'native-generic'. */
+  readonly name: string;
+  readonly #addon: NativeAddon;
+  readonly #isa: number;
+
+  constructor(addon: NativeAddon, isa: number) {
+    this.#addon = addon;
+    this.#isa = isa;
+    this.name = `native-${addon.isas[isa]}`;
+  }
+
+  matmul(
+    a: Float32Array, // (M, K), or (K, M) when transA
+    b: Float32Array, // (K, N), or (N, K) when transB
+    out: Float32Array, // (M, N)
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate: boolean,
+  ): void {
+    this.#addon.matmul(this.#isa, a, b, out, m, k, n, transA, transB, accumulate);
+  }
+
+  /** See KernelBackend.matmulBatched: one call into the addon for all `batch` products. */
+  matmulBatched(
+    a: Float32Array, // batch × (M, K) or (K, M), the i-th at a[i·strideA]
+    b: Float32Array, // batch × (K, N) or (N, K), the i-th at b[i·strideB]
+    out: Float32Array, // batch × (M, N), the i-th at out[i·strideOut]
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate: boolean,
+    strideA: number,
+    strideB: number,
+    strideOut: number,
+  ): void {
+    this.#addon.matmulBatched(this.#isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut);
+  }
+}
