@@ -66,6 +66,12 @@ export interface ThreadEpochsOptions<T> {
   signal?: AbortSignal;
   task: (epoch: number, rank: number) => T;
   onEpoch: (metrics: ThreadEpochMetrics) => void | Promise<void>;
+  /**
+   * What an epoch's samples/s divides by: 'wall' (default), the epoch's wall time, thread start-up
+   * included; 'workers', the slowest worker's time in its loop, as one thread's samples/s is
+   * measured (start-up and setup left out).
+   */
+  timing?: 'wall' | 'workers';
 }
 
 /**
@@ -104,7 +110,7 @@ export async function runThreadEpochs<T>(o: ThreadEpochsOptions<T>): Promise<boo
       }
       const seconds = (performance.now() - t0) / 1000;
       stopped = results.some((r) => r.stopped);
-      await o.onEpoch({ ...epochMetrics(epoch + 1, results, seconds), stopped });
+      await o.onEpoch({ ...(o.timing === 'workers' ? epochMetrics(epoch + 1, results) : epochMetrics(epoch + 1, results, seconds)), stopped });
     }
   } finally {
     o.signal?.removeEventListener('abort', stop);

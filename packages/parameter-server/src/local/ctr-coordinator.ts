@@ -106,6 +106,9 @@ export async function trainCtrThreads(o: CtrThreadOptions): Promise<{ tables: Re
   try {
     stopped = await runThreadEpochs<CtrEpochTask>({
       file: threadFile('local/ctr-thread.js'), workers, ctrl: v.ctrl, epochs: o.epochs, signal: o.signal,
+      // samples/s over the slowest worker's time in its loop, as `loom train --task ctr` measures one
+      // thread: the threads' start-up (~0.5 s, once per run) is not training throughput.
+      timing: 'workers',
       task: (epoch, rank) => ({
         runId, rank, run, tables: tablesSpec, tableMode, exchange, columns, shape: o.model.shape, range: [o.range[0], o.range[1]],
         optimizer: { name: o.optimizer, lr: o.lr }, batchSize: o.batchSize, epoch, firstStep: epoch * batchesPerEpoch,
