@@ -1,6 +1,9 @@
 /** `loom serve`: a parameter server owning one key range of the model, over WebSocket. */
 import { readFileSync } from 'node:fs';
-import { CheckpointError, MODES, ParameterServer, parseShard, type Mode } from '@loom/parameter-server';
+import { CheckpointError, MODES, ParameterServer, parseShard, type Mode, type ServerOptions } from '@loom/parameter-server';
+import { generateClickLog } from '@loom/data';
+import { CTR_DIM, CTR_TABLES, CtrModel } from '@loom/worker';
+import { SPARSE_OPTIMIZERS, defaultSparseLr, type SparseOptimizerName } from '../ctr.js';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { UsageError } from '../errors.js';
@@ -14,6 +17,10 @@ export const SERVE_FLAGS: Flags = {
   shard: { type: 'string', arg: 'i/S', default: '0/1', configurable: true, help: 'own key range i of S' },
   workers: { type: 'int', arg: 'W', default: 1, min: 1, configurable: true, help: 'workers in the run (sync and ssp wait for all of them)' },
   model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'the model, as the workers name it' },
+  task: { type: 'string', default: 'classify', choices: ['classify', 'ctr'], configurable: true, help: 'classify (the dense MLP of --model) | ctr (the CTR model: its dense part as a key range, its embedding tables user, article, category, subcategory (dim 32) as row tables, this server holding the ids that hash to its shard)' },
+  'sparse-optimizer': { type: 'string', default: 'sparse-adam', choices: SPARSE_OPTIMIZERS, configurable: true, help: `--task ctr: the tables' optimizer, ${SPARSE_OPTIMIZERS.join('|')}` },
+  'sparse-lr': { type: 'number', arg: 'X', min: 0, exclusiveMin: true, configurable: true, help: '--task ctr: the tables\' learning rate (default: --lr for sparse-adam, 0.05 for the adagrads, 0.1 for sgd)' },
+  'row-mode': { type: 'string', choices: MODES, configurable: true, help: '--task ctr: the tables\' policy when it differs from --mode (async: Hogwild! tables beside a sync dense part)' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds the initial weights (the same as the workers)' },
   optimizer: { type: 'string', default: 'adam', choices: OPTIMIZERS, configurable: true, help: OPTIMIZERS.join('|') },
   lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },
@@ -65,8 +72,10 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
   const say = (line: string) => console.error(`loom serve [${shard.index}/${shard.count}]: ${line}`);
   say(`using ${source}`);
   const checkpointDir = (f.checkpoint as string | undefined) ?? (f.resume as string | undefined);
+  const ctr = f.task === 'ctr' ? ctrServerOptions(f) : { sizes: modelSizes(f.model as string) };
+  if (f.task !== 'ctr' && (f.rowMode !== undefined || f.sparseLr !== undefined || f.sparseOptimizer !== 'sparse-adam')) throw new UsageError('--sparse-optimizer, --sparse-lr and --row-mode apply to --task ctr only');
   const start = ParameterServer.start({
-    sizes: modelSizes(f.model as string), seed: f.seed as number, optimizer: f.optimizer as string, lr: f.lr as number,
+    ...ctr, seed: f.seed as number, optimizer: f.optimizer as string, lr: f.lr as number,
     mode, staleness: mode === 'ssp' ? ((f.staleness as number | undefined) ?? 2) : 0, workers: f.workers as number,
     shard: shard.index, shards: shard.count, token, host: f.host as string, port: f.port as number, ...(tls ? { tls } : {}),
     maxFrameBytes: (f.maxFrameMib as number) * 1024 * 1024 + 64 * 1024, maxInFlight: f.maxInFlight as number,
@@ -82,7 +91,9 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
     throw e;
   }
   const s = server.store;
-  log(`shard ${shard.index}/${shard.count}: keys [${s.lo}, ${s.hi}) of ${s.size}, ${mode}, ${s.o.workers} workers; listening on ${server.url}`);
+  const rowTables = Object.values(server.rowTables);
+  const tables = rowTables.length > 0 ? `; row tables ${rowTables.map((t) => `${t.name} (dim ${t.dim})`).join(', ')}, ${rowTables[0]!.policy.mode}` : '';
+  log(`shard ${shard.index}/${shard.count}: keys [${s.lo}, ${s.hi}) of ${s.size}, ${mode}, ${s.o.workers} workers${tables}; listening on ${server.url}`);
   exitWithParent();
   const stop = () => void server.close();
   process.once('SIGINT', stop).once('SIGTERM', stop);
@@ -91,4 +102,21 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
   const st = server.stats();
   say(`closed after ${st.applied} updates (${st.pushes} pushes, ${st.pulls} pulls, refused: ${JSON.stringify(st.errors)})`);
   return null;
+}
+
+/**
+ * What a `--task ctr` server hosts: the CTR model's dense part as its key range (built from the
+ * seed, as the workers build it) and the four embedding tables as row tables. The tables' shapes
+ * come from the task, not the data: ids are created on first pull, whatever the log's scale.
+ */
+function ctrServerOptions(f: Record<string, unknown>): Pick<ServerOptions, 'sizes' | 'model' | 'rowTables' | 'rowMode'> {
+  const probe = generateClickLog({ seed: f.seed as number, scale: 1 });
+  const shape = { historyLength: probe.historyLength, denseWidth: probe.denseWidth };
+  const optimizer = f.sparseOptimizer as SparseOptimizerName;
+  const lr = (f.sparseLr as number | undefined) ?? defaultSparseLr(optimizer, f.lr as number);
+  return {
+    sizes: [], model: (rng) => new CtrModel(shape, { rng }),
+    rowTables: CTR_TABLES.map((name) => ({ name, dim: CTR_DIM, optimizer, lr })),
+    ...(f.rowMode !== undefined ? { rowMode: f.rowMode as Mode } : {}),
+  };
 }

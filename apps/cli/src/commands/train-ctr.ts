@@ -10,6 +10,7 @@ import type { TableMode } from '@loom/parameter-server';
 import { kernelBackend } from '@loom/tensor-core';
 import { type Values } from '../args.js';
 import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, trainCtrOnThreads, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName } from '../ctr.js';
+import { trainCtrClusterCommand } from '../ctr-cluster.js';
 import { UsageError } from '../errors.js';
 import type { OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
@@ -26,7 +27,7 @@ export interface CtrTrainResult extends CtrEpochMetrics {
 
 export async function trainCtrCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
   checkCtrFlags(f);
-  if (f.cluster !== undefined) throw new UsageError('--task ctr trains on this machine in this version (--workers N); --cluster trains the dense tasks');
+  if (f.cluster !== undefined) return trainCtrClusterCommand(f, log); // processes over WebSocket: ../ctr-cluster.ts
   const workers = (f.workers as number | undefined) ?? availableParallelism();
   if (f.mode === 'ssp' || f.staleness !== undefined) {
     throw new UsageError(`--task ctr takes --mode async (sync dense part, Hogwild! tables; the default) or --mode sync (both averaged), not ${f.mode === 'ssp' ? '--mode ssp' : '--staleness'}: the dense part always trains sync, which bounds the tables' staleness to one step`);

@@ -1,6 +1,7 @@
 /** `loom worker`: trains its part of every global batch against parameter servers over WebSocket. */
 import { readFileSync } from 'node:fs';
-import { trainRemote } from '@loom/parameter-server';
+import { trainCtrRemote, trainRemote } from '@loom/parameter-server';
+import { generateClickLog } from '@loom/data';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { loadTrainingData } from '../datasets.js';
@@ -17,6 +18,7 @@ export const WORKER_FLAGS: Flags = {
   label: { type: 'string', arg: 'COLUMN', configurable: true, help: 'the class column of a CSV dataset' },
   scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users' },
   model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'the model, as the servers name it' },
+  task: { type: 'string', default: 'classify', choices: ['classify', 'ctr'], configurable: true, help: 'classify | ctr (the CTR model on the click log generated from --seed and --scale, which this worker makes itself; the servers run --task ctr)' },
   'batch-size': { type: 'int', default: 64, min: 1, configurable: true, help: 'the global mini-batch (split across workers)' },
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles (the same everywhere)' },
@@ -58,6 +60,7 @@ export async function workerCommand(argv: string[], log: (line: string) => void 
     }
   }
   const seed = f.seed as number;
+  if (f.task === 'ctr') return ctrWorker(f, { urls, token, rank, workers, ...(ca ? { ca } : {}) }, log);
   const sizes = modelSizes(f.model as string);
   const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
   checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
@@ -74,6 +77,35 @@ export async function workerCommand(argv: string[], log: (line: string) => void 
       const line: WorkerEpochLine = { event: 'epoch', epoch: r.epoch + 1, rank, steps: r.steps, rows: r.rows, lossSum: r.lossSum, seconds: r.seconds, computeSeconds: r.computeSeconds, stalenessMax: r.stalenessMax, stalenessMean: r.stalenessMean, stopped: r.stopped };
       if (json) log(JSON.stringify(line));
       else log(`worker ${rank} epoch ${line.epoch}: train loss ${(r.lossSum / Math.max(r.rows, 1)).toFixed(4)}, ${Math.round(r.rows / r.seconds)} samples/s (${Math.round((100 * r.computeSeconds) / r.seconds)}% computing), ${r.seconds.toFixed(2)} s${r.stopped ? ', stopped by the servers' : ''}`);
+    },
+  });
+  if (json) log(JSON.stringify({ event: 'done', rank, epochs: result.epochs, stopped: result.stopped }));
+  return { interrupted: false };
+}
+
+/**
+ * `loom worker --task ctr`: generates the click log from (seed, scale) — the same impressions in
+ * every process, nothing sent — and trains its part of every global batch (CtrSchedule, rank of
+ * workers) against `--task ctr` servers. Its epoch lines add `tableBytes`: the bytes of its row
+ * messages in the epoch, per table.
+ */
+async function ctrWorker(f: Record<string, unknown>, c: { urls: string[]; token: string; rank: number; workers: number; ca?: Buffer }, log: (line: string) => void): Promise<{ interrupted: boolean }> {
+  if (f.threads !== 1) throw new UsageError('--task ctr: one compute thread per worker process in this version (drop --threads)');
+  if (f.dataset !== 'news' && f.dataset !== 'news-clicks') throw new UsageError(`--task ctr trains on the generated click log (--dataset news-clicks), got --dataset ${String(f.dataset)}`);
+  const clicks = generateClickLog({ seed: f.seed as number, scale: f.scale as number });
+  const columns = clicks.materialize();
+  exitWithParent();
+  const json = f.json === true;
+  const { rank } = c;
+  const result = await trainCtrRemote({
+    ...c, seed: f.seed as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
+    columns, shape: { historyLength: clicks.historyLength, denseWidth: clicks.denseWidth }, range: [0, clicks.validStart],
+    maxInFlight: Math.max(16, f.maxInFlight as number), heartbeatMs: f.heartbeatMs as number, retryForMs: (f.retryFor as number) * 1000,
+    log: (line) => console.error(`loom worker [${rank}]: ${line}`),
+    onEpoch: (r) => {
+      const line: WorkerEpochLine & { tableBytes: Record<string, number> } = { event: 'epoch', epoch: r.epoch + 1, rank, steps: r.steps, rows: r.rows, lossSum: r.lossSum, seconds: r.seconds, computeSeconds: r.computeSeconds, stalenessMax: r.stalenessMax, stalenessMean: r.stalenessMean, stopped: r.stopped, tableBytes: r.tableBytes };
+      if (json) log(JSON.stringify(line));
+      else log(`worker ${rank} epoch ${line.epoch}: train loss ${(r.lossSum / Math.max(r.rows, 1)).toFixed(4)}, ${Math.round(r.rows / r.seconds)} samples/s, row bytes per step ${Math.round(Object.values(r.tableBytes).reduce((a, b) => a + b, 0) / Math.max(r.steps, 1))}`);
     },
   });
   if (json) log(JSON.stringify({ event: 'done', rank, epochs: result.epochs, stopped: result.stopped }));

@@ -22,6 +22,12 @@ export interface TrainingConfig {
   /** The global mini-batch, split across workers. */
   batchSize: number;
   epochs: number;
+  /**
+   * --task ctr: the CTR model (its dense part by key range, its embedding tables as row tables on
+   * every server) instead of `model`; the tables' optimizer and their policy. Absent: a dense run,
+   * whose command lines are as they always were.
+   */
+  ctr?: { sparseOptimizer: string; sparseLr: number; rowMode: Mode };
 }
 
 /**
@@ -62,7 +68,8 @@ export interface ServerPlacement {
 export function serverArgv(t: TrainingConfig, p: ServerPlacement): string[] {
   return [
     'serve', ...(p.host !== undefined ? ['--host', p.host] : []), '--port', String(p.port), '--shard', `${p.shard.index}/${p.shard.count}`,
-    '--workers', String(p.workers), '--model', t.model, '--seed', String(t.seed), '--optimizer', t.optimizer, '--lr', String(t.lr),
+    '--workers', String(p.workers), ...modelArgv(t), '--seed', String(t.seed), '--optimizer', t.optimizer, '--lr', String(t.lr),
+    ...(t.ctr !== undefined ? ['--sparse-optimizer', t.ctr.sparseOptimizer, '--sparse-lr', String(t.ctr.sparseLr), '--row-mode', t.ctr.rowMode] : []),
     '--mode', t.mode, ...(t.mode === 'ssp' ? ['--staleness', String(t.staleness)] : []),
     ...(p.checkpoint !== undefined ? ['--checkpoint', p.checkpoint.dir, '--checkpoint-every', String(p.checkpoint.every)] : []),
     ...(p.resume !== undefined ? ['--resume', p.resume] : []),
@@ -80,7 +87,12 @@ export function serverArgv(t: TrainingConfig, p: ServerPlacement): string[] {
 export function workerArgv(t: TrainingConfig, urls: readonly string[], rank: number, workers: number): string[] {
   return [
     'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(workers), '--dataset', t.dataset.spec,
-    ...(t.dataset.label !== undefined ? ['--label', t.dataset.label] : []), '--scale', String(t.dataset.scale), '--model', t.model,
+    ...(t.dataset.label !== undefined ? ['--label', t.dataset.label] : []), '--scale', String(t.dataset.scale), ...modelArgv(t),
     '--seed', String(t.seed), '--batch-size', String(t.batchSize), '--epochs', String(t.epochs), '--json',
   ];
+}
+
+/** `--model M` for a dense run; `--task ctr` for a CTR run (its model is the task's). */
+function modelArgv(t: TrainingConfig): string[] {
+  return t.ctr !== undefined ? ['--task', 'ctr'] : ['--model', t.model];
 }

@@ -146,13 +146,12 @@ class ShardConnection {
    * into all its frames first when it has to wait in the queue.
    * A reply payload sent in parts is copied into `into` as it arrives (then it is the reply's payload).
    */
-  request(header: Record<string, unknown>, payload?: Float32Array, lo = 0, hi = payload?.length ?? 0, into?: Float32Array, keyed?: { ids: ArrayLike<number>; count: Traffic }): Promise<{ header: Reply; payload: Float32Array }> {
+  request(header: Record<string, unknown>, payload?: Float32Array, lo = 0, hi = payload?.length ?? 0, into?: Float32Array, keyed?: { ids?: ArrayLike<number>; count: Traffic }): Promise<{ header: Reply; payload: Float32Array }> {
     const full = { ...header, id: this.nextId++ & 0x7fffffff };
     let queued: Buffer[] | null = null;
-    if (keyed !== undefined) {
+    if (keyed?.ids !== undefined) {
       // A keyed frame is made now, whole: its ids and values are the caller's scratch, reused next step.
       queued = [encodeKeyedFrame(full, keyed.ids, payload?.subarray(lo, hi), this.frames)];
-      keyed.count.out += queued[0]!.length;
     }
     let started = false;
     const sent = this.queue.add(() => {
@@ -161,6 +160,7 @@ class ShardConnection {
       return new Promise<{ header: Reply; payload: Float32Array }>((resolve, reject) => {
         this.pending.set(full.id, { resolve, reject, ...(into !== undefined ? { into } : {}), ...(keyed !== undefined ? { count: keyed.count } : {}) });
         for (const frame of queued ?? frames(full, payload, lo, hi, this.frames)) {
+          if (keyed !== undefined) keyed.count.out += frame.length;
           this.ws.send(frame, { binary: true }, (e) => {
             if (!e) this.frames.give(frame);
           });
@@ -299,7 +299,8 @@ export class PsClient {
    */
   async pull(step: number, into: Float32Array): Promise<PullResult> {
     this.checkLength('pull', into);
-    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pull', step, lo: c.welcome.lo, hi: c.welcome.hi }, undefined, 0, 0, into.subarray(c.welcome.lo, c.welcome.hi))));
+    const count = this.trafficOf('dense');
+    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pull', step, lo: c.welcome.lo, hi: c.welcome.hi }, undefined, 0, 0, into.subarray(c.welcome.lo, c.welcome.hi), { count })));
     return this.collect(replies, into);
   }
 
@@ -317,7 +318,8 @@ export class PsClient {
   async pushPull(step: number, grads: Float32Array, into: Float32Array, info: PushInfo): Promise<PullResult> {
     this.checkLength('pushPull', grads);
     this.checkLength('pushPull', into);
-    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pushpull', step, lo: c.welcome.lo, rows: info.rows, batchRows: info.batchRows }, grads, c.welcome.lo, c.welcome.hi, into.subarray(c.welcome.lo, c.welcome.hi))));
+    const count = this.trafficOf('dense');
+    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pushpull', step, lo: c.welcome.lo, rows: info.rows, batchRows: info.batchRows }, grads, c.welcome.lo, c.welcome.hi, into.subarray(c.welcome.lo, c.welcome.hi), { count })));
     return this.collect(replies, into);
   }
 
@@ -348,7 +350,10 @@ export class PsClient {
     return Object.fromEntries((this.conns[0]!.welcome.tables ?? []).map((t) => [t.name, t.dim]));
   }
 
-  /** Bytes of each row table's frames so far, out (requests) and in (replies), summed over servers. */
+  /**
+   * Bytes so far, out (requests) and in (replies), summed over servers: each row table's frames,
+   * and 'dense' for pull and pushpull (a reply in parts counts its last frame only).
+   */
   get rowTraffic(): Readonly<Record<string, Traffic>> {
     return this.traffic;
   }

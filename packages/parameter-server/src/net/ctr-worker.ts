@@ -22,7 +22,7 @@ export interface CtrRemoteOptions extends Omit<RemoteWorkerOptions, 'sizes' | 'd
   shape: CtrShape;
   /** The impressions trained on: [lo, hi) of the columns (the log's training days). */
   range: readonly [number, number];
-  /** Called after each epoch with the bytes of each row table's frames in the epoch (sent + received, this worker). */
+  /** Called after each epoch with the bytes of each row table's frames in the epoch, and 'dense' for the dense pulls and pushpulls (sent + received, this worker). */
   onEpoch?: (report: RemoteEpochReport & { tableBytes: Record<string, number> }, params: Float32Array) => void | Promise<void>;
 }
 

@@ -25,6 +25,7 @@ import { Connection, Streams, Tally } from './connection.js';
 import { FramePool } from './frame.js';
 import { RequestHandler } from './handler.js';
 import type { ServerStats } from './protocol.js';
+import type { Mode } from '../mode.js';
 import { RowStore, type RowTableSpec } from './row-store.js';
 import { ShardStore, type StoreOptions } from './store.js';
 import { DENSE_TABLE, Tables } from './table.js';
@@ -65,6 +66,11 @@ export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' 
    * is given the same list; tables get ids 1, 2, … in this order.
    */
   rowTables?: RowTableSpec[];
+  /**
+   * The row tables' policy when it differs from the dense range's `mode`: e.g. Persia's sync dense
+   * part with async (Hogwild!) tables. Default: `mode`.
+   */
+  rowMode?: Mode;
 }
 
 const DEFAULT_MAX_FRAME = 256 * 1024 * 1024 + 64 * 1024;
@@ -107,7 +113,7 @@ export class ParameterServer {
     this.tables.register(DENSE_TABLE.id, DENSE_TABLE.name, this.store);
     (o.rowTables ?? []).forEach((spec, i) => {
       const s = this.store.o;
-      this.tables.register(i + 1, spec.name, new RowStore({ spec, seed: o.seed, mode: s.mode, staleness: s.staleness, workers: s.workers, nonFinite: s.nonFinite }));
+      this.tables.register(i + 1, spec.name, new RowStore({ spec, seed: o.seed, mode: o.rowMode ?? s.mode, staleness: s.staleness, workers: s.workers, nonFinite: s.nonFinite }));
     });
     this.log = o.log ?? (() => {});
     const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME;

@@ -1,0 +1,232 @@
+/**
+ * `loom train --task ctr --cluster local:S,W`: the CTR model on S `loom serve --task ctr` and W
+ * `loom worker --task ctr` processes of this machine (apps/cli/src/orchestration starts them).
+ * The dense part (Linear of the dense features, the MLP) is a key range per server, always sync;
+ * the embedding tables are row tables on every server, each id on the server it hashes to, with
+ * --mode's policy: async (the default: Hogwild! tables beside the sync dense part, as Persia and
+ * the thread path do) or sync (both averaged). Every worker generates the click log from
+ * (seed, scale) itself and trains its part of each global batch.
+ *
+ * Validation: after each epoch this process — an observer of the servers — pulls the dense
+ * parameters as of the epoch's last update and READS the whole tables (ids 0 … n−1 of each) with
+ * read-only row pulls (RowTable.read on the servers: nothing is created, admitted or touched, so
+ * observing never changes training). The pulls are parked at the servers before the epoch ends and
+ * answered at exactly its last update (sync tables: update e·B; async tables: e·B·W pushes, each
+ * worker's every step, which the servers count as they come — in async the rows may already hold
+ * some of the next epoch's updates, as Hogwild! reads do). Reading whole tables costs
+ * (users + articles + 288) × 32 × 4 bytes per epoch; at the default scale that is a few MB.
+ * The final model is read the same way and saved like the one-thread run (saveCtrRun).
+ */
+import { CTR_DIM, epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
+import { generateToken, type Mode, type PsClient, type ServerStats } from '@loom/parameter-server';
+import { flattenParameters } from '@loom/tensor-core';
+import { resolve } from 'node:path';
+import type { Values } from './args.js';
+import { parseCluster } from './commands/cluster.js';
+import { CTR_BATCH_SIZE, type CtrTrainResult } from './commands/train-ctr.js';
+import { ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tableRows, validateCtr, type CtrEpochMetrics, type CtrRun, type CtrTable, type CtrTrainOptions, type SparseOptimizerName } from './ctr.js';
+import { UsageError } from './errors.js';
+import type { OptimizerName } from './optimizers.js';
+import { appendMetrics, startRun } from './run-dir.js';
+import { EpochReports, TrainingGroup, connectObserver, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
+
+export interface CtrClusterOptions {
+  servers: number;
+  workers: number;
+  /** The tables' policy; the dense part is sync. */
+  rowMode: Mode;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** An epoch of a cluster CTR run, as metrics.jsonl records it. */
+export interface CtrClusterEpochMetrics extends CtrEpochMetrics {
+  workers?: WorkerMetrics[];
+  /**
+   * Bytes on the wire per training step (a global batch), every worker's summed, as the workers
+   * counted whole frames: each row table's (pullrows + rows + pushrows + acks), `dense` (the
+   * pushpulls), and `all` = rows + dense. (The servers count the same per table in `stats`.)
+   */
+  bytesPerStep: { tables: Record<string, number>; rows: number; dense: number; all: number };
+}
+
+/** The whole of a table, read from the servers: what validation and saving read rows from. */
+class PulledTable {
+  constructor(
+    readonly name: string,
+    readonly dim: number,
+    readonly data: Float32Array,
+  ) {}
+
+  /** Rows of ids below the table's size; an id beyond it (never in the log) reads zeros. */
+  read(ids: ArrayLike<number>, out: Float32Array): void {
+    const D = this.dim;
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      if (id * D < this.data.length) out.set(this.data.subarray(id * D, (id + 1) * D), k * D);
+      else out.fill(0, k * D, (k + 1) * D);
+    }
+  }
+}
+
+/**
+ * Trains `run` on a local cluster; calls `onEpoch` after each epoch's validation, and leaves the
+ * final model in `run` (dense parameters in run.model, the tables as read from the servers in
+ * run.tables). Resolves with whether the run was stopped early.
+ */
+export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClusterOptions, onEpoch: (m: CtrClusterEpochMetrics) => void): Promise<{ stopped: boolean }> {
+  const token = generateToken();
+  const reports = new EpochReports(c.workers);
+  const group = new TrainingGroup({ token, onReport: (r) => reports.add(r), dropKilledWorkers: { reports, log: c.log ?? ((l) => console.error(l)) } });
+  const training: TrainingConfig = {
+    model: 'ctr', seed: o.seed, optimizer: o.optimizer, lr: o.lr, mode: 'sync', staleness: 0,
+    dataset: { spec: 'news-clicks', scale: o.scale }, batchSize: o.batchSize, epochs: o.epochs,
+    ctr: { sparseOptimizer: o.sparseOptimizer, sparseLr: o.sparseLr, rowMode: c.rowMode },
+  };
+  let observer: PsClient | null = null;
+  let stopRequested = false;
+  const stop = () => {
+    stopRequested = true;
+    void observer?.shutdown(false).catch(() => {});
+  };
+  try {
+    const servers = Array.from({ length: c.servers }, (_, i) => group.startServer(i, `server ${i}`, serverArgv(training, { shard: { index: i, count: c.servers }, workers: c.workers, port: 0 })));
+    const urls = await Promise.all(servers.map((s) => group.listening(s)));
+    for (let rank = 0; rank < c.workers; rank++) group.startWorker(rank, `worker ${rank}`, workerArgv(training, urls, rank, c.workers));
+    const flat = flattenParameters(run.model);
+    const size = flat.size;
+    observer = await connectObserver(urls, { token, workers: c.workers, size, failure: group.failure });
+    c.signal?.addEventListener('abort', stop, { once: true });
+    if (c.signal?.aborted) stop();
+
+    const perEpoch = Math.ceil(run.log.validStart / o.batchSize);
+    const rowsPerEpoch = c.rowMode === 'async' ? perEpoch * c.workers : perEpoch;
+    const rows = tableRows(run.log);
+    const names = Object.keys(rows);
+    const ids = Object.fromEntries(names.map((n) => [n, Float64Array.from({ length: rows[n]! }, (_, i) => i)]));
+    const alloc = () => ({ dense: new Float32Array(size), tables: Object.fromEntries(names.map((n) => [n, new Float32Array(rows[n]! * CTR_DIM)])) });
+    const buffers = [alloc(), alloc()];
+    const obs = observer;
+    /** The dense parameters as of update `e`·B and the tables as of their update for epoch e (0: now, whatever is applied). */
+    const read = (e: number, into: ReturnType<typeof alloc>) =>
+      Promise.all([obs.pull(e * perEpoch, into.dense), ...names.map((n) => obs.pullRows(n, e * rowsPerEpoch, ids[n]!, into.tables[n]!))]);
+    const useBuffers = (b: ReturnType<typeof alloc>) => {
+      flattenParameters(run.model, { params: b.dense });
+      run.tables = Object.fromEntries(names.map((n) => [n, new PulledTable(n, CTR_DIM, b.tables[n]!) as unknown as CtrTable]));
+    };
+
+    let stopped = false;
+    let next = read(1, buffers[1]!);
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const pulled = await Promise.race([next, group.failure]);
+      if (pulled.some((p) => p.stop)) {
+        stopped = true;
+        break;
+      }
+      const b = buffers[epoch % 2]!;
+      if (epoch < o.epochs) next = read(epoch + 1, buffers[(epoch + 1) % 2]!);
+      while (!reports.complete(epoch)) await Promise.race([reports.changed(), group.failure]);
+      const t0 = performance.now();
+      const stats = await obs.stats();
+      useBuffers(b);
+      const v = validateCtr(run);
+      const m: EpochMetrics & { workers: WorkerMetrics[] } = epochMetrics(epoch, reports.of(epoch));
+      const lines = reports.of(epoch) as Array<{ tableBytes?: Record<string, number> }>;
+      const tableBytes: Record<string, number> = {};
+      for (const l of lines) for (const [k, n] of Object.entries(l.tableBytes ?? {})) tableBytes[k] = (tableBytes[k] ?? 0) + n / perEpoch;
+      const dense = tableBytes.dense ?? 0;
+      delete tableBytes.dense;
+      const rowBytes = Object.values(tableBytes).reduce((a, n) => a + n, 0);
+      onEpoch({
+        ...m, validAuc: v.auc, validLogLoss: v.logLoss, seconds: m.seconds + (performance.now() - t0) / 1000,
+        tables: tableStats(stats, names),
+        bytesPerStep: { tables: Object.fromEntries(Object.entries(tableBytes).map(([k, n]) => [k, Math.round(n)])), rows: Math.round(rowBytes), dense: Math.round(dense), all: Math.round(rowBytes + dense) },
+      });
+      if (m.workers.length === 0) break;
+    }
+    // Every worker has ended and its pushes are applied: read the final model.
+    await Promise.race([group.workersDone(), group.failure]);
+    const final = buffers[0]!;
+    await Promise.race([read(0, final), group.failure]);
+    useBuffers(final);
+    await obs.shutdown(true).catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(servers.map((s) => s.exited)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    c.signal?.removeEventListener('abort', stop);
+    return { stopped: stopped || stopRequested };
+  } finally {
+    await observer?.close().catch(() => {});
+    group.processes.killAll();
+  }
+}
+
+/** Rows held, created and evicted per table, summed over the servers. */
+function tableStats(stats: ServerStats[], names: string[]): CtrEpochMetrics['tables'] {
+  return Object.fromEntries(names.map((n) => {
+    const sum = { rows: 0, created: 0, evicted: 0 };
+    for (const s of stats) {
+      const t = s.tables?.[n];
+      if (t) {
+        sum.rows += t.rows;
+        sum.created += t.created;
+        sum.evicted += t.evicted;
+      }
+    }
+    return [n, sum];
+  }));
+}
+
+/**
+ * The command: `loom train --task ctr --dataset news-clicks --cluster local:S,W [--mode async|sync]`
+ * (flags as the one-thread run, checked by train-ctr.ts first). Writes the run directory as the
+ * one-thread run does, with each epoch's bytes per step in metrics.jsonl.
+ */
+export async function trainCtrClusterCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
+  const { servers, workers } = parseCluster(f.cluster as string);
+  if (f.workers !== undefined) throw new UsageError('--workers and --cluster do not go together (--cluster local:S,W names the workers)');
+  if (f.resume !== undefined) throw new UsageError('--task ctr --cluster: --resume is not wired for CTR runs in this version (the servers\' row-table checkpoints are; see the parameter-server README)');
+  if (f.mode === 'ssp' || f.staleness !== undefined) throw new UsageError('--task ctr --cluster takes --mode async (sync dense, Hogwild! tables; the default) or --mode sync (both averaged)');
+  const rowMode = ((f.mode as Mode | undefined) ?? 'async') as Mode;
+  const sparseOptimizer = f.sparseOptimizer as SparseOptimizerName;
+  const o: CtrTrainOptions = {
+    scale: f.scale as number, seed: f.seed as number, optimizer: f.optimizer as OptimizerName, lr: f.lr as number,
+    sparseOptimizer, sparseLr: (f.sparseLr as number | undefined) ?? defaultSparseLr(sparseOptimizer, f.lr as number),
+    batchSize: (f.batchSize as number | undefined) ?? CTR_BATCH_SIZE, epochs: f.epochs as number,
+  };
+  const out = resolve(f.out as string);
+  startRun(out);
+  const run = setUpCtr(o);
+  const clicks = run.log;
+  log(
+    `training the CTR model on news-clicks (scale ${o.scale}): ${clicks.numUsers} users, ${clicks.numArticles} articles, ` +
+      `${clicks.validStart} train / ${clicks.numImpressions - clicks.validStart} valid impressions; ${o.optimizer} ${o.lr} for the dense part, ` +
+      `${o.sparseOptimizer} ${o.sparseLr} for the tables; ${servers} server and ${workers} worker processes, sync dense + ${rowMode} tables`,
+  );
+  let last: CtrClusterEpochMetrics | undefined;
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort();
+  process.once('SIGINT', onSigint);
+  let stopped = false;
+  try {
+    ({ stopped } = await trainCtrCluster(run, o, { servers, workers, rowMode, signal: interrupt.signal }, (m) => {
+      last = m;
+      appendMetrics(out, m);
+      const rows = Object.entries(m.tables).map(([k, t]) => `${k} ${t.rows}`).join(', ');
+      log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid AUC ${m.validAuc.toFixed(4)}, valid log loss ${m.validLogLoss.toFixed(4)}, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s; rows ${rows}; bytes per step: rows ${m.bytesPerStep.rows}, all ${m.bytesPerStep.all}`);
+    }));
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  saveCtrRun(out, run, o, { workers, servers, mode: rowMode, cluster: f.cluster });
+  const baselines = ctrBaselines(run);
+  log(`baselines on valid: popularity AUC ${baselines.popularityAuc.toFixed(4)}, user's categories AUC ${baselines.userCategoryAuc.toFixed(4)}, constant log loss ${baselines.constantLogLoss.toFixed(4)}`);
+  const interrupted = interrupt.signal.aborted || stopped;
+  log(`wrote ${out}${interrupted ? ' (stopped early)' : ''}`);
+  const result: CtrTrainResult = {
+    ...(last ?? { epoch: 0, trainLoss: NaN, validAuc: NaN, validLogLoss: NaN, samplesPerSec: 0, seconds: 0, tables: {} }),
+    out, interrupted, baselines: { ...baselines },
+  };
+  if (f.json === true) console.log(JSON.stringify(result));
+  return result;
+}
