@@ -5,19 +5,34 @@
  *     for pc in K by KC:                    a block of K
  *       pack op(B)[pc:, jc:] into Bp        KC × NC, as NR-column slivers (L3 → stays in L2/L3)
  *       for ic in M by MC:
- *         pack op(A)[ic:, pc:] into Ap      MC × KC, as MR-row slivers (stays in L2)
+ *         pack op(A)[ic:, pc:] into Ap      MC × KC, as MR-row slivers, only if transA and M ≥ 1024
  *         for jr in NC by NR:               one B sliver (KC × NR) stays in L1 ...
  *           for ir in MC by MR:             ... while A slivers stream past it from L2
  *             micro-kernel: C[ic+ir : +MR, jc+jr : +NR] (+)= Ap sliver · Bp sliver
  *
- * Packing makes every transpose the same speed: the micro-kernel always reads contiguous,
- * aligned slivers, so transA and transB only change the strides the packing routines read with.
+ * Packing op(B) makes every transpose the same speed: the micro-kernel always loads contiguous,
+ * aligned B slivers, so transB only changes the strides pack_b reads with. op(A) is only
+ * broadcast from, one float per row and k-step, so it is mostly read in place (see pack_a_min_m).
  * Slivers at the edges are padded with zeros, and their tiles computed into a scratch tile and
  * merged, so the micro-kernel has one shape.
  */
 #include "gemm.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
+/*
+ * Unlike BLIS, op(A) is read in place by the micro-kernel (MR row pointers, or one run of MR floats
+ * per k-step when transA) and packed only for a transposed A with M ≥ pack_a_min_m, whose k-steps
+ * are then ≥ 4 KiB apart and thrash the TLB and cache sets. Only partial edge slivers are packed
+ * otherwise. Measured on the development machine (Zen 5, AVX-512, GFLOP/s packed → in place):
+ * 512³ NN 181 → 194, TN 189 → 199; 128×784×256 NN 167 → 193; 512×100×50 NT 109 → 155;
+ * 64×50×10 NN 29 → 50; but 1024³ TN 189 → 173 and 2048³ TN 185 → 168. Packing costs a pass over
+ * the A block per NC columns, and the narrow products of small models cannot amortise it.
+ */
+static const long pack_a_min_m = 1024;
 
 static long min_l(long a, long b) { return a < b ? a : b; }
 static long round_up(long x, long to) { return (x + to - 1) / to * to; }
@@ -74,6 +89,27 @@ static void pack_b(int NR, long kc, long nc, const float *b, long rs, long cs, f
         for (; j < NR; j++) dst[j] = 0.0f;
       }
     } else { /* transB: a column of op(B) is contiguous */
+#if defined(__SSE2__)
+      if (rs == 1 && nr == NR) {
+        /* 4 × 4 blocks, transposed in registers: 4 loads and 4 stores for 16 floats, ~3× faster than one
+           float at a time (the forward pass x·Wᵀ packs Wᵀ on every call). */
+        long p = 0;
+        for (; p + 4 <= kc; p += 4)
+          for (long j = 0; j < NR; j += 4) {
+            __m128 r0 = _mm_loadu_ps(src + j * cs + p), r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
+            __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p), r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            _mm_store_ps(dst + p * NR + j, r0);
+            _mm_store_ps(dst + (p + 1) * NR + j, r1);
+            _mm_store_ps(dst + (p + 2) * NR + j, r2);
+            _mm_store_ps(dst + (p + 3) * NR + j, r3);
+          }
+        for (; p < kc; p++)
+          for (long j = 0; j < NR; j++) dst[p * NR + j] = src[j * cs + p];
+        dst += kc * NR;
+        continue;
+      }
+#endif
       for (long j = 0; j < NR; j++) {
         const float *s = src + j * cs;
         if (j < nr)
@@ -102,6 +138,7 @@ void loom_sgemm(const loom_isa *isa, float *work, int transA, int transB, long m
   float *bp = ap + round_up(round_up(min_l(isa->mc, m), MR) * KC0, 16);
   float *tile = bp + round_up(round_up(min_l(isa->nc, n), NR) * KC0, 16); /* (MR, NR) */
 
+  const int packA = transA && m >= pack_a_min_m; /* see pack_a_min_m */
   for (long jc = 0; jc < n; jc += isa->nc) {
     long nc = min_l(isa->nc, n - jc);
     for (long pc = 0; pc < k; pc += isa->kc) {
@@ -111,18 +148,24 @@ void loom_sgemm(const loom_isa *isa, float *work, int transA, int transB, long m
       pack_b(NR, kc, nc, B + pc * brs + jc * bcs, brs, bcs, bp);
       for (long ic = 0; ic < m; ic += isa->mc) {
         long mc = min_l(isa->mc, m - ic);
-        pack_a(MR, mc, kc, A + ic * ars + pc * acs, ars, acs, ap);
+        const float *a0 = A + ic * ars + pc * acs; /* op(A)[ic, pc] */
+        long edge = mc % MR;                       /* rows in a last, partial sliver */
+        if (packA)
+          pack_a(MR, mc, kc, a0, ars, acs, ap);
+        else if (edge)
+          pack_a(MR, edge, kc, a0 + (mc - edge) * ars, ars, acs, ap); /* zero-padded, at ap */
         for (long jr = 0; jr < nc; jr += NR) {
           long nr = min_l(NR, nc - jr);
           const float *bs = bp + jr * kc;
           for (long ir = 0; ir < mc; ir += MR) {
             long mr = min_l(MR, mc - ir);
-            const float *as = ap + ir * kc;
+            const float *as = packA ? ap + ir * kc : mr == MR ? a0 + ir * ars : ap;
+            long rsa = packA || mr < MR ? 1 : ars, csa = packA || mr < MR ? MR : acs;
             float *c = C + (ic + ir) * ldc + jc + jr;
             if (mr == MR && nr == NR) {
-              isa->kernel(kc, as, bs, c, ldc, add);
+              isa->kernel(kc, as, rsa, csa, bs, c, ldc, add);
             } else {
-              isa->kernel(kc, as, bs, tile, NR, 0);
+              isa->kernel(kc, as, rsa, csa, bs, tile, NR, 0);
               for (long i = 0; i < mr; i++)
                 for (long j = 0; j < nr; j++) c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
             }

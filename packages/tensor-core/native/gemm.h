@@ -19,11 +19,11 @@
 #include <stddef.h>
 
 /*
- * A micro-kernel: the MR × NR tile c (row stride ldc) = (or +=, when add) the product of a packed
- * MR-row sliver of op(A) (kc steps of MR floats) and a packed NR-column sliver of op(B) (kc steps
- * of NR floats). Both slivers are 64-byte aligned.
+ * A micro-kernel: the MR × NR tile c (row stride ldc) = (or +=, when add) the product of MR rows of
+ * op(A), element (i, p) at a[i·rsa + p·csa] (a packed sliver has rsa = 1, csa = MR), and a packed
+ * NR-column sliver of op(B) (kc steps of NR floats, 64-byte aligned).
  */
-typedef void (*loom_ukernel)(long kc, const float *a, const float *b, float *c, long ldc, int add);
+typedef void (*loom_ukernel)(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add);
 
 /* One code path: its register tile, its cache blocking, its micro-kernel. */
 typedef struct {

@@ -27,21 +27,21 @@
     STORE(cp_, (add) ? ADD(LOAD(cp_), (v)) : (v));                            \
   } while (0)
 
-__attribute__((target("avx512f"))) static void kernel_avx512(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+__attribute__((target("avx512f"))) static void kernel_avx512(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add) {
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
   for (long p = 0; p < kc; p++) {
     __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
     __m512 x;
-    x = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
-    x = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
-    x = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
-    x = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
-    x = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
-    x = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
-    x = _mm512_set1_ps(a[6]); c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
-    x = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
-    a += 8;
+    x = _mm512_set1_ps(a[0 * rsa]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+    x = _mm512_set1_ps(a[1 * rsa]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+    x = _mm512_set1_ps(a[2 * rsa]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+    x = _mm512_set1_ps(a[3 * rsa]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+    x = _mm512_set1_ps(a[4 * rsa]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+    x = _mm512_set1_ps(a[5 * rsa]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+    x = _mm512_set1_ps(a[6 * rsa]); c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
+    x = _mm512_set1_ps(a[7 * rsa]); c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
+    a += csa;
     b += 32;
   }
 #define S(i, v0, v1)                                                                     \
@@ -52,19 +52,19 @@ __attribute__((target("avx512f"))) static void kernel_avx512(long kc, const floa
 #undef S
 }
 
-__attribute__((target("avx2,fma"))) static void kernel_avx2(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+__attribute__((target("avx2,fma"))) static void kernel_avx2(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (long p = 0; p < kc; p++) {
     __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
     __m256 x;
-    x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-    a += 6;
+    x = _mm256_broadcast_ss(a + 0 * rsa); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1 * rsa); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2 * rsa); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3 * rsa); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4 * rsa); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5 * rsa); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    a += csa;
     b += 16;
   }
 #define S(i, v0, v1)                                                                     \
@@ -75,16 +75,16 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(long kc, const float
 }
 
 /* SSE2 is part of x86-64 itself: no target attribute, no FMA (multiply, then add). */
-static void kernel_sse(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+static void kernel_sse(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add) {
   __m128 c00 = _mm_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   for (long p = 0; p < kc; p++) {
     __m128 b0 = _mm_load_ps(b), b1 = _mm_load_ps(b + 4);
     __m128 x;
-    x = _mm_set1_ps(a[0]); c00 = _mm_add_ps(c00, _mm_mul_ps(x, b0)); c01 = _mm_add_ps(c01, _mm_mul_ps(x, b1));
-    x = _mm_set1_ps(a[1]); c10 = _mm_add_ps(c10, _mm_mul_ps(x, b0)); c11 = _mm_add_ps(c11, _mm_mul_ps(x, b1));
-    x = _mm_set1_ps(a[2]); c20 = _mm_add_ps(c20, _mm_mul_ps(x, b0)); c21 = _mm_add_ps(c21, _mm_mul_ps(x, b1));
-    x = _mm_set1_ps(a[3]); c30 = _mm_add_ps(c30, _mm_mul_ps(x, b0)); c31 = _mm_add_ps(c31, _mm_mul_ps(x, b1));
-    a += 4;
+    x = _mm_set1_ps(a[0 * rsa]); c00 = _mm_add_ps(c00, _mm_mul_ps(x, b0)); c01 = _mm_add_ps(c01, _mm_mul_ps(x, b1));
+    x = _mm_set1_ps(a[1 * rsa]); c10 = _mm_add_ps(c10, _mm_mul_ps(x, b0)); c11 = _mm_add_ps(c11, _mm_mul_ps(x, b1));
+    x = _mm_set1_ps(a[2 * rsa]); c20 = _mm_add_ps(c20, _mm_mul_ps(x, b0)); c21 = _mm_add_ps(c21, _mm_mul_ps(x, b1));
+    x = _mm_set1_ps(a[3 * rsa]); c30 = _mm_add_ps(c30, _mm_mul_ps(x, b0)); c31 = _mm_add_ps(c31, _mm_mul_ps(x, b1));
+    a += csa;
     b += 8;
   }
 #define S(i, v0, v1)                                                         \
@@ -110,11 +110,11 @@ const loom_isa *const *loom_isas(int *count) {
 
 #else /* not x86-64: one portable kernel, vectorised by the compiler (NEON on aarch64) */
 
-static void kernel_generic(long kc, const float *a, const float *b, float *c, long ldc, int add) {
+static void kernel_generic(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add) {
   float acc[4][16] = {{0}};
-  for (long p = 0; p < kc; p++, a += 4, b += 16)
+  for (long p = 0; p < kc; p++, a += csa, b += 16)
     for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 16; j++) acc[i][j] += a[i] * b[j];
+      for (int j = 0; j < 16; j++) acc[i][j] += a[i * rsa] * b[j];
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 16; j++) c[i * ldc + j] = add ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }

@@ -61,6 +61,7 @@ const SHAPES: [number, number, number][] = [
   [37, 600, 29], // K over two K blocks
   [101, 17, 9], // M over one wasm A block
   [12, 20, 530], // N over one wasm B block
+  [1029, 9, 35], // M over native's pack_a_min_m: a transposed A is packed, in MC blocks
 ];
 
 const TRANSPOSES: [boolean, boolean][] = [
