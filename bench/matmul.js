@@ -1,4 +1,5 @@
-// Matrix multiply in GFLOP/s for each Loom backend (plain JS, WebAssembly SIMD) beside torch.mm on
+// Matrix multiply in GFLOP/s for each Loom backend (plain JS, WebAssembly SIMD, native when the addon
+// was built) beside torch.mm on
 // one thread measured in the same run (bench/reference/matmul.py), on square sizes, on every
 // transpose combination, and on the reference model's layers (100→50→10) at batch 64 and 512
 // (and its first layer's forward at batch 1).
@@ -10,9 +11,12 @@
 // here and in matmul.py: on this shared 2-core machine other processes only ever add time, and the
 // median of the same run moved by up to 40% between runs while the best sample moved by a few %.
 // The wasm figures include copying the operands into and out of linear memory on every call, as
-// training pays it. ratio = the selected backend's GFLOP/s / PyTorch's (>1 means Loom is faster).
+// training pays it; the native figures include the N-API call (~0.25 µs), and read operands in place.
+// ratio = the selected backend's GFLOP/s / PyTorch's (>1 means Loom is faster); native/torch is
+// printed as well whenever the addon loads, whichever backend is selected.
 import { jsBackend } from '../packages/tensor-core/dist/kernels/matmul.js';
 import { backend as selected } from '../packages/tensor-core/dist/kernels/select.js';
+import { loadNativeBackend, nativeLoadError } from '../packages/tensor-core/dist/kernels/native-backend.js';
 import { loadRelaxedWasmBackend, loadWasmBackend } from '../packages/tensor-core/dist/kernels/wasm-backend.js';
 import { printTable, ratio, runReference } from './lib.js';
 
@@ -68,6 +72,9 @@ const wasm = loadRelaxedWasmBackend() ?? loadWasmBackend();
 if (wasm === null) console.error('[wasm skipped] packages/tensor-core/wasm/gemm*.wasm is missing or did not load: run node scripts/build-wasm.js');
 // WebAssembly starts in V8's baseline compiler and tiers up after some calls: get that done first.
 if (wasm) for (let i = 0; i < 200; i++) gflops(wasm, ['warm-up', 32, 32, 32, i & 1, i & 2], 0);
+// The native addon's best path on this CPU (native-avx512, native-avx2, native-sse), if it was built.
+const native = loadNativeBackend();
+if (native === null) console.error(`[native skipped] ${nativeLoadError}`);
 
 console.log(`matmul GFLOP/s, ${CASES.length} cases, ~${budgetMs} ms each per backend; PyTorch on 1 thread; selected backend: ${selected.name}`);
 const torch = runReference('matmul.py', [JSON.stringify(CASES), budgetMs]);
@@ -77,16 +84,20 @@ for (const c of CASES) {
   const [label, m, k, n, transA, transB] = c;
   const js = withJs ? gflops(jsBackend, c, c[1] * c[2] * c[3] > 1e8 ? 2 * budgetMs : budgetMs) : undefined;
   const w = wasm ? gflops(wasm, c) : undefined;
+  const nat = native ? gflops(native, c) : undefined;
   const t = torch?.results?.[label];
-  const best = selected.name === 'js' ? js : w;
+  const best = selected.name === 'js' ? js : selected.name.startsWith('native') ? nat : w;
   rows.push({
     case: label,
     'M×K×N': `${m}×${k}×${n}`,
     op: `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`,
     ...(withJs ? { js } : {}),
     [wasm?.name ?? 'wasm-simd']: w,
+    [native?.name ?? 'native']: nat,
     torch: t,
     [`${selected.name}/torch`]: ratio(best, t),
+    ...(native && !selected.name.startsWith('native') ? { 'native/torch': ratio(nat, t) } : {}),
+    ...(native && wasm ? { 'native/wasm': ratio(nat, w) } : {}),
     ...(withJs ? { 'wasm/js': ratio(w, js) } : {}),
   });
 }

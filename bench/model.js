@@ -1,6 +1,8 @@
 // Forward + backward steps per second of Loom's reference model (Linear 100→50, ReLU, Linear
-// 50→10, cross-entropy) on one thread, beside PyTorch 1.13 on one thread in the same run.
-// Usage: node bench/model.js [--seconds 2]
+// 50→10, cross-entropy) and the Fashion-MNIST MLP (784→256→128→10) at batch 64, 128 and 512 on one
+// thread, beside PyTorch 1.13 on one thread in the same run. Loom runs on the backend LOOM_BACKEND
+// selects (default: native when the addon was built, else WebAssembly); the title says which.
+// Usage: node bench/model.js [--seconds 2]   e.g. LOOM_BACKEND=wasm node bench/model.js to compare
 import { IntTensor, Random, Tensor, crossEntropy, flattenParameters, kernelBackend, mlp } from '@loom/tensor-core';
 import { printTable, ratio, runReference } from './lib.js';
 
@@ -32,11 +34,8 @@ export function loomStepsPerSec(sizes, batch, seconds) {
 }
 
 const rows = [];
-for (const [name, sizes, batch] of [
-  ['reference 100→50→10', [100, 50, 10], 64],
-  ['reference 100→50→10', [100, 50, 10], 512],
-  ['fmnist 784→256→128→10', [784, 256, 128, 10], 128],
-]) {
+const MODELS = [['reference 100→50→10', [100, 50, 10]], ['fmnist 784→256→128→10', [784, 256, 128, 10]]];
+for (const [name, sizes, batch] of MODELS.flatMap(([name, sizes]) => [64, 128, 512].map((batch) => [name, sizes, batch]))) {
   const loom = loomStepsPerSec(sizes, batch, seconds);
   const torch = runReference('model_step.py', ['--sizes', sizes.join(','), '--batch', batch, '--seconds', seconds]);
   rows.push({
