@@ -17,6 +17,8 @@ import { bagRows, bagRowsBackward, bagRowsScatterAdd } from '../kernels/bags.js'
 import { IntTensor, Tensor, gradBuffer, numel, record, type Shape } from './tensor.js';
 import { RowSparseGrad } from './sparse-grad.js';
 import { scratch } from './buffers.js';
+import { normAxis, transpose } from './layout.js';
+import { bmm } from './bmm.js';
 
 /** An op's output tensor, its buffer from the active pool when there is one (see buffers.ts). */
 const output = (shape: Shape): Tensor => new Tensor(scratch(numel(shape)), shape);
@@ -256,16 +258,36 @@ function lastAxis(op: string, x: Tensor, axis: number): { rows: number; cols: nu
   return { rows: cols === 0 ? 0 : x.size / cols, cols };
 }
 
-/** Softmax over the last axis, stable for large inputs. */
+/**
+ * Runs a last-axis op over `axis` instead, for an N-d x: the axis is swapped to the end, the op
+ * applied and the axis swapped back (two copies). null when `axis` is already the last.
+ */
+function overAxis(op: string, x: Tensor, axis: number, f: (y: Tensor) => Tensor): Tensor | null {
+  requireFloat(op, x, 'the input');
+  if (x.ndim === 0) return null;
+  const a = normAxis(op, x.shape, axis);
+  if (a === x.ndim - 1) return null;
+  return transpose(f(transpose(x, a, -1)), a, -1);
+}
+
+/**
+ * Softmax over `axis` (default the last) of an N-d tensor, stable for large inputs: PyTorch's
+ * `F.softmax(x, dim)`.
+ * @example softmax(scores) // (B, H, T, T): each row of attention weights sums to 1
+ */
 export function softmax(x: Tensor, axis = -1): Tensor {
+  const moved = overAxis('softmax', x, axis, (y) => softmax(y));
+  if (moved !== null) return moved;
   const { rows, cols } = lastAxis('softmax', x, axis);
   const out = output(x.shape);
   sm.softmax(x.data, out.data, rows, cols);
   return record(out, 'softmax', [x], () => sm.softmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
 }
 
-/** Log-softmax over the last axis, stable for large inputs. */
+/** Log-softmax over `axis` (default the last) of an N-d tensor, stable for large inputs. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const moved = overAxis('logSoftmax', x, axis, (y) => logSoftmax(y));
+  if (moved !== null) return moved;
   const { rows, cols } = lastAxis('logSoftmax', x, axis);
   const out = output(x.shape);
   sm.logSoftmax(x.data, out.data, rows, cols);
@@ -304,10 +326,13 @@ function check2d(op: string, x: Tensor, what: string): void {
 }
 
 /**
- * The matrix product of 2-D tensors: (M, K) · (K, N) → (M, N).
+ * The matrix product of 2-D tensors: (M, K) · (K, N) → (M, N); with more dimensions, batched over
+ * the leading ones, (…, M, K) · (…, K, N) → (…, M, N) (see `bmm`).
  * @example matmul(x, w) // (64, 100) · (100, 50) → (64, 50)
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  // (…, M, K)·(…, K, N) with leading batch dimensions: see bmm.ts.
+  if (a instanceof Tensor && b instanceof Tensor && (a.ndim > 2 || b.ndim > 2)) return bmm(a, b);
   check2d('matmul', a, 'the first operand');
   check2d('matmul', b, 'the second operand');
   const [m, k] = a.shape as [number, number];
@@ -337,6 +362,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  * multiply-adds of a K = 50 product on the wasm backend; these cost a row copy and a thin product.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  // (…, in) → (…, out), as PyTorch: the leading dimensions are folded into rows (no copy).
+  if (x instanceof Tensor && x.ndim > 2) {
+    const y = linear(reshape(x, [-1, x.shape[x.ndim - 1]!]), weight, bias);
+    return reshape(y, [...x.shape.slice(0, -1), y.shape[1]!]);
+  }
   check2d('linear', x, 'the input');
   check2d('linear', weight, 'the weight');
   const [n, inF] = x.shape as [number, number];
