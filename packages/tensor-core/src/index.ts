@@ -13,6 +13,10 @@ export {
   matmul, linear, embedding, embeddingBag, dropout, type EmbeddingOptions, type EmbeddingBagMode,
 } from './autograd/ops.js';
 export { RowSparseGrad } from './autograd/sparse-grad.js';
+export { conv2d, maxPool2d, avgPool2d, type Pair, type Conv2dOptions, type Pool2dOptions } from './autograd/conv.js';
+export { layerNorm, batchNorm, gelu, type BatchNormOptions } from './autograd/norm.js';
+export { transpose, split, flatten, maskedFill, causalMask } from './autograd/layout.js';
+export { bmm } from './autograd/bmm.js';
 export { UniqueIds, uniqueIds, type Unique } from './kernels/unique.js';
 export { coalesceRows, sortPairsByKey } from './kernels/coalesce.js';
 export { crossEntropy, mseLoss, bceWithLogits, type Reduction } from './autograd/losses.js';
@@ -20,6 +24,9 @@ export { Module } from './nn/module.js';
 export {
   Linear, Embedding, EmbeddingBag, ReLU, Sigmoid, Tanh, Dropout, Sequential, type LinearOptions, type EmbeddingLayerOptions,
 } from './nn/layers.js';
+export { Conv2d, MaxPool2d, AvgPool2d, Flatten, type Conv2dLayerOptions } from './nn/conv.js';
+export { LayerNorm, BatchNorm2d, type LayerNormOptions, type BatchNormLayerOptions } from './nn/norm.js';
+export { GELU, CausalSelfAttention, MLP, TransformerBlock, type AttentionOptions } from './nn/transformer.js';
 export { mlp, type MlpOptions } from './nn/mlp.js';
 export * as init from './nn/init.js';
 export { manualSeed } from './nn/init.js';
