@@ -90,12 +90,13 @@ static void pack_b(int NR, long kc, long nc, const float *b, long rs, long cs, f
       }
     } else { /* transB: a column of op(B) is contiguous */
 #if defined(__SSE2__)
-      if (rs == 1 && nr == NR) {
+      if (rs == 1) {
         /* 4 × 4 blocks, transposed in registers: 4 loads and 4 stores for 16 floats, ~3× faster than one
-           float at a time (the forward pass x·Wᵀ packs Wᵀ on every call). */
-        long p = 0;
+           float at a time (the forward pass x·Wᵀ packs Wᵀ on every call). Columns past the last whole
+           block of 4 are copied one at a time, and padding columns zeroed. */
+        long nr4 = nr & ~3L, p = 0;
         for (; p + 4 <= kc; p += 4)
-          for (long j = 0; j < NR; j += 4) {
+          for (long j = 0; j < nr4; j += 4) {
             __m128 r0 = _mm_loadu_ps(src + j * cs + p), r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
             __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p), r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
@@ -105,7 +106,14 @@ static void pack_b(int NR, long kc, long nc, const float *b, long rs, long cs, f
             _mm_store_ps(dst + (p + 3) * NR + j, r3);
           }
         for (; p < kc; p++)
-          for (long j = 0; j < NR; j++) dst[p * NR + j] = src[j * cs + p];
+          for (long j = 0; j < nr4; j++) dst[p * NR + j] = src[j * cs + p];
+        for (long j = nr4; j < NR; j++) {
+          const float *s = src + j * cs;
+          if (j < nr)
+            for (long q = 0; q < kc; q++) dst[q * NR + j] = s[q];
+          else
+            for (long q = 0; q < kc; q++) dst[q * NR + j] = 0.0f;
+        }
         dst += kc * NR;
         continue;
       }
@@ -152,7 +160,7 @@ void loom_sgemm(const loom_isa *isa, float *work, int transA, int transB, long m
         long edge = mc % MR;                       /* rows in a last, partial sliver */
         if (packA)
           pack_a(MR, mc, kc, a0, ars, acs, ap);
-        else if (edge)
+        else if (edge && isa->edge == NULL)
           pack_a(MR, edge, kc, a0 + (mc - edge) * ars, ars, acs, ap); /* zero-padded, at ap */
         for (long jr = 0; jr < nc; jr += NR) {
           long nr = min_l(NR, nc - jr);
@@ -164,6 +172,8 @@ void loom_sgemm(const loom_isa *isa, float *work, int transA, int transB, long m
             float *c = C + (ic + ir) * ldc + jc + jr;
             if (mr == MR && nr == NR) {
               isa->kernel(kc, as, rsa, csa, bs, c, ldc, add);
+            } else if (isa->edge != NULL) {
+              isa->edge(kc, mr < MR && !packA ? a0 + ir * ars : as, mr < MR && !packA ? ars : rsa, mr < MR && !packA ? acs : csa, bs, c, ldc, add, (int)mr, (int)nr);
             } else {
               isa->kernel(kc, as, rsa, csa, bs, tile, NR, 0);
               for (long i = 0; i < mr; i++)

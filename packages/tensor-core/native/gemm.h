@@ -25,12 +25,19 @@
  */
 typedef void (*loom_ukernel)(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add);
 
-/* One code path: its register tile, its cache blocking, its micro-kernel. */
+/*
+ * An edge kernel: as a micro-kernel, for the mr ≤ MR rows and nr ≤ NR columns of a partial tile,
+ * reading only those rows of op(A) and writing only those elements of c (masked stores).
+ */
+typedef void (*loom_edge_kernel)(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add, int mr, int nr);
+
+/* One code path: its register tile, its cache blocking, its micro-kernels. */
 typedef struct {
   const char *name; /* "avx512", "avx2", "sse", "generic" */
   int mr, nr;       /* register tile */
   int mc, kc, nc;   /* blocks of op(A) rows (L2), of K (the slivers stay in L1), of op(B) columns (L3) */
   loom_ukernel kernel;
+  loom_edge_kernel edge; /* NULL: partial tiles go through a scratch tile */
 } loom_isa;
 
 /* The code paths this CPU runs, best first; *count is set to how many. Never empty. */

@@ -52,6 +52,51 @@ __attribute__((target("avx512f"))) static void kernel_avx512(long kc, const floa
 #undef S
 }
 
+/*
+ * AVX-512 edge kernels: a partial tile of R ≤ 8 rows and V ≤ 2 vectors of columns, the last one
+ * masked, computed and stored in place. Small models are mostly edges (64×50×10 is one 8 × 32 tile
+ * column that is 10/32 full; 10 rows of a weight gradient are 8 + 2), and the full-tile kernel
+ * through a scratch tile spends most of its multiply-adds on padding there.
+ */
+#define EDGE512(R, V)                                                                                          \
+  __attribute__((target("avx512f"))) static void edge512_##R##_##V(long kc, const float *a, long rsa, long csa, \
+                                                                  const float *b, float *c, long ldc, int add,  \
+                                                                  __mmask16 m0, __mmask16 m1) {                 \
+    __m512 acc[R][V];                                                                                          \
+    for (int i = 0; i < R; i++)                                                                                \
+      for (int v = 0; v < V; v++) acc[i][v] = _mm512_setzero_ps();                                             \
+    for (long p = 0; p < kc; p++, a += csa, b += 32) {                                                         \
+      __m512 bv[V];                                                                                            \
+      for (int v = 0; v < V; v++) bv[v] = _mm512_load_ps(b + 16 * v);                                          \
+      for (int i = 0; i < R; i++) {                                                                            \
+        __m512 x = _mm512_set1_ps(a[i * rsa]);                                                                 \
+        for (int v = 0; v < V; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);                          \
+      }                                                                                                        \
+    }                                                                                                          \
+    for (int i = 0; i < R; i++)                                                                                \
+      for (int v = 0; v < V; v++) {                                                                            \
+        float *cp = c + i * ldc + 16 * v;                                                                      \
+        __mmask16 m = v == V - 1 ? (V == 1 ? m0 : m1) : m0;                                                    \
+        __m512 r = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), acc[i][v]) : acc[i][v];                   \
+        _mm512_mask_storeu_ps(cp, m, r);                                                                       \
+      }                                                                                                        \
+  }
+EDGE512(1, 1) EDGE512(2, 1) EDGE512(3, 1) EDGE512(4, 1) EDGE512(5, 1) EDGE512(6, 1) EDGE512(7, 1) EDGE512(8, 1)
+EDGE512(1, 2) EDGE512(2, 2) EDGE512(3, 2) EDGE512(4, 2) EDGE512(5, 2) EDGE512(6, 2) EDGE512(7, 2) EDGE512(8, 2)
+#undef EDGE512
+
+typedef void (*edge512_fn)(long, const float *, long, long, const float *, float *, long, int, __mmask16, __mmask16);
+static const edge512_fn edges512[2][8] = {
+    {edge512_1_1, edge512_2_1, edge512_3_1, edge512_4_1, edge512_5_1, edge512_6_1, edge512_7_1, edge512_8_1},
+    {edge512_1_2, edge512_2_2, edge512_3_2, edge512_4_2, edge512_5_2, edge512_6_2, edge512_7_2, edge512_8_2},
+};
+
+static void edge_avx512(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add, int mr, int nr) {
+  __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  __mmask16 m1 = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+  edges512[nr > 16][mr - 1](kc, a, rsa, csa, b, c, ldc, add, m0, m1);
+}
+
 __attribute__((target("avx2,fma"))) static void kernel_avx2(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -95,9 +140,9 @@ static void kernel_sse(long kc, const float *a, long rsa, long csa, const float 
 }
 
 /* Blocking: KC·NR floats of B (the L1-resident sliver) ≤ 32 KiB; MC·KC of A ≤ ~256 KiB of L2. */
-static const loom_isa isa_avx512 = {"avx512", 8, 32, 256, 256, 4096, kernel_avx512};
-static const loom_isa isa_avx2 = {"avx2", 6, 16, 192, 256, 4096, kernel_avx2};
-static const loom_isa isa_sse = {"sse", 4, 8, 128, 256, 4096, kernel_sse};
+static const loom_isa isa_avx512 = {"avx512", 8, 32, 256, 256, 4096, kernel_avx512, edge_avx512};
+static const loom_isa isa_avx2 = {"avx2", 6, 16, 192, 256, 4096, kernel_avx2, NULL};
+static const loom_isa isa_sse = {"sse", 4, 8, 128, 256, 4096, kernel_sse, NULL};
 
 const loom_isa *const *loom_isas(int *count) {
   /* Computed on every call (a few cpuid reads, once per addon instance): no shared mutable state. */
@@ -119,7 +164,7 @@ static void kernel_generic(long kc, const float *a, long rsa, long csa, const fl
     for (int j = 0; j < 16; j++) c[i * ldc + j] = add ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-static const loom_isa isa_generic = {"generic", 4, 16, 128, 256, 4096, kernel_generic};
+static const loom_isa isa_generic = {"generic", 4, 16, 128, 256, 4096, kernel_generic, NULL};
 
 const loom_isa *const *loom_isas(int *count) {
   static const loom_isa *const all[] = {&isa_generic};
