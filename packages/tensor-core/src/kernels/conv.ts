@@ -47,6 +47,16 @@ export function outSize(size: number, kernel: number, stride: number, padding: n
 }
 
 /**
+ * The output columns ox whose input column ox·sw − pw + j lies inside [0, w): [first, end).
+ * Computed once per kernel column so the loops below copy runs without a bounds test per element.
+ */
+function validRange(w: number, ow: number, sw: number, pw: number, j: number): [number, number] {
+  const first = Math.min(ow, Math.max(0, Math.ceil((pw - j) / sw)));
+  const end = Math.max(first, Math.min(ow, Math.floor((w - 1 + pw - j) / sw) + 1));
+  return [first, end];
+}
+
+/**
  * cols (C·kh·kw, N·OH·OW) = every receptive field of x (N, C, H, W) as a column; zero where the
  * field reaches into the padding. Row (c, i, j) holds x[n, c, oy·sh − ph + i, ox·sw − pw + j] at
  * column n·P + oy·OW + ox.
@@ -59,21 +69,22 @@ export function im2col(x: Float32Array, cols: Float32Array, s: Conv2dShape): voi
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
         const row = ((ci * kh + i) * kw + j) * np;
+        const [first, end] = validRange(w, ow, sw, pw, j);
+        const shift = j - pw; // ix = ox·sw + shift
         for (let img = 0; img < n; img++) {
           const plane = (img * c + ci) * h * w;
           let col = row + img * p;
-          for (let oy = 0; oy < oh; oy++) {
+          for (let oy = 0; oy < oh; oy++, col += ow) {
             const iy = oy * sh - ph + i;
             if (iy < 0 || iy >= h) {
               cols.fill(0, col, col + ow);
-              col += ow;
               continue;
             }
-            const base = plane + iy * w;
-            for (let ox = 0; ox < ow; ox++) {
-              const ix = ox * sw - pw + j;
-              cols[col++] = ix >= 0 && ix < w ? x[base + ix]! : 0;
-            }
+            const src = plane + iy * w + shift;
+            for (let ox = 0; ox < first; ox++) cols[col + ox] = 0;
+            if (sw === 1) for (let ox = first; ox < end; ox++) cols[col + ox] = x[src + ox]!;
+            else for (let ox = first; ox < end; ox++) cols[col + ox] = x[src + ox * sw]!;
+            for (let ox = end; ox < ow; ox++) cols[col + ox] = 0;
           }
         }
       }
@@ -90,20 +101,17 @@ export function col2im(dcols: Float32Array, dx: Float32Array, s: Conv2dShape): v
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
         const row = ((ci * kh + i) * kw + j) * np;
+        const [first, end] = validRange(w, ow, sw, pw, j);
+        const shift = j - pw;
         for (let img = 0; img < n; img++) {
           const plane = (img * c + ci) * h * w;
           let col = row + img * p;
-          for (let oy = 0; oy < oh; oy++) {
+          for (let oy = 0; oy < oh; oy++, col += ow) {
             const iy = oy * sh - ph + i;
-            if (iy < 0 || iy >= h) {
-              col += ow;
-              continue;
-            }
-            const base = plane + iy * w;
-            for (let ox = 0; ox < ow; ox++, col++) {
-              const ix = ox * sw - pw + j;
-              if (ix >= 0 && ix < w) dx[base + ix]! += dcols[col]!;
-            }
+            if (iy < 0 || iy >= h) continue;
+            const dst = plane + iy * w + shift;
+            if (sw === 1) for (let ox = first; ox < end; ox++) dx[dst + ox]! += dcols[col + ox]!;
+            else for (let ox = first; ox < end; ox++) dx[dst + ox * sw]! += dcols[col + ox]!;
           }
         }
       }
