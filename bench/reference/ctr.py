@@ -23,6 +23,7 @@ p.add_argument("--sparse", default="sparse-adam", choices=["sparse-adam", "adagr
 p.add_argument("--sparse-lr", type=float, default=None)
 p.add_argument("--warmup", type=int, default=20, help="steps not timed")
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--init", help="start from these weights (Loom's DIR/init.safetensors from --save-init), by PyTorch name")
 a = p.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(a.seed)
@@ -57,6 +58,18 @@ class CTR(nn.Module):
         return s.mlp(z).squeeze(1)
 
 m = CTR()
+if a.init:
+    # safetensors: u64 header length, a JSON header of {name: {dtype, shape, data_offsets}}, the data.
+    blob = open(a.init, "rb").read()
+    hn = int.from_bytes(blob[:8], "little")
+    meta = json.loads(blob[8:8 + hn])
+    state = {}
+    for name, t in meta.items():
+        if name == "__metadata__": continue
+        assert t["dtype"] == "F32", f"{a.init}: {name} is {t['dtype']}, expected F32"
+        b, e = t["data_offsets"]
+        state[name] = torch.from_numpy(np.frombuffer(blob, dtype=np.float32, count=(e - b) // 4, offset=8 + hn + b).reshape(t["shape"]).copy())
+    m.load_state_dict(state, strict=True)
 tables = [m.user.weight, m.article.weight, m.category.weight, m.subcategory.weight]
 rest = [q for q in m.parameters() if not any(q is t for t in tables)]
 if a.sparse == "sparse-adam":
@@ -104,5 +117,5 @@ logloss = float(-np.mean(np.where(pos, np.log(prob), np.log(1 - prob))))
 print(json.dumps({
     "samplesPerSec": timed_rows / timed if timed > 0 else None,
     "validAuc": float(auc), "validLogLoss": logloss,
-    "params": sum(q.numel() for q in m.parameters()), "steps": steps, "sparse": a.sparse,
+    "params": sum(q.numel() for q in m.parameters()), "steps": steps, "sparse": a.sparse, "init": "loom" if a.init else "torch",
 }))

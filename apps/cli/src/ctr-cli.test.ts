@@ -89,7 +89,7 @@ describe('loom train --task ctr', () => {
     expect(wrongData.stderr).toMatch(/--task ctr trains on --dataset news-clicks/);
     const sparseForDense = loom('train', '--dataset', 'news', '--sparse-optimizer', 'adagrad', '--out', 'x');
     expect(sparseForDense.code).toBe(2);
-    expect(sparseForDense.stderr).toMatch(/--sparse-optimizer and --sparse-lr apply to --task ctr only/);
+    expect(sparseForDense.stderr).toMatch(/--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only/);
     const clicksForDense = loom('train', '--dataset', 'news-clicks', '--out', 'x');
     expect(clicksForDense.code).toBe(2);
     expect(clicksForDense.stderr).toMatch(/train it with --task ctr/);

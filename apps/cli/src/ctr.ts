@@ -194,7 +194,11 @@ export function ctrBaselines(run: CtrRun): ClickBaselines {
  * Writes model.safetensors (dense parameters and whole tables under PyTorch's names) and
  * config.json, each atomically.
  */
-export function saveCtrRun(dir: string, run: CtrRun, o: CtrTrainOptions, extra: Record<string, unknown> = {}): void {
+/**
+ * Writes the model as it is now — dense parameters and whole tables (rows never trained at their
+ * initial values) — to a safetensors file under PyTorch's names.
+ */
+export function saveCtrWeights(path: string, run: CtrRun): void {
   const tensors: Record<string, Tensor> = { ...run.model.stateDict() };
   const rows = tableRows(run.log);
   for (const [name, table] of Object.entries(run.tables)) {
@@ -203,7 +207,12 @@ export function saveCtrRun(dir: string, run: CtrRun, o: CtrTrainOptions, extra: 
     table.read(Float64Array.from({ length: n }, (_, i) => i), data);
     tensors[`${name}.weight`] = new Tensor(data, [n, table.dim]);
   }
-  saveSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'loom-run', task: 'ctr' });
+  saveSafetensors(path, tensors, { format: 'loom-run', task: 'ctr' });
+}
+
+export function saveCtrRun(dir: string, run: CtrRun, o: CtrTrainOptions, extra: Record<string, unknown> = {}): void {
+  saveCtrWeights(join(dir, 'model.safetensors'), run);
+  const rows = tableRows(run.log);
   const config = {
     format: 'loom-run',
     version: 1,

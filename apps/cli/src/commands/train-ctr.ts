@@ -5,11 +5,11 @@
  * rounding).
  */
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { TableMode } from '@loom/parameter-server';
 import { kernelBackend } from '@loom/tensor-core';
 import { type Values } from '../args.js';
-import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, trainCtrOnThreads, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName } from '../ctr.js';
+import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, trainCtrOnThreads, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName, saveCtrWeights } from '../ctr.js';
 import { trainCtrClusterCommand } from '../ctr-cluster.js';
 import { UsageError } from '../errors.js';
 import type { OptimizerName } from '../optimizers.js';
@@ -45,6 +45,8 @@ export async function trainCtrCommand(f: Values, log: (line: string) => void): P
   startRun(out);
   const run = setUpCtr(o);
   const { log: clicks } = run;
+  // Another framework can start from exactly these weights: the fair way to compare AUCs.
+  if (f.saveInit === true) saveCtrWeights(join(out, 'init.safetensors'), run);
   const where = workers === 1 ? 'one thread' : `${workers} worker threads, ${mode === 'async' ? 'sync dense + async (Hogwild!) tables' : 'sync dense + sync tables'}`;
   log(
     `training the CTR model on news-clicks (scale ${o.scale}): ${clicks.numUsers} users, ${clicks.numArticles} articles, ` +

@@ -29,6 +29,7 @@ export const TRAIN_FLAGS: Flags = {
   lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },
   'sparse-optimizer': { type: 'string', default: 'sparse-adam', choices: SPARSE_OPTIMIZERS, configurable: true, help: `--task ctr: the embedding tables' optimizer, ${SPARSE_OPTIMIZERS.join('|')}` },
   'sparse-lr': { type: 'number', arg: 'X', min: 0, exclusiveMin: true, configurable: true, help: '--task ctr: the tables\' learning rate (default: --lr for sparse-adam, 0.05 for the adagrads, 0.1 for sgd)' },
+  'save-init': { type: 'boolean', configurable: true, help: '--task ctr: also write DIR/init.safetensors, the weights before training, so another framework can start from them' },
   'batch-size': { type: 'int', min: 1, configurable: true, help: 'mini-batch size (default: 64; 512 for --task ctr)' },
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles' },
@@ -65,7 +66,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     return null;
   }
   if (f.task === 'ctr') return trainCtrCommand(f, log);
-  if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined) throw new UsageError('--sparse-optimizer and --sparse-lr apply to --task ctr only');
+  if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined || f.saveInit !== undefined) throw new UsageError('--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only');
   if (f.dataset === 'news-clicks') throw new UsageError('--dataset news-clicks is a click log: train it with --task ctr');
   f.batchSize ??= 64;
   const sizes = modelSizes(f.model as string);
