@@ -138,6 +138,10 @@ void loom_sgemm(const loom_isa *isa, float *work, int transA, int transB, long m
       for (long i = 0; i < m; i++) memset(C + i * ldc, 0, (size_t)n * sizeof(float));
     return;
   }
+  if (m == 1 && isa->gemv != NULL) { /* op(A) is one contiguous row whether transA or not */
+    isa->gemv(n, k, A, B, ldb, transB, C, accumulate);
+    return;
+  }
   const int MR = isa->mr, NR = isa->nr;
   const long ars = transA ? 1 : lda, acs = transA ? lda : 1;
   const long brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;

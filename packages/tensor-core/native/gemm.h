@@ -31,6 +31,12 @@ typedef void (*loom_ukernel)(long kc, const float *a, long rsa, long csa, const 
  */
 typedef void (*loom_edge_kernel)(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add, int mr, int nr);
 
+/*
+ * A one-row product (M = 1: a single sample's forward pass), c (1, N) (+)= a (1, K) · op(B), with a
+ * contiguous: nothing is packed, since every element of B is used once.
+ */
+typedef void (*loom_gemv)(long n, long k, const float *a, const float *b, long ldb, int transB, float *c, int add);
+
 /* One code path: its register tile, its cache blocking, its micro-kernels. */
 typedef struct {
   const char *name; /* "avx512", "avx2", "sse", "generic" */
@@ -38,6 +44,7 @@ typedef struct {
   int mc, kc, nc;   /* blocks of op(A) rows (L2), of K (the slivers stay in L1), of op(B) columns (L3) */
   loom_ukernel kernel;
   loom_edge_kernel edge; /* NULL: partial tiles go through a scratch tile */
+  loom_gemv gemv;        /* NULL: M = 1 takes the general path */
 } loom_isa;
 
 /* The code paths this CPU runs, best first; *count is set to how many. Never empty. */

@@ -97,6 +97,53 @@ static void edge_avx512(long kc, const float *a, long rsa, long csa, const float
   edges512[nr > 16][mr - 1](kc, a, rsa, csa, b, c, ldc, add, m0, m1);
 }
 
+/*
+ * M = 1 on AVX-512: with transB, N dot products of contiguous rows, four rows at a time; without,
+ * rows of B scaled by a[p] and summed into 64 columns of c at a time. Tails are masked.
+ */
+__attribute__((target("avx512f"))) static void gemv_avx512(long n, long k, const float *a, const float *b, long ldb, int transB, float *c, int add) {
+  if (transB) {
+    long j = 0;
+    for (; j < n; j += 4) {
+      long rows = n - j < 4 ? n - j : 4;
+      const float *b0 = b + j * ldb, *b1 = b0 + (rows > 1) * ldb, *b2 = b0 + (rows > 2) * 2 * ldb, *b3 = b0 + (rows > 3) * 3 * ldb;
+      __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+      for (long p = 0; p < k; p += 16) {
+        __mmask16 m = k - p >= 16 ? 0xFFFF : (__mmask16)((1u << (k - p)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, a + p);
+        s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b0 + p), s0);
+        s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b1 + p), s1);
+        s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b2 + p), s2);
+        s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b3 + p), s3);
+      }
+      float r[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2), _mm512_reduce_add_ps(s3)};
+      for (long i = 0; i < rows; i++) c[j + i] = add ? c[j + i] + r[i] : r[i];
+    }
+    return;
+  }
+  for (long j = 0; j < n; j += 64) {
+    __mmask16 m[4];
+    for (int v = 0; v < 4; v++) {
+      long left = n - j - 16 * v;
+      m[v] = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+    }
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    const float *row = b + j;
+    for (long p = 0; p < k; p++, row += ldb) {
+      __m512 x = _mm512_set1_ps(a[p]);
+      s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[0], row), s0);
+      s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[1], row + 16), s1);
+      s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[2], row + 32), s2);
+      s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m[3], row + 48), s3);
+    }
+    __m512 s[4] = {s0, s1, s2, s3};
+    for (int v = 0; v < 4; v++) {
+      float *cp = c + j + 16 * v;
+      _mm512_mask_storeu_ps(cp, m[v], add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], cp), s[v]) : s[v]);
+    }
+  }
+}
+
 __attribute__((target("avx2,fma"))) static void kernel_avx2(long kc, const float *a, long rsa, long csa, const float *b, float *c, long ldc, int add) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -140,9 +187,9 @@ static void kernel_sse(long kc, const float *a, long rsa, long csa, const float 
 }
 
 /* Blocking: KC·NR floats of B (the L1-resident sliver) ≤ 32 KiB; MC·KC of A ≤ ~256 KiB of L2. */
-static const loom_isa isa_avx512 = {"avx512", 8, 32, 256, 256, 4096, kernel_avx512, edge_avx512};
-static const loom_isa isa_avx2 = {"avx2", 6, 16, 192, 256, 4096, kernel_avx2, NULL};
-static const loom_isa isa_sse = {"sse", 4, 8, 128, 256, 4096, kernel_sse, NULL};
+static const loom_isa isa_avx512 = {"avx512", 8, 32, 256, 256, 4096, kernel_avx512, edge_avx512, gemv_avx512};
+static const loom_isa isa_avx2 = {"avx2", 6, 16, 192, 256, 4096, kernel_avx2, NULL, NULL};
+static const loom_isa isa_sse = {"sse", 4, 8, 128, 256, 4096, kernel_sse, NULL, NULL};
 
 const loom_isa *const *loom_isas(int *count) {
   /* Computed on every call (a few cpuid reads, once per addon instance): no shared mutable state. */
@@ -164,7 +211,7 @@ static void kernel_generic(long kc, const float *a, long rsa, long csa, const fl
     for (int j = 0; j < 16; j++) c[i * ldc + j] = add ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
-static const loom_isa isa_generic = {"generic", 4, 16, 128, 256, 4096, kernel_generic, NULL};
+static const loom_isa isa_generic = {"generic", 4, 16, 128, 256, 4096, kernel_generic, NULL, NULL};
 
 const loom_isa *const *loom_isas(int *count) {
   static const loom_isa *const all[] = {&isa_generic};

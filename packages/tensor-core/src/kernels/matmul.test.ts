@@ -48,6 +48,7 @@ const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [1, 7, 5], // batch 1
   [1, 40, 37], // batch 1, wide: every column block of the few-rows path
+  [1, 300, 130], // batch 1 over native's 64-column blocks and 16-float K runs (its M = 1 path)
   [2, 33, 21],
   [3, 2, 1],
   [9, 20, 1], // a single column
