@@ -12,15 +12,20 @@
  * several servers would race to write. A server keeps its last `keep` checkpoints and removes its
  * own files of older ones (never of the latest complete one).
  *
+ * Row tables (protocol 3) add a rows file per shard and step, written before the JSON, a base or an
+ * increment over the previous checkpoint (./row-checkpoint.ts); the JSON's `rows` names it, and
+ * pruning never removes a step of the latest complete checkpoint's chain (its base and increments).
+ *
  * The step is the number of updates applied: workers continue with step `step`, which is batch
  * `step mod B` of epoch ⌊step / B⌋ with B batches per epoch (`data` records both when the workers
  * told the server B). Together with the seed, that is the data position: every epoch's order
  * depends only on (seed, epoch).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, decodeSafetensors, encodeSafetensors, parameterLayout } from '@loom/tensor-core';
 import { CheckpointError } from './errors.js';
+import { writeAtomic, type RowCheckpointer, type RowsRef } from './row-checkpoint.js';
 import { denseModel, type ShardStore, type StoreOptions } from './store.js';
 
 export const CHECKPOINT_FORMAT = 'loom-checkpoint';
@@ -49,24 +54,13 @@ export interface CheckpointMeta {
   data: { step: number; stepsPerEpoch?: number; epoch?: number; batch?: number };
   /** The tensors' file, beside this one. */
   tensors: string;
+  /** With row tables: this shard's rows file beside this one, a base or an increment (./row-checkpoint.ts). */
+  rows?: RowsRef;
 }
 
 export const checkpointRoot = (dir: string) => join(dir, 'checkpoints');
 const stepDir = (dir: string, step: number) => join(checkpointRoot(dir), `step-${String(step).padStart(9, '0')}`);
 const shardName = (shard: number, shards: number) => `shard-${shard}-of-${shards}`;
-
-/** Writes a file whole or not at all: a temporary file, flushed, then renamed into place. */
-function writeAtomic(path: string, bytes: Uint8Array | string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
 
 function layoutOf(o: Pick<StoreOptions, 'sizes' | 'model'>): CheckpointMeta['layout'] {
   return parameterLayout(denseModel(o, 0)).map(({ name, offset, shape }) => ({ name, offset, shape: [...shape] }));
@@ -76,7 +70,7 @@ function layoutOf(o: Pick<StoreOptions, 'sizes' | 'model'>): CheckpointMeta['lay
  * Saves the store's range and optimizer state as the checkpoint of step `store.applied`.
  * Synchronous (a copy of the range is encoded, written and flushed); returns the JSON's path.
  */
-export function saveCheckpoint(dir: string, store: ShardStore, data: { stepsPerEpoch?: number } = {}, keep = 3): string {
+export function saveCheckpoint(dir: string, store: ShardStore, data: { stepsPerEpoch?: number } = {}, keep = 3, rows?: RowCheckpointer): string {
   const o = store.o;
   const step = store.applied;
   const where = stepDir(dir, step);
@@ -87,6 +81,7 @@ export function saveCheckpoint(dir: string, store: ShardStore, data: { stepsPerE
   const state = store.optimizerState;
   for (const k of Object.keys(state)) tensors[`state.${k}`] = new Tensor(state[k]!, [n]);
   writeAtomic(join(where, `${name}.safetensors`), encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, step: String(step), shard: `${o.shard}/${o.shards}` }));
+  const rowsRef = rows !== undefined && rows.stores.length > 0 ? rows.save(join(where, `${name}.rows`), `${name}.rows`, step, o.shard, o.shards) : undefined;
   const spe = data.stepsPerEpoch;
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, step, shard: o.shard, shards: o.shards, lo: store.lo, hi: store.hi, size: store.size,
@@ -95,6 +90,7 @@ export function saveCheckpoint(dir: string, store: ShardStore, data: { stepsPerE
     mode: o.mode, staleness: o.staleness, workers: o.workers,
     data: spe !== undefined && spe > 0 ? { step, stepsPerEpoch: spe, epoch: Math.floor(step / spe), batch: step % spe } : { step },
     tensors: `${name}.safetensors`,
+    ...(rowsRef !== undefined ? { rows: rowsRef } : {}),
   };
   const path = join(where, `${name}.json`);
   writeAtomic(path, JSON.stringify(meta, null, 2) + '\n');
@@ -130,11 +126,19 @@ function prune(dir: string, shard: number, shards: number, keep: number): void {
   const name = shardName(shard, shards);
   const mine = steps(dir).filter((s) => existsSync(join(stepDir(dir, s), `${name}.json`)));
   const latest = latestCheckpoint(dir, shards) ?? -1;
+  // The rows of the latest complete checkpoint need every step of its chain, from its base on.
+  let floor = latest;
+  try {
+    floor = Math.min(latest, (JSON.parse(readFileSync(join(stepDir(dir, latest), `${name}.json`), 'utf8')) as CheckpointMeta).rows?.base ?? latest);
+  } catch {
+    /* no complete checkpoint yet, or not this shard's */
+  }
   for (const s of mine.slice(keep)) {
-    if (s >= latest) continue;
+    if (s >= floor) continue;
     const where = stepDir(dir, s);
     rmSync(join(where, `${name}.json`), { force: true }); // the JSON first: the checkpoint stops counting before its tensors go
     rmSync(join(where, `${name}.safetensors`), { force: true });
+    rmSync(join(where, `${name}.rows`), { force: true });
     try {
       rmdirSync(where); // only when the other shards' files are gone too
     } catch {
@@ -149,7 +153,7 @@ function prune(dir: string, shard: number, shards: number, keep: number): void {
  * on settings that differ but are allowed to (learning rate, mode, workers). Throws
  * CheckpointError naming the file and the field.
  */
-export function loadCheckpoint(dir: string, store: ShardStore): { meta: CheckpointMeta; path: string; notes: string[] } {
+export function loadCheckpoint(dir: string, store: ShardStore, rows?: RowCheckpointer): { meta: CheckpointMeta; path: string; notes: string[] } {
   const o = store.o;
   const root = checkpointRoot(dir);
   if (!existsSync(root)) throw new CheckpointError(root, 'no such directory: nothing to resume (a run saves checkpoints with --checkpoint DIR)');
@@ -205,11 +209,51 @@ export function loadCheckpoint(dir: string, store: ShardStore): { meta: Checkpoi
     if (!(t instanceof Tensor) || t.data.length !== n) throw new CheckpointError(tensorsPath, `tensor '${key}': expected ${n} float32 values, found ${t ? t.data.length : 'none'}`);
     return t.data;
   };
+  const hasRows = rows !== undefined && rows.stores.length > 0;
+  if (hasRows !== (meta.rows !== undefined)) {
+    throw new CheckpointError(path, hasRows ? 'rows: missing, but this server hosts row tables (a checkpoint of a run without them)' : `rows: names ${meta.rows!.file}, but this server hosts no row tables`);
+  }
+  // Every file is read and checked before anything is restored into the dense range.
+  const restoreRows = hasRows ? rows!.prepare(rowChain(dir, step, name, path, meta.rows!), o.shard, o.shards) : () => {};
   store.restore(step, vector('params'), Object.fromEntries(keys.map((k) => [k, vector(`state.${k}`)])));
+  restoreRows();
   const notes: string[] = [];
   const hp = meta.optimizer.hyperparameters ?? {};
   for (const [k, v] of Object.entries(store.optimizerOptions)) if (JSON.stringify(hp[k]) !== JSON.stringify(v)) notes.push(`optimizer ${k} was ${JSON.stringify(hp[k])}, now ${JSON.stringify(v)}`);
   if (meta.mode !== o.mode) notes.push(`mode was ${meta.mode}, now ${o.mode}`);
   if (meta.workers !== o.workers) notes.push(`workers were ${meta.workers}, now ${o.workers} (the data split changes)`);
   return { meta, path, notes };
+}
+
+/**
+ * The rows files of the chain ending at `step`, base first, from the JSONs' `rows` refs. A step the
+ * chain needs whose JSON is gone: CheckpointError naming that JSON.
+ */
+function rowChain(dir: string, step: number, name: string, path: string, ref: RowsRef): Array<{ path: string; ref: RowsRef; step: number }> {
+  const chain: Array<{ path: string; ref: RowsRef; step: number }> = [];
+  let at = step;
+  let r: RowsRef = ref;
+  let from = path;
+  for (;;) {
+    if (r === null || typeof r !== 'object' || (r.kind !== 'base' && r.kind !== 'increment')) throw new CheckpointError(from, `rows: expected {file, kind: base|increment, base, prev}, found ${JSON.stringify(r)}`);
+    chain.unshift({ path: join(stepDir(dir, at), r.file), ref: r, step: at });
+    if (r.kind === 'base') {
+      if (r.base !== at) throw new CheckpointError(from, `rows.base is ${r.base}, but a base's is its own step ${at}`);
+      return chain;
+    }
+    const prev = r.prev;
+    if (!(typeof prev === 'number' && Number.isInteger(prev) && prev >= r.base && prev < at)) throw new CheckpointError(from, `rows.prev is ${JSON.stringify(prev)}: expected a step in [${r.base}, ${at})`);
+    const prevPath = join(stepDir(dir, prev), `${name}.json`);
+    let meta: CheckpointMeta;
+    try {
+      meta = JSON.parse(readFileSync(prevPath, 'utf8')) as CheckpointMeta;
+    } catch (e) {
+      throw new CheckpointError(prevPath, `missing or unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): the rows increment of step ${at} follows step ${prev} (chain from base step ${r.base}); a gap in the chain cannot be resumed`);
+    }
+    if (meta.rows === undefined) throw new CheckpointError(prevPath, `rows: missing, but step ${at}'s increment follows this checkpoint`);
+    if (meta.rows.base !== r.base) throw new CheckpointError(prevPath, `rows.base is ${meta.rows.base}, but step ${at}'s increment belongs to base ${r.base}`);
+    from = prevPath;
+    at = prev;
+    r = meta.rows;
+  }
 }

@@ -9,6 +9,7 @@ export { PsClient, type ClientOptions, type PushInfo, type PullResult } from './
 export { WsTransport } from './transport.js';
 export { joinRun, backoffMs, isConnectionLoss, type JoinOptions } from './membership.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, checkpointRoot, CHECKPOINT_FORMAT, type CheckpointMeta } from './checkpoint.js';
+export { RowCheckpointer, encodeRows, decodeRows, type RowsHeader, type RowsRef } from './row-checkpoint.js';
 export { trainRemote } from './worker.js';
 export type { RemoteWorkerOptions, RemoteEpochReport } from './worker-options.js';
 export { createTokenFile, defaultTokenFile, generateToken, readTokenFile, readableByOthers, tokensEqual } from './token.js';

@@ -244,6 +244,9 @@ export interface RowTableStatsLine {
   created: number;
   evicted: number;
   admitted: number;
+  /** Ids seen but not yet admitted (admitAfter > 1). */
+  pending: number;
+  /** Gradient rows dropped: their id awaited admission, or its row was evicted since the pull. */
   dropped: number;
   pulls: number;
   pushes: number;

@@ -17,6 +17,15 @@
  * every worker pushes every table to every server each step, with no rows when none of its ids
  * live there (PyTorch counts a step for a table on every training step, touched or not).
  *
+ * Admission and eviction (RowTableSpec.admitAfter, evictAfter, capacity; ../tables/row-table.ts):
+ * the store keeps a clock of the highest worker step it has seen in a pull or push, and calls
+ * RowTable.evict(clock) each time the clock reaches a multiple of ⌈evictAfter / 8⌉ — so a row not
+ * touched for evictAfter steps is gone within evictAfter/8 more, and a scan of the table costs
+ * 1/⌈evictAfter / 8⌉ of a pass per step. (In async, a push marks its rows with the update count,
+ * which runs ahead of the step: pushed rows are kept longer, never evicted early.) With admission or
+ * eviction, a pushed id that has no row (not admitted yet, or evicted since the worker pulled it)
+ * is dropped and counted in `dropped`, not refused.
+ *
  * Memory: a push is kept as views of its received frame until its clock is applied; the gathered
  * rows of an update go into scratch buffers that grow to the largest update and are reused.
  * Nothing table-sized exists anywhere: a table of ids up to 2^53 holds only the rows it was asked for.
@@ -71,6 +80,14 @@ export class RowStore implements Table {
   /** The gathered rows of one sync update: (R) ids and (R, D) weighted gradients. */
   private ids = new Float64Array(0);
   private grads = new Float32Array(0);
+  /** The highest worker step seen in a pull or push (the eviction clock), and the last step it evicted at. */
+  private clock = 0;
+  private evictedAt = 0;
+  private readonly evictEvery: number;
+  /** Gradient rows dropped here because their id had no row (evicted since its pull, or awaiting admission). */
+  private dropped = 0;
+  /** Per worker rank, the last step it pushed: when a checkpoint may take the rows of a step (server.ts). */
+  readonly pushedThrough = new Map<number, number>();
 
   constructor(readonly o: RowStoreOptions) {
     const s = o.spec;
@@ -80,11 +97,12 @@ export class RowStore implements Table {
     const t: RowTableOptions = { name: s.name, dim: s.dim, seed: o.seed, algorithm, options };
     for (const k of ['initStd', 'admitAfter', 'evictAfter', 'capacity'] as const) if (s[k] !== undefined) t[k] = s[k];
     this.table = new RowTable(t);
+    this.evictEvery = Math.max(1, Math.ceil((s.evictAfter ?? 0) / 8));
     this.policy = netPolicy<RowGrad>(o, {
       begin: () => this.beforeUpdate?.(),
       sum: (t, pushes, weights) => this.stepSum(t, pushes, weights),
       own: (t, g) => {
-        if (g !== null && g.ids.length > 0) this.table.push(g.ids, g.grads, t);
+        if (g !== null && g.ids.length > 0) this.pushKnown(g.ids, g.grads, t);
         this.applied_(t);
       },
     });
@@ -92,6 +110,22 @@ export class RowStore implements Table {
 
   get applied(): number {
     return this.policy.applied;
+  }
+
+  /** Whether ids may lose (or not yet have) their rows: admission, an eviction age or a capacity. */
+  get forgets(): boolean {
+    const s = this.o.spec;
+    return (s.admitAfter ?? 1) > 1 || (s.evictAfter ?? 0) > 0 || (s.capacity ?? 0) > 0;
+  }
+
+  /**
+   * Continues from the checkpoint of step `step`, with `applied` updates of this table (the rows
+   * were restored into `table`); only before any push. Its eviction clock is where it was then:
+   * at step − 1, the last step whose pulls and pushes the checkpoint holds.
+   */
+  restore(applied: number, step: number): void {
+    this.policy.restore(applied);
+    this.clock = this.evictedAt = Math.max(0, step - 1);
   }
 
   /**
@@ -107,7 +141,7 @@ export class RowStore implements Table {
     }
     for (let k = 0; k < ids.length; k++) {
       // An id awaiting admission (admitAfter > 1) has no row yet; the table drops its gradient.
-      if (!this.table.has(ids[k]!) && (this.o.spec.admitAfter ?? 1) <= 1) {
+      if (!this.table.has(ids[k]!) && !this.forgets) {
         throw new PsError('not-pulled', `pushrows '${this.name}': id ${ids[k]} (position ${k}) has no row on this server: it was never pulled here (pull a row before pushing its gradient)`);
       }
     }
@@ -119,12 +153,25 @@ export class RowStore implements Table {
   /** Worker `rank`'s rows of `step` (checked first with `check`); kept as views until its clock is applied. */
   push(rank: number, step: number, rows: number, batchRows: number, g: RowGrad, finite: boolean): PushOutcome {
     if (!finite) this.skippedNonFinite++;
+    this.pushedThrough.set(rank, Math.max(step, this.pushedThrough.get(rank) ?? -1));
+    this.tick(step);
     return this.policy.push(rank, step, g, rows, batchRows, finite);
   }
 
   /** A worker's pull: each id's row into `out` (N, D), creating rows never seen. */
   pull(ids: Float64Array, out: Float32Array, step: number): void {
+    this.tick(step);
     this.table.pull(ids, out, step);
+  }
+
+  /** Advances the eviction clock to worker step `step`, evicting each time it passes a multiple of ⌈evictAfter / 8⌉. */
+  private tick(step: number): void {
+    if (step <= this.clock) return;
+    this.clock = step;
+    if ((this.o.spec.evictAfter ?? 0) > 0 && Math.floor(this.clock / this.evictEvery) > Math.floor(this.evictedAt / this.evictEvery)) {
+      this.evictedAt = this.clock;
+      this.table.evict(this.clock);
+    }
   }
 
   /** An observer's pull: rows read without creating, admitting or touching anything. */
@@ -134,7 +181,7 @@ export class RowStore implements Table {
 
   stats(): RowTableStatsLine {
     const s = this.table.stats();
-    return { dim: this.dim, applied: this.applied, rows: s.rows, created: s.created, evicted: s.evicted, admitted: s.admitted, dropped: s.dropped, ...this.traffic };
+    return { dim: this.dim, applied: this.applied, rows: s.rows, created: s.created, evicted: s.evicted, admitted: s.admitted, pending: s.pending, dropped: s.dropped + this.dropped, ...this.traffic };
   }
 
   // ---- Table: rows never travel in parts, and every update is stepped whole at once ----
@@ -150,7 +197,9 @@ export class RowStore implements Table {
   private stepSum(t: number, pushes: RowGrad[], weights: number[]): void {
     const D = this.dim;
     let n = 0;
-    for (const g of pushes) for (let k = 0; k < g.ids.length; k++) if (this.table.has(g.ids[k]!)) n++;
+    let all = 0;
+    for (const g of pushes) for (let k = 0; k < g.ids.length; k++, all++) if (this.table.has(g.ids[k]!)) n++;
+    this.dropped += all - n;
     if (n > 0) {
       if (this.ids.length < n) {
         this.ids = new Float64Array(Math.max(n, 2 * this.ids.length));
@@ -170,6 +219,28 @@ export class RowStore implements Table {
       this.table.push(this.ids.subarray(0, n), this.grads.subarray(0, n * D), t);
     }
     this.applied_(t);
+  }
+
+  /** RowTable.push of the ids that have rows (with eviction, a pushed row may have gone since its pull; the table drops ids awaiting admission). */
+  private pushKnown(ids: Float64Array, grads: Float32Array, t: number): void {
+    if (!this.forgets) return this.table.push(ids, grads, t);
+    const D = this.dim;
+    let n = 0;
+    for (let k = 0; k < ids.length; k++) if (this.table.has(ids[k]!)) n++;
+    if (n === ids.length) return this.table.push(ids, grads, t);
+    this.dropped += ids.length - n;
+    if (this.ids.length < n) {
+      this.ids = new Float64Array(Math.max(n, 2 * this.ids.length));
+      this.grads = new Float32Array(this.ids.length * D);
+    }
+    let r = 0;
+    for (let k = 0; k < ids.length; k++) {
+      if (!this.table.has(ids[k]!)) continue;
+      this.ids[r] = ids[k]!;
+      this.grads.set(grads.subarray(k * D, (k + 1) * D), r * D);
+      r++;
+    }
+    if (n > 0) this.table.push(this.ids.subarray(0, n), this.grads.subarray(0, n * D), t);
   }
 
   private applied_(t: number): void {

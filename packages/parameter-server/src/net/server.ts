@@ -14,13 +14,20 @@
  * others go on; it is admitted again when it reconnects and joins. Both are logged and counted.
  * Checkpoints: with `checkpoint`, the range and optimizer state are saved every `every` updates and
  * when the server closes (./checkpoint.ts); with `resume`, the server starts from the latest
- * complete checkpoint of its run directory.
+ * complete checkpoint of its run directory. With row tables, each checkpoint also holds this
+ * shard's rows (./row-checkpoint.ts: a base, or the rows changed since the previous checkpoint),
+ * taken when every table has applied the checkpoint's step: the dense range reaches update N
+ * first, and the rows of step N−1 may still be on their way (a worker sends its pushrows after its
+ * pushpull), so the save waits until each row table has them — sync tables, update N applied;
+ * async tables, a push of step N−1 from every member worker. Nothing of step N can have arrived
+ * by then, since no worker starts step N before every server applied dense update N.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { RowCheckpointer } from './row-checkpoint.js';
 import { Connection, Streams, Tally } from './connection.js';
 import { FramePool } from './frame.js';
 import { RequestHandler } from './handler.js';
@@ -106,6 +113,9 @@ export class ParameterServer {
   private readonly timers: NodeJS.Timeout[] = [];
   /** The step of the last checkpoint saved or resumed from (−1: none). */
   private checkpointStep = -1;
+  /** A checkpoint due at this dense step, waiting for the row tables to apply it (−1: none). */
+  private dueStep = -1;
+  private readonly rowCheckpoints: RowCheckpointer;
 
   private constructor(readonly o: ServerOptions) {
     if (typeof o.token !== 'string' || o.token.length === 0) throw new Error('ParameterServer: a non-empty token is required');
@@ -115,6 +125,7 @@ export class ParameterServer {
       const s = this.store.o;
       this.tables.register(i + 1, spec.name, new RowStore({ spec, seed: o.seed, mode: o.rowMode ?? s.mode, staleness: s.staleness, workers: s.workers, nonFinite: s.nonFinite }));
     });
+    this.rowCheckpoints = new RowCheckpointer(this.tables.rowTables());
     this.log = o.log ?? (() => {});
     const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     // When the last reply still being stepped part by part is out, the tables step the rest.
@@ -139,7 +150,7 @@ export class ParameterServer {
     this.wss.on('error', (e) => this.log(`server error: ${e.message}`));
     this.closed = new Promise((r) => (this.resolveClosed = r));
     if (o.resume !== undefined) {
-      const { meta, path, notes } = loadCheckpoint(o.resume, this.store);
+      const { meta, path, notes } = loadCheckpoint(o.resume, this.store, this.rowCheckpoints);
       this.checkpointStep = meta.step;
       this.handler.stepsPerEpoch = meta.data?.stepsPerEpoch ?? 0;
       this.log(`resumed from ${path}: ${meta.step} updates applied${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`);
@@ -147,7 +158,25 @@ export class ParameterServer {
     // Replies still copying the parameters, part by part, are finished before an update changes them.
     for (const t of this.tables) t.beforeUpdate = () => streams.finishAll();
     const every = o.checkpoint?.every ?? 0;
-    if (o.checkpoint !== undefined && every > 0) this.store.onApply = (applied) => applied % every === 0 && this.saveCheckpoint();
+    if (o.checkpoint !== undefined && every > 0) {
+      this.store.onApply = (applied) => {
+        if (applied % every === 0) this.dueStep = applied;
+        this.saveIfDue();
+      };
+      for (const r of this.tables.rowTables()) r.onApply = () => this.saveIfDue();
+    }
+  }
+
+  /** Saves the due checkpoint once every row table has applied its step (see the file's comment). */
+  private saveIfDue(): void {
+    const due = this.dueStep;
+    if (due < 0 || this.store.applied !== due) return;
+    const members = this.store.members();
+    for (const r of this.tables.rowTables()) {
+      if (r.policy.mode === 'async' ? members.some((m) => (r.pushedThrough.get(m) ?? -1) < due - 1) : r.applied < due) return;
+    }
+    this.dueStep = -1;
+    this.saveCheckpoint();
   }
 
   /** Saves a checkpoint of the current step (unless it is already saved); logs instead of throwing. */
@@ -156,7 +185,7 @@ export class ParameterServer {
     this.store.settle(); // (which may itself save this step, through onApply)
     if (cp === undefined || this.store.applied === this.checkpointStep) return;
     try {
-      const path = saveCheckpoint(cp.dir, this.store, { stepsPerEpoch: this.handler.stepsPerEpoch }, cp.keep ?? 3);
+      const path = saveCheckpoint(cp.dir, this.store, { stepsPerEpoch: this.handler.stepsPerEpoch }, cp.keep ?? 3, this.rowCheckpoints);
       this.checkpointStep = this.store.applied;
       this.log(`checkpoint ${path}`);
     } catch (e) {

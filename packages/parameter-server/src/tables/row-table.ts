@@ -214,8 +214,8 @@ export class RowTable {
     return n;
   }
 
-  /** Ids evicted since the last `takeChanges`, and the rows (ids, records (R, layout.size)) changed since. */
-  takeChanges(): { evicted: number[]; ids: Float64Array; records: Float32Array } {
+  /** Ids evicted since the last `takeChanges`, and the rows (ids, records (R, layout.size), the step each was last touched) changed since. */
+  takeChanges(): { evicted: number[]; ids: Float64Array; records: Float32Array; touched: Float64Array } {
     const slots: number[] = [];
     for (let s = 0; s < this.used; s++) if (this.dirty[s] && this.ids[s]! >= 0) slots.push(s);
     const out = this.records(slots);
@@ -224,15 +224,18 @@ export class RowTable {
     return { evicted, ...out };
   }
 
-  /** Every row: ids (R) and records (R, layout.size) of weights and state together. */
-  snapshot(): { ids: Float64Array; records: Float32Array } {
+  /** Every row: ids (R) and records (R, layout.size) of weights and state together, and the step each was last touched (R). */
+  snapshot(): { ids: Float64Array; records: Float32Array; touched: Float64Array } {
     const slots: number[] = [];
     for (let s = 0; s < this.used; s++) if (this.ids[s]! >= 0) slots.push(s);
     return this.records(slots);
   }
 
-  /** Puts rows back (weights and state together), creating them as needed; `evicted` ids are removed. */
-  restore(ids: ArrayLike<number>, records: Float32Array, evicted: ArrayLike<number> = []): void {
+  /**
+   * Puts rows back (weights and state together), creating them as needed; `evicted` ids are removed
+   * first. `touched` (R), when given, is each row's last-touched step (for eviction); else 0.
+   */
+  restore(ids: ArrayLike<number>, records: Float32Array, evicted: ArrayLike<number> = [], touched?: ArrayLike<number>): void {
     if (records.length !== ids.length * this.layout.size) {
       throw tableError(this.name, `restore of ${ids.length} rows needs ${ids.length} × ${this.layout.size} floats (weights and optimizer state), got ${records.length}`);
     }
@@ -247,6 +250,7 @@ export class RowTable {
       slots[k] = slot !== NONE ? slot : this.create(ids[k]!, 0);
     }
     scatterRows(this.layout, this.weights, this.state, slots, records);
+    if (touched !== undefined) for (let k = 0; k < ids.length; k++) this.touched[slots[k]!] = touched[k]!;
     this.evictedIds.length = 0;
     this.dirty.fill(0);
   }
@@ -256,11 +260,11 @@ export class RowTable {
     this.init(id, out, at);
   }
 
-  private records(slots: number[]): { ids: Float64Array; records: Float32Array } {
+  private records(slots: number[]): { ids: Float64Array; records: Float32Array; touched: Float64Array } {
     const rows = Int32Array.from(slots);
     const records = new Float32Array(rows.length * this.layout.size);
     gatherRows(this.layout, this.weights, this.state, rows, records);
-    return { ids: Float64Array.from(slots, (s) => this.ids[s]!), records };
+    return { ids: Float64Array.from(slots, (s) => this.ids[s]!), records, touched: Float64Array.from(slots, (s) => this.touched[s]!) };
   }
 
   /** A row for `id` when it has earned one (its admitAfter-th pull), else NONE. */

@@ -152,9 +152,9 @@ describe('RowTable', () => {
     const second = t.takeChanges();
     expect(second.evicted.sort()).toEqual([1, 2, 3, 4]);
     const back = table({ evictAfter: 3 });
-    back.restore(full.ids, full.records);
-    back.restore(first.ids, first.records, first.evicted);
-    back.restore(second.ids, second.records, second.evicted);
+    back.restore(full.ids, full.records, [], full.touched);
+    back.restore(first.ids, first.records, first.evicted, first.touched);
+    back.restore(second.ids, second.records, second.evicted, second.touched);
     expect(back.snapshot()).toEqual(t.snapshot());
     expect(() => back.restore([1], new Float32Array(D))).toThrow(/weights and optimizer state/);
   });
