@@ -63,7 +63,11 @@ static int get_f32(napi_env env, napi_value v, const char *name, float **data, s
 static int get_size(napi_env env, napi_value v, const char *name, int64_t *out) {
   char msg[160];
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d <= 2147483647.0) || d != (double)(int64_t)d) {
+  if (napi_get_value_double(env, v, &d) != napi_ok) {
+    snprintf(msg, sizeof msg, "matmul (native): %s: expected an integer in [0, 2^31), got a non-number", name);
+    return fail(env, msg);
+  }
+  if (!(d >= 0 && d <= 2147483647.0) || d != (double)(int64_t)d) {
     snprintf(msg, sizeof msg, "matmul (native): %s: expected an integer in [0, 2^31), got %g", name, d);
     return fail(env, msg);
   }
