@@ -18,6 +18,8 @@ import { tablePolicy } from './table-policy.js';
 
 interface ThreadState {
   runId: string;
+  /** The worker this thread was set up as: the cache holds only for the same run and rank. */
+  rank: number;
   model: CtrModel;
   flat: FlatParameters;
   dense: LocalTransport;
@@ -55,11 +57,12 @@ function setUp(t: CtrEpochTask): ThreadState {
     subcategory: new Int32Array(c.subcategory), history: new Int32Array(c.history), dense: new Float32Array(c.dense), label: new Float32Array(c.label),
   };
   const schedule = new CtrSchedule(columns, t.shape, t.range, t.batchSize, rank, run.workers);
-  return { runId: t.runId, model, flat, dense, transport, schedule, task: ctrTask(model) };
+  return { runId: t.runId, rank, model, flat, dense, transport, schedule, task: ctrTask(model) };
 }
 
 export default async function trainCtrEpoch(t: CtrEpochTask): Promise<EpochResult> {
-  if (state === null || state.runId !== t.runId) state = setUp(t);
+  // piscina gives a task to whichever thread is free, so a thread may be another rank next epoch.
+  if (state === null || state.runId !== t.runId || state.rank !== t.rank) state = setUp(t);
   const { model, flat, dense, transport, schedule, task } = state;
   const report = await runEpoch({ model, flat, transport, schedule, task, epoch: t.epoch, firstStep: t.firstStep });
   return { ...report, rank: t.rank, ...dense.staleness.summary() };

@@ -13,6 +13,8 @@ import type { EpochResult, EpochTask } from './messages.js';
 
 interface ThreadState {
   runId: string;
+  /** The worker this thread was set up as: the cache holds only for the same run and rank. */
+  rank: number;
   model: Module;
   flat: FlatParameters;
   transport: LocalTransport;
@@ -42,11 +44,12 @@ function setUp(task: EpochTask): ThreadState {
     rank,
     run.workers,
   );
-  return { runId: task.runId, model, flat, transport, schedule };
+  return { runId: task.runId, rank, model, flat, transport, schedule };
 }
 
 export default async function trainEpoch(task: EpochTask): Promise<EpochResult> {
-  if (state === null || state.runId !== task.runId) state = setUp(task);
+  // piscina gives a task to whichever thread is free, so a thread may be another rank next epoch.
+  if (state === null || state.runId !== task.runId || state.rank !== task.rank) state = setUp(task);
   const { model, flat, transport, schedule } = state;
   const report = await runEpoch({ model, flat, transport, schedule, epoch: task.epoch, firstStep: task.firstStep });
   return { ...report, rank: task.rank, ...transport.staleness.summary() };
