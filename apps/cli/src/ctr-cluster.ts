@@ -16,25 +16,44 @@
  * some of the next epoch's updates, as Hogwild! reads do). Reading whole tables costs
  * (users + articles + 288) × 32 × 4 bytes per epoch; at the default scale that is a few MB.
  * The final model is read the same way and saved like the one-thread run (saveCtrRun).
+ *
+ * Checkpoints: the servers save into the run directory every --checkpoint-every updates and at the
+ * end — the dense range and their rows, a base or an increment of the rows changed since
+ * (parameter-server's row-checkpoint.ts). `--resume DIR` checks every shard's chain first (a
+ * mismatch is a usage error, and nothing starts), restarts the servers from the latest step all
+ * of them completed, and the workers continue from it (they join at the servers' step); metrics of
+ * the epochs after the checkpoint's are dropped and recorded again.
+ *
+ * Admission and eviction (--admit-after, --evict-after, --table-capacity) go to every server's
+ * tables; each epoch's metrics record each table's rows, created, evicted, admitted, pending and
+ * dropped, summed over the servers.
  */
 import { CTR_DIM, epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
-import { generateToken, type Mode, type PsClient, type ServerStats } from '@loom/parameter-server';
+import { CheckpointError, RowCheckpointer, RowStore, ShardStore, generateToken, latestCheckpoint, loadCheckpoint, type Mode, type PsClient, type ServerStats } from '@loom/parameter-server';
 import { flattenParameters } from '@loom/tensor-core';
 import { resolve } from 'node:path';
 import type { Values } from './args.js';
 import { parseCluster } from './commands/cluster.js';
+import { ctrServerOptions, tableLimits, type TableLimits } from './commands/serve.js';
 import { CTR_BATCH_SIZE, type CtrTrainResult } from './commands/train-ctr.js';
 import { ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tableRows, validateCtr, type CtrEpochMetrics, type CtrRun, type CtrTable, type CtrTrainOptions, type SparseOptimizerName } from './ctr.js';
 import { UsageError } from './errors.js';
 import type { OptimizerName } from './optimizers.js';
-import { appendMetrics, startRun } from './run-dir.js';
-import { EpochReports, TrainingGroup, connectObserver, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
+import { appendMetrics, resumeRun, startRun } from './run-dir.js';
+import { EpochReports, TrainingGroup, connectObserver, firstEpochToObserve, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
 
 export interface CtrClusterOptions {
   servers: number;
   workers: number;
   /** The tables' policy; the dense part is sync. */
   rowMode: Mode;
+  /** The run directory: the servers checkpoint into out/checkpoints every `checkpointEvery` updates (0: only at the end). */
+  out?: string;
+  checkpointEvery?: number;
+  /** Start from the latest complete checkpoint in out/checkpoints. */
+  resume?: boolean;
+  /** The tables' admission and eviction. */
+  tables?: TableLimits;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -81,8 +100,9 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
   const training: TrainingConfig = {
     model: 'ctr', seed: o.seed, optimizer: o.optimizer, lr: o.lr, mode: 'sync', staleness: 0,
     dataset: { spec: 'news-clicks', scale: o.scale }, batchSize: o.batchSize, epochs: o.epochs,
-    ctr: { sparseOptimizer: o.sparseOptimizer, sparseLr: o.sparseLr, rowMode: c.rowMode },
+    ctr: { sparseOptimizer: o.sparseOptimizer, sparseLr: o.sparseLr, rowMode: c.rowMode, ...c.tables },
   };
+  const checkpoint = c.out !== undefined ? { checkpoint: { dir: c.out, every: c.checkpointEvery ?? 100 }, ...(c.resume ? { resume: c.out } : {}) } : {};
   let observer: PsClient | null = null;
   let stopRequested = false;
   const stop = () => {
@@ -90,7 +110,7 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     void observer?.shutdown(false).catch(() => {});
   };
   try {
-    const servers = Array.from({ length: c.servers }, (_, i) => group.startServer(i, `server ${i}`, serverArgv(training, { shard: { index: i, count: c.servers }, workers: c.workers, port: 0 })));
+    const servers = Array.from({ length: c.servers }, (_, i) => group.startServer(i, `server ${i}`, serverArgv(training, { shard: { index: i, count: c.servers }, workers: c.workers, port: 0, ...checkpoint })));
     const urls = await Promise.all(servers.map((s) => group.listening(s)));
     for (let rank = 0; rank < c.workers; rank++) group.startWorker(rank, `worker ${rank}`, workerArgv(training, urls, rank, c.workers));
     const flat = flattenParameters(run.model);
@@ -116,8 +136,10 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     };
 
     let stopped = false;
-    let next = read(1, buffers[1]!);
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    // Resumed: the first epoch to report is the one the checkpoint's step falls in.
+    const first = firstEpochToObserve(obs, perEpoch);
+    let next = read(first, buffers[first % 2]!);
+    for (let epoch = first; epoch <= o.epochs; epoch++) {
       const pulled = await Promise.race([next, group.failure]);
       if (pulled.some((p) => p.stop)) {
         stopped = true;
@@ -161,20 +183,31 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
   }
 }
 
-/** Rows held, created and evicted per table, summed over the servers. */
+/** Rows held, created, evicted, admitted, awaiting admission, and gradient rows dropped, per table, summed over the servers. */
 function tableStats(stats: ServerStats[], names: string[]): CtrEpochMetrics['tables'] {
   return Object.fromEntries(names.map((n) => {
-    const sum = { rows: 0, created: 0, evicted: 0 };
+    const sum = { rows: 0, created: 0, evicted: 0, admitted: 0, pending: 0, dropped: 0 };
     for (const s of stats) {
       const t = s.tables?.[n];
-      if (t) {
-        sum.rows += t.rows;
-        sum.created += t.created;
-        sum.evicted += t.evicted;
-      }
+      if (t) for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += t[k];
     }
     return [n, sum];
   }));
+}
+
+/**
+ * Checks every shard's checkpoint chain in `out` as its server will load it (the dense range and
+ * the rows, base and increments); returns the step they resume from. Throws CheckpointError.
+ */
+function checkCtrResume(out: string, o: CtrTrainOptions, c: { servers: number; workers: number; rowMode: Mode; tables: TableLimits }): number {
+  const spec = ctrServerOptions({ seed: o.seed, lr: o.lr, sparseOptimizer: o.sparseOptimizer, sparseLr: o.sparseLr, rowMode: c.rowMode, tables: c.tables });
+  let step = 0;
+  for (let i = 0; i < c.servers; i++) {
+    const store = new ShardStore({ sizes: spec.sizes, model: spec.model!, seed: o.seed, optimizer: o.optimizer, lr: o.lr, mode: 'sync', staleness: 0, workers: c.workers, shard: i, shards: c.servers, nonFinite: 'reject' });
+    const rows = spec.rowTables.map((t) => new RowStore({ spec: t, seed: o.seed, mode: c.rowMode, staleness: 0, workers: c.workers, nonFinite: 'reject' }));
+    step = loadCheckpoint(out, store, new RowCheckpointer(rows)).meta.step;
+  }
+  return step;
 }
 
 /**
@@ -185,7 +218,6 @@ function tableStats(stats: ServerStats[], names: string[]): CtrEpochMetrics['tab
 export async function trainCtrClusterCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
   const { servers, workers } = parseCluster(f.cluster as string);
   if (f.workers !== undefined) throw new UsageError('--workers and --cluster do not go together (--cluster local:S,W names the workers)');
-  if (f.resume !== undefined) throw new UsageError('--task ctr --cluster: --resume is not wired for CTR runs in this version (the servers\' row-table checkpoints are; see the parameter-server README)');
   if (f.mode === 'ssp' || f.staleness !== undefined) throw new UsageError('--task ctr --cluster takes --mode async (sync dense, Hogwild! tables; the default) or --mode sync (both averaged)');
   const rowMode = ((f.mode as Mode | undefined) ?? 'async') as Mode;
   const sparseOptimizer = f.sparseOptimizer as SparseOptimizerName;
@@ -194,9 +226,22 @@ export async function trainCtrClusterCommand(f: Values, log: (line: string) => v
     sparseOptimizer, sparseLr: (f.sparseLr as number | undefined) ?? defaultSparseLr(sparseOptimizer, f.lr as number),
     batchSize: (f.batchSize as number | undefined) ?? CTR_BATCH_SIZE, epochs: f.epochs as number,
   };
-  const out = resolve(f.out as string);
-  startRun(out);
+  const tables = tableLimits(f);
+  const out = resolve((f.resume as string | undefined) ?? (f.out as string));
   const run = setUpCtr(o);
+  if (f.resume !== undefined) {
+    // Check every shard's chain before starting anything: a mismatch is a usage error, and no process is left.
+    let step: number;
+    try {
+      step = checkCtrResume(out, o, { servers, workers, rowMode, tables });
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new UsageError(`--resume: ${e.message}`);
+      throw e;
+    }
+    const perEpoch = Math.ceil(run.log.validStart / o.batchSize);
+    resumeRun(out, Math.floor((latestCheckpoint(out, servers) ?? step) / perEpoch));
+    log(`resuming ${out} from its checkpoint at update ${step}`);
+  } else startRun(out);
   const clicks = run.log;
   log(
     `training the CTR model on news-clicks (scale ${o.scale}): ${clicks.numUsers} users, ${clicks.numArticles} articles, ` +
@@ -209,7 +254,8 @@ export async function trainCtrClusterCommand(f: Values, log: (line: string) => v
   process.once('SIGINT', onSigint);
   let stopped = false;
   try {
-    ({ stopped } = await trainCtrCluster(run, o, { servers, workers, rowMode, signal: interrupt.signal }, (m) => {
+    const checkpoints = { out, checkpointEvery: f.checkpointEvery as number, resume: f.resume !== undefined };
+    ({ stopped } = await trainCtrCluster(run, o, { servers, workers, rowMode, tables, ...checkpoints, signal: interrupt.signal }, (m) => {
       last = m;
       appendMetrics(out, m);
       const rows = Object.entries(m.tables).map(([k, t]) => `${k} ${t.rows}`).join(', ');

@@ -15,7 +15,7 @@ import { auc, clickBaselines, generateClickLog, logLoss, type ClickBaselines, ty
 import { allocateFlat, namedSparseOptimizer } from '@loom/optimizer';
 import { RowTable, trainCtrThreads, type SharedTable, type TableMode } from '@loom/parameter-server';
 import { Random, Tensor, flattenParameters, noGrad, saveSafetensors } from '@loom/tensor-core';
-import { CTR_TABLES, CtrModel, CtrSchedule, ctrTask, inProcessTransport, runEpoch, type CtrBatch, type CtrColumns, type EpochMetrics } from '@loom/worker';
+import { CTR_TABLES, CtrModel, CtrSchedule, ctrTask, inProcessTransport, runEpoch, type CtrBatch, type CtrColumns, type EpochMetrics, type RowStore } from '@loom/worker';
 import { UsageError } from './errors.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
 import type { Progress } from './progress.js';
@@ -38,14 +38,20 @@ export interface CtrTrainOptions {
   sparseLr: number;
   batchSize: number;
   epochs: number;
+  /** The RowTables' admission and eviction (--admit-after, --evict-after, --table-capacity; one thread and --cluster). */
+  tables?: { admitAfter?: number; evictAfter?: number; capacity?: number };
 }
 
 /** One epoch of a CTR run, as metrics.jsonl records it. */
 export interface CtrEpochMetrics extends EpochMetrics {
   validAuc: number;
   validLogLoss: number;
-  /** Per table: rows held, and rows created and evicted so far (thread tables hold every row from the start). */
-  tables: Record<string, { rows: number; created: number; evicted: number }>;
+  /**
+   * Per table: rows held; rows created and evicted so far; ids admitted (after --admit-after pulls)
+   * and still pending; gradient rows dropped (their id not admitted, or evicted since its pull).
+   * Thread tables hold every row from the start.
+   */
+  tables: Record<string, { rows: number; created: number; evicted: number; admitted: number; pending: number; dropped: number }>;
 }
 
 /**
@@ -68,12 +74,12 @@ export function tableRows(log: ClickLog): Record<string, number> {
 }
 
 /** Builds the log, the model and its tables from the options alone: any process gets the same. */
-export function setUpCtr(o: Pick<CtrTrainOptions, 'scale' | 'seed' | 'sparseOptimizer' | 'sparseLr'>): CtrRun {
+export function setUpCtr(o: Pick<CtrTrainOptions, 'scale' | 'seed' | 'sparseOptimizer' | 'sparseLr' | 'tables'>): CtrRun {
   const log = generateClickLog({ seed: o.seed, scale: o.scale });
   const columns = log.materialize();
   const model = new CtrModel({ historyLength: log.historyLength, denseWidth: log.denseWidth }, { rng: new Random(o.seed) });
   const { algorithm, options } = namedSparseOptimizer(o.sparseOptimizer, { lr: o.sparseLr });
-  const tables = Object.fromEntries(CTR_TABLES.map((name) => [name, new RowTable({ name, dim: model.tables[0]!.dim, seed: o.seed, algorithm, options })]));
+  const tables = Object.fromEntries(CTR_TABLES.map((name) => [name, new RowTable({ name, dim: model.tables[0]!.dim, seed: o.seed, algorithm, options, ...o.tables })]));
   return { log, columns, model, tables };
 }
 
@@ -122,7 +128,7 @@ export async function trainCtr(
   const inPlace = allocateFlat(initial.size);
   inPlace.params.set(initial.params);
   const flat = flattenParameters(model, inPlace);
-  const transport = inProcessTransport(makeOptimizer(o.optimizer, model.parameters(), o.lr), { shouldStop, tables });
+  const transport = inProcessTransport(makeOptimizer(o.optimizer, model.parameters(), o.lr), { shouldStop, tables: evicting(tables as Record<string, RowTable>, o.tables?.evictAfter ?? 0) });
   const task = ctrTask(model);
   const schedule = new CtrSchedule(columns, model.shape, [0, log.validStart], o.batchSize);
   const perEpoch = schedule.batchesPerEpoch;
@@ -148,10 +154,26 @@ export async function trainCtr(
   }
 }
 
+/**
+ * The tables as the one-thread transport steps them, each evicting its rows untouched for
+ * `evictAfter` steps after every ⌈evictAfter / 8⌉-th step's push (as a server's RowStore does).
+ */
+function evicting(tables: Record<string, RowTable>, evictAfter: number): Record<string, RowStore> {
+  if (evictAfter === 0) return tables;
+  const every = Math.ceil(evictAfter / 8);
+  return Object.fromEntries(Object.entries(tables).map(([name, t]) => [name, {
+    pull: (ids: ArrayLike<number>, out: Float32Array, step?: number) => t.pull(ids, out, step),
+    push(ids: ArrayLike<number>, grads: Float32Array, step: number) {
+      t.push(ids, grads, step);
+      if (step % every === 0) t.evict(step);
+    },
+  }]));
+}
+
 function tableStats(tables: Record<string, CtrTable>): CtrEpochMetrics['tables'] {
   return Object.fromEntries(Object.entries(tables).map(([name, t]) => {
-    const s = t.stats();
-    return [name, { rows: s.rows, created: s.created, evicted: s.evicted }];
+    const s: Partial<ReturnType<RowTable['stats']>> = t.stats();
+    return [name, { rows: s.rows!, created: s.created!, evicted: s.evicted!, admitted: s.admitted ?? 0, pending: s.pending ?? 0, dropped: s.dropped ?? 0 }];
   }));
 }
 

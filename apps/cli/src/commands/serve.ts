@@ -1,6 +1,6 @@
 /** `loom serve`: a parameter server owning one key range of the model, over WebSocket. */
 import { readFileSync } from 'node:fs';
-import { CheckpointError, MODES, ParameterServer, parseShard, type Mode, type ServerOptions } from '@loom/parameter-server';
+import { CheckpointError, MODES, ParameterServer, parseShard, type Mode, type RowTableSpec, type ServerOptions } from '@loom/parameter-server';
 import { generateClickLog } from '@loom/data';
 import { CTR_DIM, CTR_TABLES, CtrModel } from '@loom/worker';
 import { SPARSE_OPTIMIZERS, defaultSparseLr, type SparseOptimizerName } from '../ctr.js';
@@ -21,6 +21,9 @@ export const SERVE_FLAGS: Flags = {
   'sparse-optimizer': { type: 'string', default: 'sparse-adam', choices: SPARSE_OPTIMIZERS, configurable: true, help: `--task ctr: the tables' optimizer, ${SPARSE_OPTIMIZERS.join('|')}` },
   'sparse-lr': { type: 'number', arg: 'X', min: 0, exclusiveMin: true, configurable: true, help: '--task ctr: the tables\' learning rate (default: --lr for sparse-adam, 0.05 for the adagrads, 0.1 for sgd)' },
   'row-mode': { type: 'string', choices: MODES, configurable: true, help: '--task ctr: the tables\' policy when it differs from --mode (async: Hogwild! tables beside a sync dense part)' },
+  'admit-after': { type: 'int', arg: 'N', min: 1, configurable: true, help: '--task ctr: an id gets its row at its N-th pull; before, it reads zeros and its gradients are dropped (default 1: at once)' },
+  'evict-after': { type: 'int', arg: 'K', min: 0, configurable: true, help: '--task ctr: evict rows not pulled or pushed for K steps, checked every ⌈K/8⌉ steps (default 0: never)' },
+  'table-capacity': { type: 'int', arg: 'R', min: 0, configurable: true, help: '--task ctr: at most R rows per table on this server; a new row first evicts the least recently touched eighth (default 0: no bound)' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds the initial weights (the same as the workers)' },
   optimizer: { type: 'string', default: 'adam', choices: OPTIMIZERS, configurable: true, help: OPTIMIZERS.join('|') },
   lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },
@@ -72,8 +75,15 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
   const say = (line: string) => console.error(`loom serve [${shard.index}/${shard.count}]: ${line}`);
   say(`using ${source}`);
   const checkpointDir = (f.checkpoint as string | undefined) ?? (f.resume as string | undefined);
-  const ctr = f.task === 'ctr' ? ctrServerOptions(f) : { sizes: modelSizes(f.model as string) };
-  if (f.task !== 'ctr' && (f.rowMode !== undefined || f.sparseLr !== undefined || f.sparseOptimizer !== 'sparse-adam')) throw new UsageError('--sparse-optimizer, --sparse-lr and --row-mode apply to --task ctr only');
+  const ctr = f.task === 'ctr'
+    ? ctrServerOptions({
+        seed: f.seed as number, lr: f.lr as number, sparseOptimizer: f.sparseOptimizer as SparseOptimizerName, sparseLr: f.sparseLr as number | undefined,
+        rowMode: f.rowMode as Mode | undefined, tables: tableLimits(f),
+      })
+    : { sizes: modelSizes(f.model as string) };
+  if (f.task !== 'ctr' && (f.rowMode !== undefined || f.sparseLr !== undefined || f.sparseOptimizer !== 'sparse-adam' || Object.keys(tableLimits(f)).length > 0)) {
+    throw new UsageError('--sparse-optimizer, --sparse-lr, --row-mode, --admit-after, --evict-after and --table-capacity apply to --task ctr only');
+  }
   const start = ParameterServer.start({
     ...ctr, seed: f.seed as number, optimizer: f.optimizer as string, lr: f.lr as number,
     mode, staleness: mode === 'ssp' ? ((f.staleness as number | undefined) ?? 2) : 0, workers: f.workers as number,
@@ -104,19 +114,30 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
   return null;
 }
 
+/** The row tables' admission and eviction, from --admit-after, --evict-after and --table-capacity (only those given). */
+export type TableLimits = Pick<RowTableSpec, 'admitAfter' | 'evictAfter' | 'capacity'>;
+
+export function tableLimits(f: Record<string, unknown>): TableLimits {
+  const t: TableLimits = {};
+  if (f.admitAfter !== undefined) t.admitAfter = f.admitAfter as number;
+  if (f.evictAfter !== undefined) t.evictAfter = f.evictAfter as number;
+  if (f.tableCapacity !== undefined) t.capacity = f.tableCapacity as number;
+  return t;
+}
+
 /**
  * What a `--task ctr` server hosts: the CTR model's dense part as its key range (built from the
  * seed, as the workers build it) and the four embedding tables as row tables. The tables' shapes
  * come from the task, not the data: ids are created on first pull, whatever the log's scale.
+ * `loom train --task ctr --cluster --resume` builds the same to check the checkpoints first.
  */
-function ctrServerOptions(f: Record<string, unknown>): Pick<ServerOptions, 'sizes' | 'model' | 'rowTables' | 'rowMode'> {
-  const probe = generateClickLog({ seed: f.seed as number, scale: 1 });
+export function ctrServerOptions(o: { seed: number; lr: number; sparseOptimizer: SparseOptimizerName; sparseLr?: number; rowMode?: Mode; tables?: TableLimits }): Pick<ServerOptions, 'sizes' | 'model' | 'rowTables' | 'rowMode'> & { rowTables: RowTableSpec[] } {
+  const probe = generateClickLog({ seed: o.seed, scale: 1 });
   const shape = { historyLength: probe.historyLength, denseWidth: probe.denseWidth };
-  const optimizer = f.sparseOptimizer as SparseOptimizerName;
-  const lr = (f.sparseLr as number | undefined) ?? defaultSparseLr(optimizer, f.lr as number);
+  const lr = o.sparseLr ?? defaultSparseLr(o.sparseOptimizer, o.lr);
   return {
     sizes: [], model: (rng) => new CtrModel(shape, { rng }),
-    rowTables: CTR_TABLES.map((name) => ({ name, dim: CTR_DIM, optimizer, lr })),
-    ...(f.rowMode !== undefined ? { rowMode: f.rowMode as Mode } : {}),
+    rowTables: CTR_TABLES.map((name) => ({ name, dim: CTR_DIM, optimizer: o.sparseOptimizer, lr, ...o.tables })),
+    ...(o.rowMode !== undefined ? { rowMode: o.rowMode } : {}),
   };
 }

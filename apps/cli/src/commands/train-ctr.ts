@@ -11,6 +11,7 @@ import { kernelBackend } from '@loom/tensor-core';
 import { type Values } from '../args.js';
 import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, trainCtr, trainCtrOnThreads, type CtrEpochMetrics, type CtrTrainOptions, type SparseOptimizerName, saveCtrWeights } from '../ctr.js';
 import { trainCtrClusterCommand } from '../ctr-cluster.js';
+import { tableLimits } from './serve.js';
 import { UsageError } from '../errors.js';
 import type { OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
@@ -34,12 +35,16 @@ export async function trainCtrCommand(f: Values, log: (line: string) => void): P
   }
   if (workers === 1 && f.mode !== undefined) throw new UsageError(`--mode ${String(f.mode)} is for worker threads; --workers 1 trains on this thread`);
   const mode: TableMode = (f.mode as TableMode | undefined) ?? 'async';
+  const tables = tableLimits(f);
+  if (workers > 1 && Object.keys(tables).length > 0) {
+    throw new UsageError(`--admit-after, --evict-after and --table-capacity apply to one thread (--workers 1) and --cluster: worker threads share dense tables that hold every row from the start, so nothing is admitted or evicted there`);
+  }
   const sparseOptimizer = f.sparseOptimizer as SparseOptimizerName;
   const o: CtrTrainOptions = {
     scale: f.scale as number, seed: f.seed as number,
     optimizer: f.optimizer as OptimizerName, lr: f.lr as number,
     sparseOptimizer, sparseLr: (f.sparseLr as number | undefined) ?? defaultSparseLr(sparseOptimizer, f.lr as number),
-    batchSize: (f.batchSize as number | undefined) ?? CTR_BATCH_SIZE, epochs: f.epochs as number,
+    batchSize: (f.batchSize as number | undefined) ?? CTR_BATCH_SIZE, epochs: f.epochs as number, ...(Object.keys(tables).length > 0 ? { tables } : {}),
   };
   const out = resolve(f.out as string);
   startRun(out);

@@ -24,10 +24,11 @@ export interface TrainingConfig {
   epochs: number;
   /**
    * --task ctr: the CTR model (its dense part by key range, its embedding tables as row tables on
-   * every server) instead of `model`; the tables' optimizer and their policy. Absent: a dense run,
+   * every server) instead of `model`; the tables' optimizer and their policy, and their admission
+   * and eviction (passed only when set). Absent: a dense run,
    * whose command lines are as they always were.
    */
-  ctr?: { sparseOptimizer: string; sparseLr: number; rowMode: Mode };
+  ctr?: { sparseOptimizer: string; sparseLr: number; rowMode: Mode; admitAfter?: number; evictAfter?: number; capacity?: number };
 }
 
 /**
@@ -69,7 +70,7 @@ export function serverArgv(t: TrainingConfig, p: ServerPlacement): string[] {
   return [
     'serve', ...(p.host !== undefined ? ['--host', p.host] : []), '--port', String(p.port), '--shard', `${p.shard.index}/${p.shard.count}`,
     '--workers', String(p.workers), ...modelArgv(t), '--seed', String(t.seed), '--optimizer', t.optimizer, '--lr', String(t.lr),
-    ...(t.ctr !== undefined ? ['--sparse-optimizer', t.ctr.sparseOptimizer, '--sparse-lr', String(t.ctr.sparseLr), '--row-mode', t.ctr.rowMode] : []),
+    ...(t.ctr !== undefined ? ['--sparse-optimizer', t.ctr.sparseOptimizer, '--sparse-lr', String(t.ctr.sparseLr), '--row-mode', t.ctr.rowMode, ...tableLimitArgv(t.ctr)] : []),
     '--mode', t.mode, ...(t.mode === 'ssp' ? ['--staleness', String(t.staleness)] : []),
     ...(p.checkpoint !== undefined ? ['--checkpoint', p.checkpoint.dir, '--checkpoint-every', String(p.checkpoint.every)] : []),
     ...(p.resume !== undefined ? ['--resume', p.resume] : []),
@@ -89,6 +90,15 @@ export function workerArgv(t: TrainingConfig, urls: readonly string[], rank: num
     'worker', '--connect', urls.join(','), '--rank', String(rank), '--workers', String(workers), '--dataset', t.dataset.spec,
     ...(t.dataset.label !== undefined ? ['--label', t.dataset.label] : []), '--scale', String(t.dataset.scale), ...modelArgv(t),
     '--seed', String(t.seed), '--batch-size', String(t.batchSize), '--epochs', String(t.epochs), '--json',
+  ];
+}
+
+/** --admit-after, --evict-after and --table-capacity, each only when set. */
+function tableLimitArgv(c: NonNullable<TrainingConfig['ctr']>): string[] {
+  return [
+    ...(c.admitAfter !== undefined ? ['--admit-after', String(c.admitAfter)] : []),
+    ...(c.evictAfter !== undefined ? ['--evict-after', String(c.evictAfter)] : []),
+    ...(c.capacity !== undefined ? ['--table-capacity', String(c.capacity)] : []),
   ];
 }
 
