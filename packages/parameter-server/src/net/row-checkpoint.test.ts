@@ -9,6 +9,7 @@ import { ShardStore, type StoreOptions } from './store.js';
 import { RowStore, type RowTableSpec } from './row-store.js';
 import { RowCheckpointer, decodeRows } from './row-checkpoint.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { ParameterServer } from './server.js';
 
 const dense: StoreOptions = { sizes: [3, 4, 2], seed: 1, optimizer: 'adam', lr: 0.01, mode: 'sync', staleness: 0, workers: 1, shard: 0, shards: 1, nonFinite: 'reject' };
 const specs: RowTableSpec[] = [
@@ -139,4 +140,29 @@ describe('row-table checkpoints', () => {
     const g = shard();
     expect(() => loadCheckpoint(dir, g.store, g.cp)).toThrow(`${json(dir, 3)}: missing or unreadable (ENOENT): the rows increment of step 4 follows step 3 (chain from base step 1); a gap in the chain cannot be resumed`);
   });
+
+  for (const rowMode of ['sync', 'async'] as const) {
+    it(`a server saves a due checkpoint only once its ${rowMode} row tables have the step's rows (they travel after the dense push)`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'loom-rows-'));
+      const server = await ParameterServer.start({ ...dense, token: 't', rowTables: [specs[0]!], rowMode, checkpoint: { dir, every: 2 } });
+      const rows = server.rowTables.user!;
+      const n = server.store.hi - server.store.lo;
+      const ids = Float64Array.from([1, 2, 3]);
+      for (let t = 0; t < 4; t++) {
+        rows.pull(ids, new Float32Array(12), t);
+        server.store.push(0, t, 8, 8, Float32Array.from({ length: n }, (_, i) => Math.sin(t + i)));
+        if (t === 1) expect(latestCheckpoint(dir, 1)).toBe(null); // dense update 2 applied, step 1's rows not yet here
+        rows.push(0, t, 8, 8, { ids, grads: Float32Array.from({ length: 12 }, (_, i) => Math.cos(t + i)) }, true);
+        if (t === 1) expect(latestCheckpoint(dir, 1)).toBe(2);
+      }
+      expect(latestCheckpoint(dir, 1)).toBe(4);
+      const h = decodeRows(readFileSync(rowsFile(dir, 4)), rowsFile(dir, 4)).header;
+      expect(h.tables[0]!.applied).toBe(4); // every push of steps 0 … 3, none of step 4
+      await server.close();
+      const resumed = await ParameterServer.start({ ...dense, token: 't', rowTables: [specs[0]!], rowMode, resume: dir });
+      expect(sorted(resumed.rowTables.user!)).toEqual(sorted(rows));
+      expect(resumed.rowTables.user!.applied).toBe(4);
+      await resumed.close();
+    });
+  }
 });
