@@ -42,3 +42,4 @@ export { type Split, type SplitOptions, shuffleInPlace, shuffledIndices, split, 
 export { type Examples, type BatchOptions, type Batch, BatchIterator } from './batches.js';
 export * from './news/index.js';
 export * from './clicks/index.js';
+export { CharVocab, tokenWindows, readText, newsText, splitText, type TokenWindows, type TextSplit } from './text.js';

@@ -12,3 +12,6 @@ export { WorkerError } from './errors.js';
 export { Staleness, epochMetrics, workerMetrics, type EpochMetrics, type WorkerEpochReport, type WorkerMetrics } from './metrics.js';
 export { StepTables, type StepTable, type TableSpec, type TableKeys, type RowStore } from './tables.js';
 export { CtrModel, CtrSchedule, ctrTask, CTR_DIM, CTR_TABLES, type CtrBatch, type CtrColumns, type CtrShape, type CtrInput } from './ctr.js';
+export { parseModelSpec, withVocab, checkModelFits, cnn, Unflatten, REFERENCE_SIZES, type ModelSpec, type ModelInput } from './models.js';
+export { GPT, GptTrunk, ModuleList, type GptConfig } from './gpt.js';
+export { lmTask, evaluateLm, unigramLoss, splitWindows, type LmEvaluation } from './lm.js';
