@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { Random, flattenParameters, mlp, type Sequential } from '@loom/tensor-core';
+import { flattenParameters, type Module } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
 import { GlobalBatchSchedule, epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
 import { MODES, type Mode } from '../mode.js';
@@ -14,10 +14,10 @@ import { Word, allocateRun, releaseRun, views } from './shared.js';
 import { at, wakeAll } from './sync-point.js';
 import type { EpochResult, EpochTask } from './messages.js';
 import { sharedData, threadFile } from './thread-setup.js';
+import { buildChoice, specOf, type ModelChoice } from './model-spec.js';
 
-export interface ThreadTrainingOptions {
-  /** MLP layer sizes; the model is built with Xavier-uniform weights and zero biases from `seed`. */
-  sizes: number[];
+export interface ThreadTrainingOptions extends ModelChoice {
+  /** The model: `model`, a --model spec (@loom/worker's registry), or the MLP of `sizes`; built from `seed`. */
   data: { features: Float32Array; labels: Int32Array; width: number; rows: Int32Array };
   optimizer: string;
   lr: number;
@@ -33,7 +33,7 @@ export interface ThreadTrainingOptions {
   /** Aborting stops every worker after its current step; the model trained so far is kept. */
   signal?: AbortSignal;
   /** Called after every epoch, with the model bound to the shared parameters. */
-  onEpoch?: (metrics: ThreadEpochMetrics, model: Sequential) => void | Promise<void>;
+  onEpoch?: (metrics: ThreadEpochMetrics, model: Module<any>) => void | Promise<void>;
 }
 
 /** An epoch of worker threads: every worker's share, and whether the run was stopped in it. */
@@ -128,7 +128,7 @@ export async function runThreadEpochs<T>(o: ThreadEpochsOptions<T>): Promise<boo
  * const model = await trainThreads({ sizes: [100, 50, 10], data, optimizer: 'adam', lr: 1e-3,
  *   batchSize: 64, epochs: 5, seed: 42, workers: 2, mode: 'sync' });
  */
-export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: Sequential; stopped: boolean }> {
+export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: Module<any>; stopped: boolean }> {
   const workers = o.workers ?? availableParallelism();
   const mode = o.mode ?? 'sync';
   const staleness = o.staleness ?? 0;
@@ -136,7 +136,8 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
   if (!MODES.includes(mode)) throw new Error(`trainThreads: mode must be one of ${MODES.join(', ')}, got '${mode}'`);
   if (!(Number.isInteger(staleness) && staleness >= 0)) throw new Error(`trainThreads: staleness must be an integer ≥ 0, got ${staleness}`);
 
-  const model = mlp(o.sizes, { init: 'xavier', rng: new Random(o.seed) });
+  const spec = specOf(o, 'trainThreads');
+  const { model } = buildChoice(spec, o.seed);
   const initial = flattenParameters(model);
   const { algorithm, options } = namedOptimizer(o.optimizer, { lr: o.lr });
   const stateInit = Object.fromEntries(algorithm.stateKeys(options).map((k) => [k, algorithm.initialValue(k, options)]));
@@ -153,7 +154,7 @@ export async function trainThreads(o: ThreadTrainingOptions): Promise<{ model: S
     stopped = await runThreadEpochs<EpochTask>({
       file: threadFile('local/thread.js'), workers, ctrl: v.ctrl, epochs: o.epochs, signal: o.signal,
       task: (epoch, rank) => ({
-        runId, rank, run, sizes: o.sizes, seed: o.seed, optimizer: { name: o.optimizer, lr: o.lr }, data,
+        runId, rank, run, model: spec, seed: o.seed, optimizer: { name: o.optimizer, lr: o.lr }, data,
         batchSize: o.batchSize, epoch, firstStep: epoch * batchesPerEpoch,
       }),
       onEpoch: (metrics) => o.onEpoch?.(metrics, model),

@@ -26,8 +26,8 @@ export interface EpochTask {
   runId: string;
   rank: number;
   run: SharedRun;
-  /** Layer sizes of the MLP (the same in every thread; built with `seed`, then bound to run.params). */
-  sizes: number[];
+  /** The --model spec (the same in every thread; built, then bound to run.params). */
+  model: string;
   seed: number;
   optimizer: { name: string; lr: number };
   data: SharedData;
@@ -81,7 +81,8 @@ export interface HierarchyThreadData {
   /** This process's rank r of W processes. */
   rank: number;
   workers: number;
-  sizes: number[];
+  /** The --model spec. */
+  model: string;
   seed: number;
   batchSize: number;
   data: SharedData;

@@ -3,9 +3,10 @@
  * run. The model and transport are built on the thread's first task of a run and kept for the
  * next epochs; the model's parameters are views of the shared parameters, never a copy.
  */
-import { flattenParameters, mlp, type FlatParameters, type Module } from '@loom/tensor-core';
+import { flattenParameters, type FlatParameters, type Module } from '@loom/tensor-core';
 import { namedOptimizer } from '@loom/optimizer';
-import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
+import { GlobalBatchSchedule, runEpoch, type Task, type WorkerBatch } from '@loom/worker';
+import { buildChoice } from './model-spec.js';
 import { localTransport, type LocalTransport } from './policies.js';
 import { bindThread, views } from './shared.js';
 import { setSpin } from './sync-point.js';
@@ -19,6 +20,7 @@ interface ThreadState {
   flat: FlatParameters;
   transport: LocalTransport;
   schedule: GlobalBatchSchedule;
+  task: Task<WorkerBatch>;
 }
 
 let state: ThreadState | null = null;
@@ -30,8 +32,8 @@ function setUp(task: EpochTask): ThreadState {
   bindThread(run, rank);
   setSpin(run.workers);
   const transport = localTransport({ run, rank, algorithm, options });
-  // No initialisation: the model adopts the shared parameters the coordinator initialised.
-  const model = mlp(task.sizes, { init: 'none' });
+  // The model adopts the shared parameters the coordinator initialised: its own initial values are dropped.
+  const { spec, model } = buildChoice(task.model, task.seed);
   // Adopt the shared parameters (the coordinator initialised them) and accumulate gradients
   // where the transport reads them.
   const flat = flattenParameters(model, { params: views(run).params, grads: transport.gradBuffer });
@@ -44,13 +46,13 @@ function setUp(task: EpochTask): ThreadState {
     rank,
     run.workers,
   );
-  return { runId: task.runId, rank, model, flat, transport, schedule };
+  return { runId: task.runId, rank, model, flat, transport, schedule, task: spec.task(width) };
 }
 
 export default async function trainEpoch(task: EpochTask): Promise<EpochResult> {
   // piscina gives a task to whichever thread is free, so a thread may be another rank next epoch.
   if (state === null || state.runId !== task.runId || state.rank !== task.rank) state = setUp(task);
   const { model, flat, transport, schedule } = state;
-  const report = await runEpoch({ model, flat, transport, schedule, epoch: task.epoch, firstStep: task.firstStep });
+  const report = await runEpoch({ model, flat, transport, schedule, task: state.task, epoch: task.epoch, firstStep: task.firstStep });
   return { ...report, rank: task.rank, ...transport.staleness.summary() };
 }

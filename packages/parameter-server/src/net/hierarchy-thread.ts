@@ -10,7 +10,8 @@
  * rows thread t computed its gradient on. Its workerData and messages are ../local/messages.ts's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { flattenParameters, mlp } from '@loom/tensor-core';
+import { flattenParameters } from '@loom/tensor-core';
+import { buildChoice } from '../local/model-spec.js';
 import { weightedSum } from '@loom/optimizer';
 import { GlobalBatchSchedule, runEpoch, type StepInfo, type Transport } from '@loom/worker';
 import type { HierarchyEpoch, HierarchyThreadData } from '../local/messages.js';
@@ -75,7 +76,8 @@ if (parentPort !== null && workerData !== null && typeof workerData === 'object'
   setSpin(d.run.workers);
   const transport = new HierarchyTransport(d.run, d.thread);
   // No initialisation: the model adopts the shared parameters the main thread pulls.
-  const model = mlp(d.sizes, { init: 'none' });
+  const { spec, model } = buildChoice(d.model, d.seed);
+  const task = spec.task(d.data.width);
   const flat = flattenParameters(model, { params: views(d.run).params, grads: transport.gradBuffer });
   const T = d.run.workers;
   const schedule = new GlobalBatchSchedule(
@@ -83,7 +85,7 @@ if (parentPort !== null && workerData !== null && typeof workerData === 'object'
     new Int32Array(d.data.rows), d.batchSize, d.seed, d.rank * T + d.thread, d.workers * T,
   );
   port.on('message', (m: HierarchyEpoch) => {
-    runEpoch({ model, flat, transport, schedule, epoch: m.epoch, firstStep: m.firstStep, startIndex: m.startIndex }).then(
+    runEpoch({ model, flat, transport, schedule, task, epoch: m.epoch, firstStep: m.firstStep, startIndex: m.startIndex }).then(
       (report) => port.postMessage({ report }),
       (e: unknown) => port.postMessage({ error: e instanceof Error ? `${e.message}` : String(e) }),
     );

@@ -14,7 +14,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { GlobalBatchSchedule, Staleness, type EpochReport } from '@loom/worker';
-import { flattenParameters, mlp } from '@loom/tensor-core';
+import { flattenParameters } from '@loom/tensor-core';
+import { buildChoice, specOf } from '../local/model-spec.js';
 import type { HierarchyEpoch, HierarchyEpochResult, HierarchyThreadData } from '../local/messages.js';
 import { HierarchyWord, Word, allocateRun, releaseRun, views } from '../local/shared.js';
 import { at, wakeAll } from '../local/sync-point.js';
@@ -36,7 +37,8 @@ interface AtomicsWaitAsync {
  */
 export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: number }): Promise<{ stopped: boolean; epochs: number }> {
   const T = o.threads;
-  const size = flattenParameters(mlp(o.sizes, { init: 'none' })).size;
+  const spec = specOf(o, 'trainRemoteThreads');
+  const size = flattenParameters(buildChoice(spec, o.seed).model).size;
   const run = allocateRun('sync', T, 0, size, {}, 3); // + Ready, Reduced, Batch (HierarchyWord)
   const v = views(run);
   const perEpoch = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, 0, 1).batchesPerEpoch;
@@ -54,7 +56,7 @@ export async function trainRemoteThreads(o: RemoteWorkerOptions & { threads: num
   };
   try {
     for (let t = 0; t < T; t++) {
-      const workerData: HierarchyThreadData = { run, thread: t, rank: o.rank, workers: o.workers, sizes: o.sizes, seed: o.seed, batchSize: o.batchSize, data };
+      const workerData: HierarchyThreadData = { run, thread: t, rank: o.rank, workers: o.workers, model: spec, seed: o.seed, batchSize: o.batchSize, data };
       threads.push(new Worker(threadFile('net/hierarchy-thread.js'), { workerData }));
     }
     const staleness = new Staleness();

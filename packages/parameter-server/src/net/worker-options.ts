@@ -4,14 +4,15 @@
  * imports the other for its types.
  */
 import type { EpochReport, WorkerEpochReport } from '@loom/worker';
+import type { ModelChoice } from '../local/model-spec.js';
 
-export interface RemoteWorkerOptions {
+/** The model: `model`, a --model spec, or the MLP of `sizes` (see ModelChoice). */
+export interface RemoteWorkerOptions extends ModelChoice {
   /** One URL per server (ws:// or wss://), in any order. */
   urls: readonly string[];
   token: string;
   rank: number;
   workers: number;
-  sizes: number[];
   seed: number;
   batchSize: number;
   epochs: number;

@@ -8,12 +8,13 @@
  * and when it loses a server it reconnects with backoff, joins again and continues from the step
  * it joined at (./membership.ts) — rewinding when a server restarted from a checkpoint.
  */
-import { Random, flattenParameters, mlp } from '@loom/tensor-core';
+import { flattenParameters } from '@loom/tensor-core';
 import { GlobalBatchSchedule, runEpoch } from '@loom/worker';
 import { isConnectionLoss, joinRun } from './membership.js';
 import { WsTransport } from './transport.js';
 import { trainRemoteThreads } from './hierarchy.js';
 import type { RemoteWorkerOptions } from './worker-options.js';
+import { buildChoice, specOf } from '../local/model-spec.js';
 
 /**
  * Trains this worker's part of every epoch; resolves when the epochs are done or a server stopped
@@ -28,7 +29,8 @@ export async function trainRemote(o: RemoteWorkerOptions): Promise<{ stopped: bo
   const threads = o.threads ?? 1;
   if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`trainRemote: threads must be an integer ≥ 1, got ${threads}`);
   if (threads > 1) return trainRemoteThreads({ ...o, threads });
-  const model = mlp(o.sizes, { init: 'xavier', rng: new Random(o.seed) });
+  const { spec, model } = buildChoice(specOf(o, 'trainRemote'), o.seed);
+  const task = spec.task(o.data.width);
   const flat = flattenParameters(model);
   const schedule = new GlobalBatchSchedule(o.data, o.data.rows, o.batchSize, o.seed, o.rank, o.workers);
   const perEpoch = schedule.batchesPerEpoch;
@@ -49,7 +51,7 @@ export async function trainRemote(o: RemoteWorkerOptions): Promise<{ stopped: bo
       try {
         for (; epoch < o.epochs && !stopped; epoch++) {
           transport.staleness.reset();
-          const report = await runEpoch({ model, flat, transport, schedule, epoch, firstStep: epoch * perEpoch, startIndex: step - epoch * perEpoch });
+          const report = await runEpoch({ model, flat, transport, schedule, task, epoch, firstStep: epoch * perEpoch, startIndex: step - epoch * perEpoch });
           await transport.settle();
           stopped = report.stopped;
           step = (epoch + 1) * perEpoch;
