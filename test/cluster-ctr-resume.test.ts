@@ -13,7 +13,11 @@ import { loadSafetensors } from '@loom/tensor-core';
 import { MAIN, sandbox } from './harness.js';
 
 const { dir, env } = sandbox('ctr-resume');
-/** Sync tables (bitwise), checkpoints every 4 updates (175 per epoch), rows untouched for 40 steps evicted. */
+/**
+ * Sync tables (bitwise), checkpoints every 4 updates (175 per epoch), rows untouched for 40 steps
+ * evicted. (Not --admit-after: with 2 workers, which worker's pull admits an id — and so which reads
+ * the default — depends on arrival order, so two uninterrupted runs differ already.)
+ */
 const RUN = ['train', '--task', 'ctr', '--dataset', 'news-clicks', '--cluster', 'local:2,2', '--mode', 'sync', '--seed', '3', '--epochs', '3', '--checkpoint-every', '4', '--evict-after', '40'];
 const stepDir = (run: string, step: number) => join(dir, run, 'checkpoints', `step-${String(step).padStart(9, '0')}`);
 

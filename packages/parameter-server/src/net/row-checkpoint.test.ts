@@ -13,7 +13,7 @@ import { ParameterServer } from './server.js';
 
 const dense: StoreOptions = { sizes: [3, 4, 2], seed: 1, optimizer: 'adam', lr: 0.01, mode: 'sync', staleness: 0, workers: 1, shard: 0, shards: 1, nonFinite: 'reject' };
 const specs: RowTableSpec[] = [
-  { name: 'user', dim: 4, optimizer: 'sparse-adam', lr: 0.05 },
+  { name: 'user', dim: 4, optimizer: 'sparse-adam', lr: 0.05, admitAfter: 2 },
   { name: 'article', dim: 3, optimizer: 'rowwise-adagrad', lr: 0.1, evictAfter: 3 },
 ];
 
@@ -66,8 +66,10 @@ describe('row-table checkpoints', () => {
     // Pruning kept every step of the chain (keep = 3 would otherwise have dropped step 3).
     expect(readdirSync(join(dir, 'checkpoints')).length).toBe(4);
     const inc = decodeRows(readFileSync(rowsFile(dir, 12)), rowsFile(dir, 12));
-    // Steps 9, 10, 11 touched ids 9 … 13 and three of 1e12 + k: 8 rows per table changed, not the table.
-    expect(inc.header.tables.map((t) => t.rows)).toEqual([8, 8]);
+    // Steps 9, 10, 11 touched ids 9 … 13 and three of 1e12 + k: 8 rows per table changed, not the
+    // table — 7 of user, where id 13, pulled once, still waits for admission.
+    expect(inc.header.tables.map((t) => t.rows)).toEqual([7, 8]);
+    expect(inc.header.tables[0]!.pending).toBeGreaterThan(0);
     expect(a.rows[0]!.table.size).toBeGreaterThan(8);
     // article evicts rows untouched for 3 steps: the increment names the ids evicted since step 9.
     expect(inc.header.tables[1]!.evicted).toBeGreaterThan(0);
@@ -81,6 +83,9 @@ describe('row-table checkpoints', () => {
       expect(sorted(b.rows[i]!)).toEqual(sorted(a.rows[i]!));
       expect(b.rows[i]!.applied).toBe(12);
     }
+    // user admits an id at its second pull: the ids seen once are waiting, after the resume too.
+    expect(a.rows[0]!.table.stats().pending).toBeGreaterThan(0);
+    expect([...b.rows[0]!.table.pending().ids].sort()).toEqual([...a.rows[0]!.table.pending().ids].sort());
     // Both go on: the same rows, weights and optimizer state to the bit, and the next checkpoint
     // of the resumed shard is an increment over step 12.
     for (let t = 12; t < 15; t++) {
@@ -88,6 +93,7 @@ describe('row-table checkpoints', () => {
       step(b, t);
     }
     for (let i = 0; i < 2; i++) expect(sorted(b.rows[i]!)).toEqual(sorted(a.rows[i]!));
+    expect([...b.rows[0]!.table.pending().ids].sort()).toEqual([...a.rows[0]!.table.pending().ids].sort());
     expect(b.store.params).toEqual(a.store.params);
     save(dir, b);
     expect(JSON.parse(readFileSync(json(dir, 15), 'utf8')).rows).toMatchObject({ kind: 'increment', base: 3, prev: 12 });
@@ -122,6 +128,8 @@ describe('row-table checkpoints', () => {
     // Another table's dim, and another optimizer:
     const dim = shard({ specs: [{ ...specs[0]!, dim: 5 }, specs[1]!] });
     expect(() => loadCheckpoint(dir, dim.store, dim.cp)).toThrow(`${rowsFile(dir, 1)}: tables[0].dim is 4, but 5 was expected`);
+    const admit = shard({ specs: [{ ...specs[0]!, admitAfter: 1 }, specs[1]!] });
+    expect(() => loadCheckpoint(dir, admit.store, admit.cp)).toThrow(/step-000000004\/shard-0-of-1\.rows: tables\[0\]\.pending: id \d+ with 1 pulls, but table 'user' admits an id at its pull 1 \(a checkpoint of another --admit-after\)$/);
     const opt = shard({ specs: [specs[0]!, { ...specs[1]!, optimizer: 'adagrad' }] });
     expect(() => loadCheckpoint(dir, opt.store, opt.cp)).toThrow(`${rowsFile(dir, 1)}: tables[1].optimizer is "rowwise-adagrad", but "adagrad" was expected`);
     // A server without row tables, and one with them given a dense-only checkpoint:

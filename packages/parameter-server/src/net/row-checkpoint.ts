@@ -24,14 +24,17 @@
  *   8 bytes   "LOOMROWS"
  *   4 bytes   H, the header's length
  *   H bytes   JSON header (RowsHeader), padded with spaces so that the data starts at a multiple of 8
- *   per table, in header order:  ids (R) float64 · evicted (E) float64 · touched (R) float64 · records (R, size) float32
+ *   per table, in header order:  ids (R) float64 · evicted (E) float64 · touched (R) float64 ·
+ *                                pending ids (P) float64 · their pull counts (P) float64 · records (R, size) float32
  *
  * `touched` is the step each row was last pulled or pushed at (for eviction: a resumed table evicts
- * what the uninterrupted one would).
+ * what the uninterrupted one would). `pending` are the ids awaiting admission with their pull
+ * counts (admitAfter > 1), whole in every file (the last file's count): they are not rows, and an
+ * id's count changes at every pull.
  *
  * Ids are float64 because they are integers up to 2^53 (as on the wire, ./protocol.ts).
- * Not saved: admission counts of ids still waiting (they start again after a resume), and a touch
- * by a pull whose gradient never came (an increment holds the rows pushed since the last one).
+ * Not saved: a touch by a pull whose gradient never came (an increment holds the rows pushed since
+ * the last one).
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { CheckpointError } from './errors.js';
@@ -51,9 +54,10 @@ export interface RowsTableHeader {
   size: number;
   /** The table's update count (its policy clock, the sparse optimizer's step count) at this checkpoint. */
   applied: number;
-  /** Rows in this file, and ids evicted since the previous checkpoint (increments only). */
+  /** Rows in this file, ids evicted since the previous checkpoint (increments only), ids awaiting admission. */
   rows: number;
   evicted: number;
+  pending: number;
 }
 
 export interface RowsHeader {
@@ -78,21 +82,22 @@ export interface RowsRef {
   prev: number | null;
 }
 
-/** One table's rows: ids (R), records (R, size), the step each was last touched (R), evicted ids (E). */
+/** One table's rows: ids (R), records (R, size), the step each was last touched (R), evicted ids (E), ids awaiting admission and their pull counts (P). */
 export interface RowsSection {
   ids: Float64Array;
   records: Float32Array;
   touched: Float64Array;
   evicted: ArrayLike<number>;
+  pending: { ids: Float64Array; counts: ArrayLike<number> };
 }
 
 const pad8 = (n: number) => (n + 7) & ~7;
 
 /** Encodes a rows file: the header (its `bytes` filled in here) and each table's section. */
-export function encodeRows(h: Omit<RowsHeader, 'bytes' | 'tables'> & { tables: Array<Omit<RowsTableHeader, 'rows' | 'evicted'>> }, sections: RowsSection[]): Uint8Array {
-  const tables: RowsTableHeader[] = h.tables.map((t, i) => ({ ...t, rows: sections[i]!.ids.length, evicted: sections[i]!.evicted.length }));
+export function encodeRows(h: Omit<RowsHeader, 'bytes' | 'tables'> & { tables: Array<Omit<RowsTableHeader, 'rows' | 'evicted' | 'pending'>> }, sections: RowsSection[]): Uint8Array {
+  const tables: RowsTableHeader[] = h.tables.map((t, i) => ({ ...t, rows: sections[i]!.ids.length, evicted: sections[i]!.evicted.length, pending: sections[i]!.pending.ids.length }));
   let data = 0;
-  for (const t of tables) data += 16 * t.rows + 8 * t.evicted + pad8(4 * t.rows * t.size);
+  for (const t of tables) data += 16 * t.rows + 8 * t.evicted + 16 * t.pending + pad8(4 * t.rows * t.size);
   // The header holds the file's length, which counts the header: leave room for its digits.
   const room = pad8(12 + Buffer.byteLength(JSON.stringify({ ...h, tables, bytes: 0 })) + 16) - 12; // (the data starts 8-aligned)
   const total = 12 + room + data;
@@ -113,6 +118,8 @@ export function encodeRows(h: Omit<RowsHeader, 'bytes' | 'tables'> & { tables: A
     put(s.ids);
     put(Float64Array.from(s.evicted));
     put(s.touched);
+    put(s.pending.ids);
+    put(Float64Array.from(s.pending.counts));
     put(s.records);
     at = pad8(at);
   });
@@ -143,14 +150,16 @@ export function decodeRows(bytes: Uint8Array, path: string): { header: RowsHeade
       at += 8 * n;
       return a;
     };
-    if (at + 8 * (2 * t.rows + t.evicted) + 4 * t.rows * t.size > bytes.length) throw new CheckpointError(path, `table '${t.name}': ${t.rows} rows of ${t.size} floats run past the end of the file`);
+    if (!(Number.isInteger(t.rows) && Number.isInteger(t.evicted) && Number.isInteger(t.pending) && Number.isInteger(t.size))) throw new CheckpointError(path, `table '${t.name}': rows, evicted, pending and size must be integers, found ${JSON.stringify([t.rows, t.evicted, t.pending, t.size])}`);
+    if (at + 8 * (2 * t.rows + t.evicted + 2 * t.pending) + 4 * t.rows * t.size > bytes.length) throw new CheckpointError(path, `table '${t.name}': ${t.rows} rows of ${t.size} floats run past the end of the file`);
     const ids = take64(t.rows);
     const evicted = take64(t.evicted);
     const touched = take64(t.rows);
+    const pending = { ids: take64(t.pending), counts: take64(t.pending) };
     const records = new Float32Array(t.rows * t.size);
     new Uint8Array(records.buffer).set(bytes.subarray(at, at + 4 * records.length));
     at = pad8(at + 4 * records.length);
-    return { ids, records, touched, evicted };
+    return { ids, records, touched, evicted, pending };
   });
   return { header, sections };
 }
@@ -168,7 +177,7 @@ export function writeAtomic(path: string, bytes: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
-const tableHeader = (s: RowStore): Omit<RowsTableHeader, 'rows' | 'evicted'> => ({
+const tableHeader = (s: RowStore): Omit<RowsTableHeader, 'rows' | 'evicted' | 'pending'> => ({
   name: s.name, dim: s.dim, optimizer: s.o.spec.optimizer, fields: s.table.layout.fields.map((f) => ({ name: f.name, length: f.length })), size: s.table.layout.size, applied: s.applied,
 });
 
@@ -198,7 +207,7 @@ export class RowCheckpointer {
     const changes = this.stores.map((s) => s.table.takeChanges()); // (always taken: the dirty marks restart here)
     const changed = changes.reduce((a, c) => a + c.ids.length, 0);
     const asBase = this.last === null || this.increments >= this.baseEvery || this.rowsSinceBase + changed > Math.max(this.baseRows, 1024);
-    const sections: RowsSection[] = asBase ? this.stores.map((s) => ({ ...s.table.snapshot(), evicted: [] })) : changes;
+    const sections: RowsSection[] = this.stores.map((s, i) => ({ ...(asBase ? { ...s.table.snapshot(), evicted: [] } : changes[i]!), pending: s.table.pending() }));
     const ref: RowsRef = asBase ? { file, kind: 'base', base: step, prev: null } : { file, kind: 'increment', base: this.base, prev: this.last };
     writeAtomic(path, encodeRows({ kind: ref.kind, version: ROWS_VERSION, step, shard, shards, base: ref.base, prev: ref.prev, tables: this.stores.map(tableHeader) }, sections));
     if (asBase) {
@@ -243,12 +252,24 @@ export class RowCheckpointer {
         const want = tableHeader(s);
         const t = h.tables[i]!;
         for (const f of ['name', 'dim', 'optimizer', 'fields', 'size'] as const) expect(`tables[${i}].${f}`, t[f], want[f]);
+        if (k === chain.length - 1) {
+          const admitAfter = s.o.spec.admitAfter ?? 1;
+          const { ids, counts } = sections[i]!.pending;
+          for (let j = 0; j < ids.length; j++) {
+            const c = counts[j]!;
+            if (!(Number.isSafeInteger(ids[j]!) && ids[j]! >= 0 && Number.isInteger(c) && c >= 1 && c < admitAfter)) {
+              throw new CheckpointError(path, `tables[${i}].pending: id ${ids[j]} with ${c} pulls, but table '${s.name}' admits an id at its pull ${admitAfter} (a checkpoint of another --admit-after)`);
+            }
+          }
+        }
       });
       prev = step;
       return { header: h, sections };
     });
     return () => {
       for (const { sections } of files) this.stores.forEach((s, i) => s.table.restore(sections[i]!.ids, sections[i]!.records, sections[i]!.evicted, sections[i]!.touched));
+      const lastSections = files.at(-1)!.sections;
+      this.stores.forEach((s, i) => s.table.restorePending(lastSections[i]!.pending.ids, lastSections[i]!.pending.counts));
       const last = files.at(-1)!.header;
       this.stores.forEach((s, i) => s.restore(last.tables[i]!.applied, last.step));
       const rows = (k: number) => files[k]!.sections.reduce((a, x) => a + x.ids.length, 0);

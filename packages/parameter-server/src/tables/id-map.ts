@@ -101,6 +101,19 @@ export class IdMap {
     return removed;
   }
 
+  /** Every (id, value), in slot order: ids (size) and values (size). */
+  entries(): { ids: Float64Array; values: Int32Array } {
+    const ids = new Float64Array(this.size);
+    const values = new Int32Array(this.size);
+    let k = 0;
+    for (let i = 0; i < this.values.length; i++) {
+      if (this.values[i] === EMPTY) continue;
+      ids[k] = this.keys[i]!;
+      values[k++] = this.values[i]!;
+    }
+    return { ids, values };
+  }
+
   private grow(): void {
     const keys = this.keys;
     const values = this.values;

@@ -255,6 +255,23 @@ export class RowTable {
     this.dirty.fill(0);
   }
 
+  /** The ids awaiting admission and how many times each was pulled (admitAfter > 1), for checkpoints. */
+  pending(): { ids: Float64Array; counts: Int32Array } {
+    const { ids, values } = this.pendingCounts.entries();
+    return { ids, counts: values };
+  }
+
+  /** Replaces the ids awaiting admission and their pull counts (from `pending()`). */
+  restorePending(ids: ArrayLike<number>, counts: ArrayLike<number>): void {
+    for (const id of this.pendingCounts.entries().ids) this.pendingCounts.delete(id);
+    for (let k = 0; k < ids.length; k++) {
+      checkId(this.name, ids[k]!, k);
+      const c = counts[k]!;
+      if (!(Number.isInteger(c) && c >= 1 && c < this.o.admitAfter)) throw tableError(this.name, `pending id ${ids[k]} has ${c} pulls: expected 1 … ${this.o.admitAfter - 1} (admitAfter ${this.o.admitAfter})`);
+      this.pendingCounts.set(ids[k]!, c);
+    }
+  }
+
   /** The initial value of `id`'s row, as every process computes it, into `out` at `at`. */
   initialRow(id: number, out: Float32Array, at = 0): void {
     this.init(id, out, at);
