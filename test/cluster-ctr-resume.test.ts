@@ -159,5 +159,8 @@ describe('loom train --task ctr --cluster: row-table checkpoints', () => {
     const threads = loom(...flags, '--workers', '2', '--out', 'threads');
     expect(threads.code).toBe(2);
     expect(threads.stderr).toContain('--admit-after, --evict-after and --table-capacity apply to one thread (--workers 1) and --cluster');
+    const resume = loom(...flags, '--workers', '1', '--resume', 'one');
+    expect(resume.code).toBe(2);
+    expect(resume.stderr).toContain('--resume needs --cluster');
   }, 300_000);
 });

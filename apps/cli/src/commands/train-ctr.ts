@@ -28,6 +28,7 @@ export interface CtrTrainResult extends CtrEpochMetrics {
 
 export async function trainCtrCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
   checkCtrFlags(f);
+  if (f.resume !== undefined && f.cluster === undefined) throw new UsageError('--resume needs --cluster (checkpoints of a CTR run are saved by its parameter servers)');
   if (f.cluster !== undefined) return trainCtrClusterCommand(f, log); // processes over WebSocket: ../ctr-cluster.ts
   const workers = (f.workers as number | undefined) ?? availableParallelism();
   if (f.mode === 'ssp' || f.staleness !== undefined) {
