@@ -3,6 +3,9 @@
  *   news        the built-in news reading logs (features from @loom/data's pipeline)
  *   idx:DIR     an MNIST-layout directory (train-* / t10k-* IDX files), pixels scaled to [0, 1]
  *   csv:FILE    a CSV file with a header row; --label names the class column
+ *   news-text   the built-in generated news text (@loom/data's newsText), for --task lm
+ *   text:FILE   a UTF-8 text file, for --task lm: a character vocabulary (saved with the run),
+ *               windows of T + 1 tokens (T the model's context), 90/5/5 by position
  *
  * Each is turned into train / valid / test parts over one feature matrix, with everything fitted
  * on the training rows (fill values, categories, z-score) returned as JSON: it is saved in the run
@@ -11,8 +14,9 @@
 import { existsSync, statSync } from 'node:fs';
 import {
   applyFill, applyTransform, categoriesOf, dropDuplicates, fitFill, fitZScore, isCategorical, loadIdxDataset, newsBaselines,
-  oneHot, prepareNews, readCsv, split, take, toLabels, toMatrix, type Dataset, type FillValues, type NewsData, type ZScoreTransform,
+  oneHot, prepareNews, CharVocab, newsText, readText, splitText, tokenWindows, readCsv, split, take, toLabels, toMatrix, type Dataset, type FillValues, type NewsData, type ZScoreTransform,
 } from '@loom/data';
+import { unigramLoss } from '@loom/worker';
 import { UsageError } from './errors.js';
 
 /** Rows of one feature matrix: a split, or a shard of one. */
@@ -36,11 +40,14 @@ export interface TrainingData {
   news?: NewsData;
   /** Accuracy of simple baselines on the validation rows, when the dataset defines them. */
   baselines?: Record<string, number>;
+  /** Text only: the vocabulary, the context T (rows are T + 1 tokens), and the unigram baseline's loss on the valid tokens. */
+  text?: { vocab: CharVocab; context: number; unigramValidLoss: number; trainTokens: Int32Array };
 }
 
 export type Preprocessing =
   | { kind: 'news'; seed: number; scale: number; fill: FillValues; transform: ZScoreTransform }
   | { kind: 'idx'; dir: string; scale: '1/255'; seed: number }
+  | { kind: 'text'; source: string; chars: string; context: number; seed: number }
   | { kind: 'csv'; file: string; label: string; seed: number; fill: FillValues; categories: Record<string, string[]>; featureNames: string[]; transform: ZScoreTransform; classes: string[] };
 
 export interface DatasetOptions {
@@ -49,15 +56,18 @@ export interface DatasetOptions {
   scale?: number;
   /** CSV only: the class column. */
   label?: string;
+  /** Text only: the model's context T (default 64). */
+  context?: number;
 }
 
 /** Parses and validates a --dataset value without loading anything. */
 export function checkDatasetSpec(spec: string, label: string | undefined): void {
-  if (spec === 'news') return;
-  const m = /^(idx|csv):(.+)$/.exec(spec);
-  if (!m) throw new UsageError(`--dataset must be news, idx:DIR or csv:FILE, got '${spec}'`);
+  if (spec === 'news' || spec === 'news-text') return;
+  const m = /^(idx|csv|text):(.+)$/.exec(spec);
+  if (!m) throw new UsageError(`--dataset must be news, idx:DIR, csv:FILE, news-text or text:FILE, got '${spec}'`);
   const [, kind, path] = m as unknown as [string, string, string];
   if (!existsSync(path)) throw new UsageError(`--dataset ${spec}: ${path} does not exist`);
+  if (kind !== 'idx' && statSync(path).isDirectory()) throw new UsageError(`--dataset ${spec}: ${path} is a directory, expected a file`);
   if (kind === 'idx' && !statSync(path).isDirectory()) throw new UsageError(`--dataset ${spec}: ${path} is not a directory`);
   if (kind === 'csv' && label === undefined) throw new UsageError(`--dataset ${spec} needs --label COLUMN, the column holding the class`);
 }
@@ -66,6 +76,7 @@ export function checkDatasetSpec(spec: string, label: string | undefined): void 
 export function loadTrainingData(spec: string, options: DatasetOptions): TrainingData {
   checkDatasetSpec(spec, options.label);
   if (spec === 'news') return newsData(options.seed, options.scale ?? 1);
+  if (spec === 'news-text' || spec.startsWith('text:')) return textData(spec === 'news-text' ? spec : spec.slice(5), options.seed, options.context ?? 64);
   const [kind, path] = [spec.slice(0, 3), spec.slice(4)];
   return kind === 'idx' ? idxData(path, options.seed) : csvData(path, options.label!, options.seed);
 }
@@ -81,12 +92,14 @@ export function reloadTrainingData(pre: Preprocessing, specOverride?: string): T
     if (pre.kind === 'idx') return idxData(specOverride.slice(4), pre.seed);
     if (pre.kind === 'csv') return csvData(specOverride.slice(4), pre.label, pre.seed, pre);
   }
+  if (pre.kind === 'text') return textData(pre.source, pre.seed, pre.context, new CharVocab(pre.chars));
   if (pre.kind === 'news') return newsData(pre.seed, pre.scale, pre);
   if (pre.kind === 'idx') return idxData(pre.dir, pre.seed);
   return csvData(pre.file, pre.label, pre.seed, pre);
 }
 
 function specOf(pre: Preprocessing): string {
+  if (pre.kind === 'text') return pre.source === 'news-text' ? 'news-text' : `text:${pre.source}`;
   return pre.kind === 'news' ? 'news' : pre.kind === 'idx' ? `idx:${pre.dir}` : `csv:${pre.file}`;
 }
 
@@ -157,5 +170,34 @@ function csvData(file: string, label: string, seed: number, saved?: Extract<Prep
     valid: part(parts.valid),
     test: part(parts.test),
     preprocessing: { kind: 'csv', file, label, seed, fill, categories, featureNames, transform, classes },
+  };
+}
+
+/**
+ * Text as windows of T + 1 tokens: train windows start every ⌈T/4⌉ tokens of the first 90%, valid
+ * and test windows every T tokens of the next 5% and the last 5%. `source` is 'news-text' (the
+ * generated corpus, from the seed) or a file. A saved vocabulary must cover the text.
+ */
+function textData(source: string, seed: number, context: number, saved?: CharVocab): TrainingData {
+  const text = source === 'news-text' ? newsText({ seed }) : readText(source);
+  const spec = source === 'news-text' ? 'news-text' : `text:${source}`;
+  const vocab = saved ?? CharVocab.fromText(text);
+  const missing = vocab.unknown(text);
+  if (missing.length > 0) throw new UsageError(`--dataset ${spec}: characters outside the run's vocabulary: ${missing.slice(0, 10).map((c) => JSON.stringify(c)).join(', ')}`);
+  const s = splitText(text, vocab);
+  const train = tokenWindows(s.tokens, context, { stride: Math.max(1, Math.ceil(context / 4)), from: 0, to: s.validStart });
+  const valid = tokenWindows(s.tokens, context, { from: s.validStart, to: s.testStart });
+  const test = tokenWindows(s.tokens, context, { from: s.testStart });
+  if (train.rows === 0 || valid.rows === 0) {
+    throw new UsageError(`--dataset ${spec}: ${s.tokens.length} characters give no ${valid.rows === 0 ? 'validation' : 'training'} window of ${context + 1} tokens (the model's context ${context} + 1); use a longer text or a smaller context`);
+  }
+  const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  const part = (w: { features: Float32Array; labels: Int32Array; rows: number }): Part => ({ features: w.features, labels: w.labels, rows: all(w.rows) });
+  const trainTokens = s.tokens.subarray(0, s.validStart);
+  return {
+    spec, width: context + 1, numClasses: vocab.size, classNames: [...vocab.chars],
+    train: part(train), valid: part(valid), test: part(test),
+    preprocessing: { kind: 'text', source, chars: vocab.chars, context, seed },
+    text: { vocab, context, trainTokens, unigramValidLoss: unigramLoss(trainTokens, s.tokens.subarray(s.validStart, s.testStart), vocab.size) },
   };
 }

@@ -1,5 +1,6 @@
 /** Loss, accuracy and the confusion matrix of a classifier over some rows, without recording a graph. */
 import { IntTensor, Tensor, crossEntropy, noGrad, type Module } from '@loom/tensor-core';
+import { evaluateLm } from '@loom/worker';
 import type { Part } from './datasets.js';
 
 export interface Evaluation {
@@ -59,4 +60,17 @@ export function precisionRecall(confusion: number[][]): Array<{ precision: numbe
     const predicted = confusion.reduce((s, r) => s + r[c]!, 0);
     return { precision: predicted > 0 ? tp / predicted : NaN, recall: support > 0 ? tp / support : NaN, support };
   });
+}
+
+/**
+ * What `loom train` records per epoch for any model: loss and accuracy for a classifier; for a
+ * language model (text data) the next-token loss, its perplexity and next-token accuracy.
+ */
+export function evaluatePart(model: Module<any>, data: { width: number; numClasses: number; text?: { context: number } }, part: Part): { loss: number; accuracy: number; perplexity?: number } {
+  if (data.text) {
+    const e = evaluateLm(model, part.features, part.rows, data.text.context);
+    return { loss: e.loss, accuracy: e.accuracy, perplexity: e.perplexity };
+  }
+  const e = evaluate(model, part, data.width, data.numClasses);
+  return { loss: e.loss, accuracy: e.accuracy };
 }

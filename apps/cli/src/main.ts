@@ -11,6 +11,7 @@ import { demoCommand } from './commands/demo.js';
 import { serveCommand } from './commands/serve.js';
 import { workerCommand } from './commands/worker.js';
 import { launchCommand } from './commands/launch.js';
+import { generateCommand } from './commands/generate.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: string }> = {
   train: { run: trainCommand, summary: 'train a model and write a run directory' },
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: stri
   demo: { run: demoCommand, summary: 'train the news recommender and show recommendations (pnpm start)' },
   serve: { run: serveCommand, summary: 'run a parameter server owning one key range, over WebSocket' },
   worker: { run: workerCommand, summary: 'train as one worker of a cluster, against parameter servers' },
+  generate: { run: generateCommand, summary: 'continue a prompt with a language model run, streaming the text' },
   launch: { run: launchCommand, summary: 'train across machines: the same command on every node, or started over ssh from a hostfile' },
 };
 

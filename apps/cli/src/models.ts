@@ -1,32 +1,67 @@
-/** The models `loom` trains, named by the --model flag. */
-import { Random, mlp, type Sequential } from '@loom/tensor-core';
+/**
+ * The models `loom` trains, named by the --model flag: @loom/worker's registry (reference,
+ * mlp:A,B,…, cnn, gpt:L,C,H,T), with its errors as usage errors. Every path builds its model here
+ * or, in threads and server processes, from the same spec string.
+ */
+import { Random, type Module } from '@loom/tensor-core';
+import { REFERENCE_SIZES, WorkerError, checkModelFits as registryFits, parseModelSpec, withVocab, type ModelSpec } from '@loom/worker';
+import type { TrainingData } from './datasets.js';
 import { UsageError } from './errors.js';
 
-/** Loom's reference model: Linear 100→50, ReLU, Linear 50→10, Xavier-uniform weights, zero biases. */
-export const REFERENCE_SIZES = [100, 50, 10] as const;
+export { REFERENCE_SIZES };
 
-/** The layer sizes a --model value names: `reference` or `mlp:784,256,128,10`. */
-export function modelSizes(spec: string): number[] {
-  if (spec === 'reference') return [...REFERENCE_SIZES];
-  const m = /^mlp:(\d+(?:,\d+)+)$/.exec(spec);
-  if (!m) throw new UsageError(`--model must be reference or mlp:IN,HIDDEN,…,OUT (e.g. mlp:784,256,128,10), got '${spec}'`);
-  const sizes = m[1]!.split(',').map(Number);
-  if (sizes.some((s) => s <= 0)) throw new UsageError(`--model ${spec}: every layer size must be positive`);
-  return sizes;
-}
-
-/** Checks that a model fits a dataset's features and classes, naming both when not. */
-export function checkModelFits(spec: string, sizes: readonly number[], width: number, numClasses: number, dataset: string): void {
-  const [first, last] = [sizes[0]!, sizes[sizes.length - 1]!];
-  if (first !== width || last !== numClasses) {
-    throw new UsageError(
-      `--model ${spec} takes ${first} features and predicts ${last} classes, but --dataset ${dataset} has ${width} features and ${numClasses} classes` +
-        ` (try --model mlp:${width},${Math.max(16, Math.round(Math.sqrt(width * numClasses)))},${numClasses})`,
-    );
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof WorkerError) throw new UsageError(e.message);
+    throw e;
   }
 }
 
-/** Builds the MLP with Xavier-uniform weights and zero biases, seeded. */
-export function buildModel(sizes: readonly number[], seed: number): Sequential {
-  return mlp(sizes, { init: 'xavier', rng: new Random(seed) });
+/** The parsed --model spec; a UsageError naming the spec when it is not one. */
+export function resolveModel(spec: string): ModelSpec {
+  return usage(() => parseModelSpec(spec));
+}
+
+/** The layer sizes an MLP spec names (`reference` or `mlp:784,256,128,10`); a UsageError for any other model. */
+export function modelSizes(spec: string): number[] {
+  const m = resolveModel(spec);
+  if (m.sizes === undefined) throw new UsageError(`--model ${spec}: this path trains MLPs only (reference or mlp:A,B,…)`);
+  return m.sizes;
+}
+
+/**
+ * The spec every process of a run is given: a GPT's with the data's vocabulary filled in
+ * (gpt:2,64,4,64 → gpt:2,64,4,64,60), after checking the model fits the data, naming both sides when not.
+ */
+export function fitModel(spec: string, data: TrainingData): string {
+  return usage(() => {
+    const m = parseModelSpec(spec);
+    registryFits(m, data.text
+      ? { dataset: data.spec, kind: 'tokens', vocab: data.text.vocab.size }
+      : { dataset: data.spec, kind: 'features', width: data.width, classes: data.numClasses });
+    if (m.kind === 'gpt' && data.text && data.text.context !== m.gpt!.context) throw new WorkerError('--model', `${spec} has context ${m.gpt!.context}, but the windows of --dataset ${data.spec} are ${data.text.context} tokens`);
+    return data.text ? withVocab(spec, data.text.vocab.size) : spec;
+  });
+}
+
+/** Checks that an MLP's sizes fit a dataset's features and classes, naming both when not (kept for the MLP-only paths). */
+export function checkModelFits(spec: string, _sizes: readonly number[], width: number, numClasses: number, dataset: string): void {
+  usage(() => registryFits(parseModelSpec(spec), { dataset, kind: 'features', width, classes: numClasses }));
+}
+
+/** Builds the model of a spec (or of MLP layer sizes) with its initial weights drawn from `seed`. */
+export function buildModel(spec: string | readonly number[], seed: number): Module<any> {
+  const s = typeof spec === 'string' ? spec : `mlp:${spec.join(',')}`;
+  return resolveModel(s).build(new Random(seed));
+}
+
+/**
+ * What a parameter server needs to build a spec's model: an MLP's sizes as before (so its
+ * checkpoints read as they always did), any other model as a builder from the seeded rng.
+ */
+export function serverModel(spec: string): { sizes: number[]; model?: (rng: Random) => Module<any> } {
+  const m = resolveModel(spec);
+  return m.sizes !== undefined ? { sizes: m.sizes } : { sizes: [], model: (rng) => m.build(rng) };
 }

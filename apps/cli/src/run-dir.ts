@@ -7,10 +7,10 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, parameterLayout, saveModel, type Sequential } from '@loom/tensor-core';
+import { loadModel, parameterLayout, saveModel, type Module } from '@loom/tensor-core';
 import type { Preprocessing } from './datasets.js';
 import { UsageError } from './errors.js';
-import { buildModel } from './models.js';
+import { buildModel, resolveModel } from './models.js';
 
 export const RUN_FORMAT = 'loom-run';
 export const RUN_VERSION = 1;
@@ -18,7 +18,10 @@ export const RUN_VERSION = 1;
 export interface RunConfig {
   format: typeof RUN_FORMAT;
   version: number;
-  model: { spec: string; sizes: number[] };
+  /** The --model spec every process built (a GPT's with its vocabulary); an MLP's layer sizes too. */
+  model: { spec: string; sizes?: number[] };
+  /** 'lm' for a language model; absent for a classifier. */
+  task?: string;
   dataset: string;
   preprocessing: Preprocessing;
   classNames: string[];
@@ -71,7 +74,7 @@ export function appendMetrics(dir: string, metrics: object): void {
 }
 
 /** Writes config.json and model.safetensors, each atomically (temporary file, then rename). */
-export function saveRun(dir: string, config: Omit<RunConfig, 'format' | 'version' | 'layout'>, model: Sequential): void {
+export function saveRun(dir: string, config: Omit<RunConfig, 'format' | 'version' | 'layout'>, model: Module<any>): void {
   const full: RunConfig = {
     format: RUN_FORMAT,
     version: RUN_VERSION,
@@ -83,7 +86,7 @@ export function saveRun(dir: string, config: Omit<RunConfig, 'format' | 'version
 }
 
 /** Reads and validates a run directory, and rebuilds its model with the trained weights. */
-export function loadRun(dir: string): { config: RunConfig; model: Sequential } {
+export function loadRun(dir: string): { config: RunConfig; model: Module<any> } {
   const where = `--run ${dir}`;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${where}: no such directory`);
   const configPath = join(dir, 'config.json');
@@ -96,16 +99,18 @@ export function loadRun(dir: string): { config: RunConfig; model: Sequential } {
   }
   if (config?.format !== RUN_FORMAT) throw new UsageError(`${configPath}: not a Loom run config (format is ${JSON.stringify(config?.format)}, expected "${RUN_FORMAT}")`);
   if (config.version !== RUN_VERSION) throw new UsageError(`${configPath}: version ${config.version} is not supported (expected ${RUN_VERSION})`);
-  const sizes = config.model?.sizes;
-  if (!Array.isArray(sizes) || sizes.length < 2 || !sizes.every((s) => Number.isInteger(s) && s > 0)) {
-    throw new UsageError(`${configPath}: model.sizes must be a list of positive integers, got ${JSON.stringify(sizes)}`);
+  if (typeof config.model?.spec !== 'string') throw new UsageError(`${configPath}: model.spec must be a --model spec, got ${JSON.stringify(config.model?.spec)}`);
+  try {
+    resolveModel(config.model.spec);
+  } catch (e) {
+    throw new UsageError(`${configPath}: ${(e as Error).message}`);
   }
-  if (!config.preprocessing || !['news', 'idx', 'csv'].includes(config.preprocessing.kind)) {
-    throw new UsageError(`${configPath}: preprocessing.kind must be news, idx or csv, got ${JSON.stringify(config.preprocessing?.kind)}`);
+  if (!config.preprocessing || !['news', 'idx', 'csv', 'text'].includes(config.preprocessing.kind)) {
+    throw new UsageError(`${configPath}: preprocessing.kind must be news, idx, csv or text, got ${JSON.stringify(config.preprocessing?.kind)}`);
   }
   const weights = join(dir, 'model.safetensors');
   if (!existsSync(weights)) throw new UsageError(`${where}: model.safetensors is missing`);
-  const model = buildModel(sizes, 0);
+  const model = buildModel(config.model.spec, 0);
   loadModel(weights, model);
   model.eval();
   return { config, model };

@@ -3,8 +3,8 @@
  * optimizer, on the schedule of a worker of rank 0 among 1 (the batches a BatchIterator with the
  * same seed gives), then validation after every epoch.
  */
-import { GlobalBatchSchedule, inProcessTransport, runEpoch, type EpochMetrics } from '@loom/worker';
-import { flattenParameters, type FlatParameters, type Sequential } from '@loom/tensor-core';
+import { GlobalBatchSchedule, inProcessTransport, runEpoch, type EpochMetrics, type Task, type WorkerBatch } from '@loom/worker';
+import { flattenParameters, type FlatParameters, type Module } from '@loom/tensor-core';
 import { allocateFlat } from '@loom/optimizer';
 import type { Part } from './datasets.js';
 import { evaluate } from './evaluate.js';
@@ -25,6 +25,10 @@ export interface TrainOptions {
   seed: number;
   width: number;
   numClasses: number;
+  /** What a step computes (default: classification over `width` features). */
+  task?: Task<WorkerBatch>;
+  /** Validation after each epoch (default: loss and accuracy of a classifier on data.valid); extra fields go to metrics.jsonl. */
+  validate?: (model: Module<any>) => { loss: number; accuracy: number; [k: string]: number };
 }
 
 /**
@@ -32,7 +36,7 @@ export interface TrainOptions {
  * before every step: once true, the epoch under way ends there, is validated, and training ends.
  */
 export async function train(
-  model: Sequential,
+  model: Module<any>,
   data: { train: Part; valid: Part },
   o: TrainOptions,
   onEpoch: (m: ValidatedEpochMetrics) => void,
@@ -52,16 +56,18 @@ export async function train(
     const t0 = performance.now();
     const label = `epoch ${epoch}/${o.epochs}`;
     const r = await runEpoch({
-      model, flat, transport, schedule, epoch: epoch - 1, firstStep: (epoch - 1) * perEpoch,
+      model, flat, transport, schedule, epoch: epoch - 1, firstStep: (epoch - 1) * perEpoch, ...(o.task ? { task: o.task } : {}),
       onStep: progress && ((soFar) => progress.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`)),
     });
-    const v = evaluate(model, data.valid, o.width, o.numClasses);
+    const { loss: vl, accuracy: va, ...extra } = o.validate ? o.validate(model) : evaluate(model, data.valid, o.width, o.numClasses);
+    const v = { loss: vl, accuracy: va };
     progress?.clear();
     onEpoch({
       epoch,
       trainLoss: r.lossSum / Math.max(r.rows, 1),
       validLoss: v.loss,
       validAccuracy: v.accuracy,
+      ...(o.validate ? extra : {}),
       samplesPerSec: r.rows / r.seconds,
       seconds: (performance.now() - t0) / 1000,
     });

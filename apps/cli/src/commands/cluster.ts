@@ -21,7 +21,7 @@
  * checkpoint there, and so do the workers and this coordinator's epochs.
  */
 import { generateToken, type PsClient } from '@loom/parameter-server';
-import { flattenParameters, type Sequential } from '@loom/tensor-core';
+import { flattenParameters, type Module } from '@loom/tensor-core';
 import { UsageError } from '../errors.js';
 import { buildModel } from '../models.js';
 import {
@@ -53,14 +53,14 @@ export interface ClusterOptions extends TrainingConfig {
   resume?: boolean;
   /** Where a dropped worker is reported (default: standard error). */
   log?: (line: string) => void;
-  onEpoch: (m: ClusterEpochMetrics, model: Sequential) => void | Promise<void>;
+  onEpoch: (m: ClusterEpochMetrics, model: Module<any>) => void | Promise<void>;
 }
 
 /** An epoch as the workers reported it, before validation. */
 export type ClusterEpochMetrics = ObservedEpoch;
 
 /** Trains on a local cluster of processes; resolves with the model (parameters pulled from the servers). */
-export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequential; stopped: boolean }> {
+export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<any>; stopped: boolean }> {
   const token = generateToken();
   const reports = new EpochReports(o.workers);
   const group = new TrainingGroup({
@@ -85,7 +85,7 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Sequenti
     // Workers: the data split of local threads, each reporting its epochs as JSON lines.
     for (let rank = 0; rank < o.workers; rank++) group.startWorker(rank, `worker ${rank}`, workerArgv(o, urls, rank, o.workers));
 
-    const model = buildModel(o.sizes, o.seed);
+    const model = buildModel(o.model, o.seed);
     const size = flattenParameters(model).size;
     observer = await connectObserver(urls, { token, workers: o.workers, size, failure: group.failure });
     o.signal?.addEventListener('abort', stop, { once: true });

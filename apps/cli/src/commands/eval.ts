@@ -2,7 +2,7 @@
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { reloadTrainingData } from '../datasets.js';
 import { evaluate, precisionRecall } from '../evaluate.js';
-import { checkModelFits } from '../models.js';
+import { fitModel } from '../models.js';
 import { loadRun } from '../run-dir.js';
 import { UsageError } from '../errors.js';
 
@@ -23,7 +23,8 @@ export function evalCommand(argv: string[], log: (line: string) => void = consol
   if (f.run === undefined) throw new UsageError('loom eval: --run DIR is required');
   const { config, model } = loadRun(f.run as string);
   const data = reloadTrainingData(config.preprocessing, f.dataset as string | undefined);
-  checkModelFits(config.model.spec, config.model.sizes, data.width, data.numClasses, data.spec);
+  if (data.text) throw new UsageError(`--run ${String(f.run)} is a language model: its test loss and perplexity are in its training output; sample it with loom generate`);
+  fitModel(config.model.spec, data);
   const e = evaluate(model, data.test, data.width, data.numClasses);
   const perClass = precisionRecall(e.confusion).map((pr, i) => ({ class: config.classNames[i] ?? String(i), ...pr }));
   const result = { dataset: data.spec, rows: e.count, loss: e.loss, accuracy: e.accuracy, perClass, confusion: e.confusion };

@@ -7,7 +7,7 @@ import { SPARSE_OPTIMIZERS, defaultSparseLr, type SparseOptimizerName } from '..
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { UsageError } from '../errors.js';
-import { modelSizes } from '../models.js';
+import { serverModel } from '../models.js';
 import { OPTIMIZERS } from '../optimizers.js';
 
 export const SERVE_FLAGS: Flags = {
@@ -80,7 +80,7 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
         seed: f.seed as number, lr: f.lr as number, sparseOptimizer: f.sparseOptimizer as SparseOptimizerName, sparseLr: f.sparseLr as number | undefined,
         rowMode: f.rowMode as Mode | undefined, tables: tableLimits(f),
       })
-    : { sizes: modelSizes(f.model as string) };
+    : serverModel(f.model as string);
   if (f.task !== 'ctr' && (f.rowMode !== undefined || f.sparseLr !== undefined || f.sparseOptimizer !== 'sparse-adam' || Object.keys(tableLimits(f)).length > 0)) {
     throw new UsageError('--sparse-optimizer, --sparse-lr, --row-mode, --admit-after, --evict-after and --table-capacity apply to --task ctr only');
   }

@@ -3,12 +3,12 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { BatchIterator } from '@loom/data';
 import { CheckpointError, MODES, ShardStore, latestCheckpoint, loadCheckpoint, trainThreads, type Mode } from '@loom/parameter-server';
-import type { Sequential } from '@loom/tensor-core';
+import type { Module } from '@loom/tensor-core';
 import { kernelBackend } from '@loom/tensor-core';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { loadTrainingData } from '../datasets.js';
-import { evaluate } from '../evaluate.js';
-import { buildModel, checkModelFits, modelSizes } from '../models.js';
+import { evaluatePart } from '../evaluate.js';
+import { buildModel, fitModel, resolveModel, serverModel } from '../models.js';
 import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, resumeRun, saveRun, startRun } from '../run-dir.js';
@@ -20,11 +20,11 @@ import { trainCtrCommand, type CtrTrainResult } from './train-ctr.js';
 
 export const TRAIN_FLAGS: Flags = {
   config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
-  task: { type: 'string', default: 'classify', choices: ['classify', 'ctr'], configurable: true, help: 'classify (a class per row) | ctr (click-through rate with embedding tables; --dataset news-clicks)' },
-  dataset: { type: 'string', arg: 'news|news-clicks|idx:DIR|csv:FILE', default: 'news', configurable: true, help: 'what to train on (news-clicks: the generated click log, for --task ctr)' },
+  task: { type: 'string', default: 'classify', choices: ['classify', 'ctr', 'lm'], configurable: true, help: 'classify (a class per row) | ctr (click-through rate with embedding tables; --dataset news-clicks) | lm (next-token language modelling: --model gpt:… on --dataset news-text or text:FILE)' },
+  dataset: { type: 'string', arg: 'news|news-clicks|idx:DIR|csv:FILE|news-text|text:FILE', default: 'news', configurable: true, help: 'what to train on (news-clicks: the generated click log, for --task ctr; news-text, text:FILE: characters, for --task lm)' },
   label: { type: 'string', arg: 'COLUMN', configurable: true, help: 'the class column of a CSV dataset' },
   scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news and news-clicks: N times the default size (news-clicks 100: 1M users, 200k articles, 10M impressions)' },
-  model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'reference = Linear 100→50, ReLU, Linear 50→10' },
+  model: { type: 'string', arg: 'reference|mlp:A,B,…|cnn|gpt:L,C,H,T', default: 'reference', configurable: true, help: 'reference = Linear 100→50, ReLU, Linear 50→10; cnn for 28×28 images (idx:DIR); gpt: L layers, width C, H heads, context T (--task lm)' },
   optimizer: { type: 'string', default: 'adam', choices: OPTIMIZERS, configurable: true, help: OPTIMIZERS.join('|') },
   lr: { type: 'number', arg: 'X', default: 1e-3, min: 0, exclusiveMin: true, configurable: true, help: 'learning rate' },
   'sparse-optimizer': { type: 'string', default: 'sparse-adam', choices: SPARSE_OPTIMIZERS, configurable: true, help: `--task ctr: the embedding tables' optimizer, ${SPARSE_OPTIMIZERS.join('|')}` },
@@ -60,6 +60,9 @@ export interface TrainResult extends ValidatedEpochMetrics {
   testAccuracy: number;
   testLoss: number;
   baselines?: Record<string, number>;
+  /** --task lm: the unigram baseline's loss on the valid text, and the test perplexity. */
+  unigramValidLoss?: number;
+  testPerplexity?: number;
 }
 
 export async function trainCommand(argv: string[], log: (line: string) => void = console.log): Promise<TrainResult | CtrTrainResult | null> {
@@ -72,7 +75,8 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined || f.saveInit !== undefined) throw new UsageError('--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only');
   if (f.dataset === 'news-clicks') throw new UsageError('--dataset news-clicks is a click log: train it with --task ctr');
   f.batchSize ??= 64;
-  const sizes = modelSizes(f.model as string);
+  const spec = resolveModel(f.model as string);
+  if ((spec.kind === 'gpt') !== (f.task === 'lm')) throw new UsageError(spec.kind === 'gpt' ? `--model ${String(f.model)} is a language model: train it with --task lm` : `--task lm trains a gpt:L,C,H,T model, got --model ${String(f.model)}`);
   const seed = f.seed as number;
   const workers = (f.workers as number | undefined) ?? availableParallelism();
   const mode = (f.mode as Mode | undefined) ?? 'sync';
@@ -80,8 +84,12 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   const staleness = (f.staleness as number | undefined) ?? 2;
   const cluster = f.cluster !== undefined ? parseCluster(f.cluster as string) : undefined;
   if (cluster && f.workers !== undefined) throw new UsageError('--workers and --cluster do not go together (--cluster local:S,W names the workers)');
-  const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
-  checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
+  const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined, ...(spec.gpt ? { context: spec.gpt.context } : {}) });
+  if (f.task === 'lm' && !data.text) throw new UsageError(`--task lm trains on text (--dataset news-text or text:FILE), got --dataset ${String(f.dataset)}`);
+  // Every process of the run is given this spec: a GPT's carries the data's vocabulary.
+  const modelSpec = fitModel(f.model as string, data);
+  const sizes = spec.sizes ?? [];
+  const validate = (m: Module<any>) => evaluatePart(m, data, data.valid);
   if (f.resume !== undefined && !cluster) throw new UsageError('--resume needs --cluster (checkpoints are saved by parameter servers)');
   const out = resolve((f.resume as string | undefined) ?? (f.out as string));
   if (f.resume !== undefined && cluster) {
@@ -89,7 +97,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     let step = 0;
     try {
       for (let i = 0; i < cluster.servers; i++) {
-        const store = new ShardStore({ sizes, seed, optimizer: f.optimizer as string, lr: f.lr as number, mode, staleness: mode === 'ssp' ? staleness : 0, workers: cluster.workers, shard: i, shards: cluster.servers, nonFinite: 'reject' });
+        const store = new ShardStore({ ...serverModel(modelSpec), seed, optimizer: f.optimizer as string, lr: f.lr as number, mode, staleness: mode === 'ssp' ? staleness : 0, workers: cluster.workers, shard: i, shards: cluster.servers, nonFinite: 'reject' });
         step = loadCheckpoint(out, store).meta.step;
       }
     } catch (e) {
@@ -102,47 +110,48 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   } else startRun(out);
   const opts = {
     optimizer: f.optimizer as OptimizerName, lr: f.lr as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
-    seed, width: data.width, numClasses: data.numClasses,
+    seed, width: data.width, numClasses: data.numClasses, task: resolveModel(modelSpec).task(data.width),
   };
   const where = cluster ? `${cluster.servers} server and ${cluster.workers} worker processes, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}` : workers === 1 ? 'one thread' : `${workers} worker threads, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`;
-  log(`training ${f.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.width} features, ${data.numClasses} classes; ${where} (kernels: ${kernelBackend.name})`);
+  log(`training ${modelSpec} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.text ? `windows of ${data.text.context} + 1 characters, a vocabulary of ${data.numClasses}` : `${data.width} features, ${data.numClasses} classes`}; ${where} (kernels: ${kernelBackend.name})`);
 
   let last: ValidatedEpochMetrics | undefined;
   const onEpoch = (m: ValidatedEpochMetrics) => {
     last = m;
     appendMetrics(out, m);
     const perWorker = m.workers ? ` [${m.workers.map((w) => `w${w.rank} ${Math.round(w.samplesPerSec)}/s${mode === 'sync' ? '' : ` stale≤${w.stalenessMax}`}`).join(', ')}]` : '';
-    log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid loss ${m.validLoss.toFixed(4)}, valid accuracy ${(100 * m.validAccuracy).toFixed(2)}%, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s${perWorker}`);
+    const ppl = (m as { validPerplexity?: number }).validPerplexity;
+    log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid loss ${m.validLoss.toFixed(4)}${ppl !== undefined ? `, valid perplexity ${ppl.toFixed(2)}` : ''}, valid accuracy ${(100 * m.validAccuracy).toFixed(2)}%, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s${perWorker}`);
   };
 
   // Ctrl-C: stop after the current step, keep the model trained so far.
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
   process.once('SIGINT', onSigint);
-  let model: Sequential;
+  let model: Module<any>;
   try {
     if (cluster) {
       ({ model } = await trainCluster({
-        ...cluster, sizes, model: f.model as string, dataset: { spec: f.dataset as string, label: f.label as string | undefined, scale: f.scale as number },
+        ...cluster, sizes, model: modelSpec, dataset: { spec: f.dataset as string, label: f.label as string | undefined, scale: f.scale as number },
         seed, mode, staleness, signal: interrupt.signal, optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs,
         out, checkpointEvery: f.checkpointEvery as number, resume: f.resume !== undefined,
         data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
         onEpoch: (m, pulled) => {
-          const v = evaluate(pulled, data.valid, data.width, data.numClasses);
-          onEpoch({ ...m, validLoss: v.loss, validAccuracy: v.accuracy });
+          const v = validate(pulled);
+          onEpoch({ ...m, validLoss: v.loss, validAccuracy: v.accuracy, ...(v.perplexity !== undefined ? { validPerplexity: v.perplexity } : {}) });
         },
       }));
     } else if (workers === 1) {
-      model = buildModel(sizes, seed);
-      await train(model, data, opts, onEpoch, new Progress(), () => interrupt.signal.aborted);
+      model = buildModel(modelSpec, seed);
+      await train(model, data, { ...opts, validate: (m) => { const v = validate(m); return { loss: v.loss, accuracy: v.accuracy, ...(v.perplexity !== undefined ? { validPerplexity: v.perplexity } : {}) }; } }, onEpoch, new Progress(), () => interrupt.signal.aborted);
     } else {
       ({ model } = await trainThreads({
-        sizes, seed, workers, mode, staleness, signal: interrupt.signal,
+        model: modelSpec, seed, workers, mode, staleness, signal: interrupt.signal,
         optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs,
         data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
         onEpoch: (m, shared) => {
-          const v = evaluate(shared, data.valid, data.width, data.numClasses);
-          onEpoch({ epoch: m.epoch, trainLoss: m.trainLoss, validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: m.samplesPerSec, seconds: m.seconds, workers: m.workers });
+          const v = validate(shared);
+          onEpoch({ epoch: m.epoch, trainLoss: m.trainLoss, validLoss: v.loss, validAccuracy: v.accuracy, ...(v.perplexity !== undefined ? { validPerplexity: v.perplexity } : {}), samplesPerSec: m.samplesPerSec, seconds: m.seconds, workers: m.workers });
         },
       }));
     }
@@ -151,22 +160,25 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   }
   const interrupted = interrupt.signal.aborted;
   saveRun(out, {
-    model: { spec: f.model as string, sizes },
+    model: { spec: modelSpec, ...(spec.sizes ? { sizes } : {}) },
+    ...(data.text ? { task: 'lm' } : {}),
     dataset: data.spec,
     preprocessing: data.preprocessing,
     classNames: data.classNames,
     train: { optimizer: opts.optimizer, lr: opts.lr, batchSize: opts.batchSize, epochs: opts.epochs, seed, workers: cluster ? cluster.workers : workers, mode, ...(mode === 'ssp' ? { staleness } : {}), ...(cluster ? { cluster: f.cluster } : {}) },
   }, model);
-  const test = evaluate(model, data.test, data.width, data.numClasses);
+  const test = evaluatePart(model, data, data.test);
   if (data.baselines) {
     const b = Object.entries(data.baselines).map(([k, v]) => `${k} ${(100 * v).toFixed(2)}%`).join(', ');
     log(`baselines on valid: ${b}`);
   }
+  if (data.text) log(`unigram baseline on valid: loss ${data.text.unigramValidLoss.toFixed(4)} (perplexity ${Math.exp(data.text.unigramValidLoss).toFixed(2)})`);
   log(`test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}${interrupted ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
   const result: TrainResult = {
     ...(last ?? { epoch: 0, trainLoss: NaN, validLoss: NaN, validAccuracy: NaN, samplesPerSec: 0, seconds: 0 }),
     out, testAccuracy: test.accuracy, testLoss: test.loss, interrupted,
     ...(data.baselines ? { baselines: data.baselines } : {}),
+    ...(data.text ? { unigramValidLoss: data.text.unigramValidLoss, testPerplexity: Math.exp(test.loss) } : {}),
   };
   if (f.json === true) console.log(JSON.stringify(result));
   return result;

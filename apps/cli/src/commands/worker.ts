@@ -6,7 +6,7 @@ import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { loadTrainingData } from '../datasets.js';
 import { UsageError } from '../errors.js';
-import { checkModelFits, modelSizes } from '../models.js';
+import { fitModel, resolveModel } from '../models.js';
 import type { WorkerEpochLine } from '../orchestration/index.js';
 
 export const WORKER_FLAGS: Flags = {
@@ -14,10 +14,10 @@ export const WORKER_FLAGS: Flags = {
   connect: { type: 'string', arg: 'ws://HOST:PORT[,…]', configurable: true, help: 'every parameter server of the run (one per shard, any order)' },
   rank: { type: 'int', arg: 'R', default: 0, min: 0, configurable: true, help: 'this worker\'s rank, 0 … W−1' },
   workers: { type: 'int', arg: 'W', default: 1, min: 1, configurable: true, help: 'workers in the run' },
-  dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE', default: 'news', configurable: true, help: 'what to train on (the same on every worker)' },
+  dataset: { type: 'string', arg: 'news|idx:DIR|csv:FILE|news-text|text:FILE', default: 'news', configurable: true, help: 'what to train on (the same on every worker)' },
   label: { type: 'string', arg: 'COLUMN', configurable: true, help: 'the class column of a CSV dataset' },
   scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users' },
-  model: { type: 'string', arg: 'reference|mlp:A,B,…', default: 'reference', configurable: true, help: 'the model, as the servers name it' },
+  model: { type: 'string', arg: 'reference|mlp:A,B,…|cnn|gpt:L,C,H,T,V', default: 'reference', configurable: true, help: 'the model, as the servers name it (a gpt with its vocabulary V)' },
   task: { type: 'string', default: 'classify', choices: ['classify', 'ctr'], configurable: true, help: 'classify | ctr (the CTR model on the click log generated from --seed and --scale, which this worker makes itself; the servers run --task ctr)' },
   'batch-size': { type: 'int', default: 64, min: 1, configurable: true, help: 'the global mini-batch (split across workers)' },
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
@@ -61,14 +61,14 @@ export async function workerCommand(argv: string[], log: (line: string) => void 
   }
   const seed = f.seed as number;
   if (f.task === 'ctr') return ctrWorker(f, { urls, token, rank, workers, ...(ca ? { ca } : {}) }, log);
-  const sizes = modelSizes(f.model as string);
-  const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined });
-  checkModelFits(f.model as string, sizes, data.width, data.numClasses, f.dataset as string);
+  const spec = resolveModel(f.model as string);
+  const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined, ...(spec.gpt ? { context: spec.gpt.context } : {}) });
+  const model = fitModel(f.model as string, data);
   exitWithParent();
   const json = f.json === true;
   if (!json) log(`worker ${rank}/${workers}: ${data.train.rows.length} train rows, batch ${String(f.batchSize)}, connecting to ${urls.join(', ')}`);
   const result = await trainRemote({
-    urls, token, rank, workers, sizes, seed, batchSize: f.batchSize as number, epochs: f.epochs as number,
+    urls, token, rank, workers, model, seed, batchSize: f.batchSize as number, epochs: f.epochs as number,
     data: { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows },
     maxInFlight: f.maxInFlight as number, threads: f.threads as number, ...(ca ? { ca } : {}),
     heartbeatMs: f.heartbeatMs as number, retryForMs: (f.retryFor as number) * 1000, log: (line) => console.error(`loom worker [${rank}]: ${line}`),
