@@ -47,7 +47,7 @@ export interface ModelSpec {
 /** The reference model's layer sizes. */
 export const REFERENCE_SIZES = [100, 50, 10] as const;
 
-const SPEC_HELP = 'reference, mlp:IN,HIDDEN,…,OUT (e.g. mlp:784,256,128,10), cnn, or gpt:L,C,H,T (layers, width, heads, context; e.g. gpt:2,64,4,64)';
+const SPEC_HELP = 'reference or mlp:IN,HIDDEN,…,OUT (e.g. mlp:784,256,128,10), cnn, or gpt:L,C,H,T (layers, width, heads, context; e.g. gpt:2,64,4,64)';
 
 /**
  * Parses a --model spec; throws a WorkerError naming the spec and what is wrong.
@@ -57,7 +57,7 @@ const SPEC_HELP = 'reference, mlp:IN,HIDDEN,…,OUT (e.g. mlp:784,256,128,10), c
  * const model = m.build(new Random(42)); // the same weights in every process
  */
 export function parseModelSpec(spec: string): ModelSpec {
-  const bad = (why: string) => new WorkerError('--model', `${why} (expected ${SPEC_HELP}), got '${spec}'`);
+  const bad = (why: string) => new WorkerError(`--model must be ${SPEC_HELP}`, `${why}, got '${spec}'`);
   if (spec === 'reference') return mlpSpec(spec, [...REFERENCE_SIZES]);
   let m = /^mlp:(\d+(?:,\d+)+)$/.exec(spec);
   if (m) {
@@ -88,7 +88,7 @@ export function parseModelSpec(spec: string): ModelSpec {
       task: () => lmTask(g.context),
     };
   }
-  throw bad(spec.startsWith('mlp:') ? 'an MLP needs at least two layer sizes' : 'unknown model');
+  throw bad(spec.startsWith('mlp:') ? 'an MLP is mlp: and at least two comma-separated layer sizes' : 'unknown model');
 }
 
 /** A GPT spec with its vocabulary size: `gpt:2,64,4,64` + 60 → `gpt:2,64,4,64,60` (other specs unchanged). */
