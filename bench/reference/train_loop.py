@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch side of bench/train.js: train an MLP with Adam 1e-3 on one thread and report samples/s
-(median epoch after the first) and test accuracy.
+"""PyTorch side of bench/train.js: train an MLP (--sizes) or Loom's `cnn` (--model cnn: Conv 1→32 3×3,
+ReLU, MaxPool 2, Conv 32→64 3×3, ReLU, MaxPool 2, Flatten, Linear 1600→128, ReLU, Linear 128→10,
+PyTorch's default init, as @loom/worker's registry builds it) with Adam 1e-3 on one thread and
+report samples/s (median epoch after the first) and test accuracy.
 
 Data comes either from a file Loom wrote (--data FILE: a JSON header line, then float32 features
 and int32 labels) or from Fashion-MNIST IDX files (--fmnist DIR), scaled to [0, 1].
@@ -15,6 +17,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--data")
 p.add_argument("--fmnist")
 p.add_argument("--sizes", default="100,50,10")
+p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
 p.add_argument("--batch", type=int, default=64)
 p.add_argument("--epochs", type=int, default=3)
 p.add_argument("--seed", type=int, default=0)
@@ -55,7 +58,12 @@ if a.holdout > 0:  # train on the same amount of data as loom train, which valid
     keep = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(a.seed))[: int(round(len(xtr) * (1 - a.holdout)))]
     xtr, ytr = xtr[keep], ytr[keep]
 sizes = [int(s) for s in a.sizes.split(",")]
-model = mlp(sizes)
+if a.model == "cnn":
+    nn = torch.nn
+    model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
+else:
+    model = mlp(sizes)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 rates = []
 for epoch in range(a.epochs):
@@ -71,4 +79,4 @@ for epoch in range(a.epochs):
 with torch.no_grad():
     acc = (model(xte).argmax(1) == yte).float().mean().item()
 steady = rates[1:] if len(rates) > 1 else rates
-print(json.dumps({"samplesPerSec": statistics.median(steady), "testAccuracy": acc, "epochs": a.epochs, "batch": a.batch}))
+print(json.dumps({"model": a.model, "samplesPerSec": statistics.median(steady), "testAccuracy": acc, "epochs": a.epochs, "batch": a.batch}))
