@@ -29,7 +29,7 @@ import { loadTrainingData } from '../datasets.js';
 import { UsageError } from '../errors.js';
 import { evaluate } from '../evaluate.js';
 import { launchHostfile, readHostfile } from '../hostfile.js';
-import { buildModel, checkModelFits, modelSizes } from '../models.js';
+import { buildModel, fitModel, resolveModel } from '../models.js';
 import {
   EpochReports, TrainingGroup, connectObserver, observeEpochs, pullFinal, serverArgv, trainingFromFlags, updatesPerEpoch, workerArgv,
   type TrainingConfig, type WorkerEpochLine,
@@ -320,9 +320,10 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
   const t = p.training;
   const W = totalWorkers(p);
   const { mode, seed, staleness } = t;
-  const sizes = modelSizes(t.model);
+  const spec = resolveModel(t.model);
+  if (spec.kind === 'gpt') throw new UsageError(`loom launch trains classifiers (reference, mlp:…, cnn) in this version, got --model ${t.model}; train a gpt with loom train --task lm (--cluster local:S,W for processes)`);
   const data = loadTrainingData(t.dataset.spec, { seed, scale: t.dataset.scale, label: t.dataset.label });
-  checkModelFits(t.model, sizes, data.width, data.numClasses, t.dataset.spec);
+  fitModel(t.model, data);
   const out = resolve(p.out);
   startRun(out);
   p.log(`training ${t.model} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows; ${p.rendezvous.nodes} node${p.rendezvous.nodes === 1 ? '' : 's'}, ${p.serverCount} server${p.serverCount === 1 ? '' : 's'}, ${W} worker${W === 1 ? '' : 's'}, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`);
@@ -364,7 +365,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
     startWorkers(p, group, local);
 
     // Validate after every epoch, on the parameters as of the epoch's last update.
-    const model = buildModel(sizes, seed);
+    const model = buildModel(t.model, seed);
     const size = flattenParameters(model).size;
     observer = await connectObserver(local, { token: p.token, workers: W, size, failure: group.failure });
     const train = { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows };
@@ -386,7 +387,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
     // Every local worker has ended; every update of the run is applied (the last pull waited for it).
     flattenParameters(model, { params: await pullFinal(observer, { size, workersDone: group.workersDone(), failure: group.failure }) });
     saveRun(out, {
-      model: { spec: t.model, sizes }, dataset: data.spec, preprocessing: data.preprocessing, classNames: data.classNames,
+      model: { spec: t.model, ...(spec.sizes ? { sizes: spec.sizes } : {}) }, dataset: data.spec, preprocessing: data.preprocessing, classNames: data.classNames,
       train: { optimizer: t.optimizer, lr: t.lr, batchSize: t.batchSize, epochs: t.epochs, seed, workers: W, mode, ...(mode === 'ssp' ? { staleness } : {}), launch: { nodes: p.rendezvous.nodes, servers: p.serverCount, slots: p.slots } },
     }, model);
     const test = evaluate(model, data.test, data.width, data.numClasses);
