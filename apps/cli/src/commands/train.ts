@@ -173,7 +173,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     log(`baselines on valid: ${b}`);
   }
   if (data.text) log(`unigram baseline on valid: loss ${data.text.unigramValidLoss.toFixed(4)} (perplexity ${Math.exp(data.text.unigramValidLoss).toFixed(2)})`);
-  log(`test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}${interrupted ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
+  log(`${data.text ? `test loss ${test.loss.toFixed(4)} (perplexity ${Math.exp(test.loss).toFixed(2)}), next-character accuracy ${(100 * test.accuracy).toFixed(2)}%` : `test accuracy ${(100 * test.accuracy).toFixed(2)}%, test loss ${test.loss.toFixed(4)}`}${interrupted ? ' (stopped early by SIGINT)' : ''}; wrote ${out}`);
   const result: TrainResult = {
     ...(last ?? { epoch: 0, trainLoss: NaN, validLoss: NaN, validAccuracy: NaN, samplesPerSec: 0, seconds: 0 }),
     out, testAccuracy: test.accuracy, testLoss: test.loss, interrupted,
