@@ -13,12 +13,11 @@ import { checkCtrFlags, ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tra
 import { trainCtrClusterCommand } from '../ctr-cluster.js';
 import { tableLimits } from './serve.js';
 import { UsageError } from '../errors.js';
+import { CTR_BATCH_SIZE } from '../defaults.js';
 import type { OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, startRun } from '../run-dir.js';
 
-/** The global batch of a CTR step when --batch-size is not given: PyTorch's reference uses 512. */
-export const CTR_BATCH_SIZE = 512;
 
 export interface CtrTrainResult extends CtrEpochMetrics {
   out: string;
