@@ -129,8 +129,13 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     const buffers = [alloc(), alloc()];
     const obs = observer;
     /** The dense parameters as of update `e`·B and the tables as of their update for epoch e (0: now, whatever is applied). */
-    const read = (e: number, into: ReturnType<typeof alloc>) =>
-      Promise.all([obs.pull(e * perEpoch, into.dense), ...names.map((n) => obs.pullRows(n, e * rowsPerEpoch, ids[n]!, into.tables[n]!))]);
+    const read = (e: number, into: ReturnType<typeof alloc>) => {
+      const all = Promise.all([obs.pull(e * perEpoch, into.dense), ...names.map((n) => obs.pullRows(n, e * rowsPerEpoch, ids[n]!, into.tables[n]!))]);
+      // It fails when a server dies while the loop awaits something else: handled here, so that
+      // the process does not crash on an unhandled rejection, and rethrown when awaited.
+      all.catch(() => {});
+      return all;
+    };
     const useBuffers = (b: ReturnType<typeof alloc>) => {
       flattenParameters(run.model, { params: b.dense });
       run.tables = Object.fromEntries(names.map((n) => [n, new PulledTable(n, CTR_DIM, b.tables[n]!) as unknown as CtrTable]));

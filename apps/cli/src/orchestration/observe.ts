@@ -65,12 +65,19 @@ export async function observeEpochs(o: ObserveOptions): Promise<{ stopped: boole
   const buffers = [new Float32Array(o.size), new Float32Array(o.size)];
   // The next epoch's pull is in flight while this one is handed over, so it is parked at the
   // server before the epoch it waits for ends, and answered at exactly that update.
-  let next = o.observer.pull(target(o.first), buffers[o.first % 2]!);
+  // A pull in flight fails when its server dies while this loop awaits something else: handled
+  // here, so that the process does not crash on an unhandled rejection, and rethrown when awaited.
+  const pull = (epoch: number) => {
+    const p = o.observer.pull(target(epoch), buffers[epoch % 2]!);
+    p.catch(() => {});
+    return p;
+  };
+  let next = pull(o.first);
   for (let epoch = o.first; epoch <= o.last; epoch++) {
     const pulled = await Promise.race([next, o.failure]);
     if (pulled.stop) return { stopped: true };
     const params = buffers[epoch % 2]!;
-    if (epoch < o.last) next = o.observer.pull(target(epoch + 1), buffers[(epoch + 1) % 2]!);
+    if (epoch < o.last) next = pull(epoch + 1);
     await reportsOf(epoch, o);
     await o.onEpoch(epochMetrics(epoch, o.reports.of(epoch)), params);
   }
