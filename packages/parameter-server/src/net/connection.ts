@@ -5,17 +5,26 @@
  * (./handler.ts): a connection hands it each whole message and sends what it answers.
  *
  * What it guarantees whatever it receives:
- *  - nothing is read before a hello with the cluster token; anything else first, or a wrong token,
- *    closes the connection with 1008 and a reason, and the attempt is logged with its address
- *    (never the token); a wrong protocol version is answered with a `version` error and 1002;
+ *  - nothing is read before a hello with the cluster token; anything else first, a wrong token, a
+ *    wrong version, no hello by the gate's deadline (counted from accept), or more than
+ *    `preAuthBytes` sent before authenticating, is a refusal: a close frame (1008 with a reason;
+ *    1002 and a `version` error for a wrong version), then the socket is destroyed at once
+ *    (./gate.ts `hangUp`), and the refusal goes to the rate-limited RefusalLog (never the token).
+ *    Whatever the peer sends after a refusal is ignored: not answered, not logged;
+ *  - the pre-auth limit is counted on the socket's bytes as they arrive, so a large first message
+ *    is refused after `preAuthBytes` (plus one socket read) of it, not buffered whole (ws's
+ *    `maxPayload`, one per server, is the authenticated limit; ws has no per-connection one);
+ *  - once authenticated, a bad frame is answered with an error and the connection stays;
  *  - a client that does not read its replies (more than HIGH_WATER bytes unsent) stops being read
  *    until it does.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { allFinite } from '@loom/optimizer';
 import { PsError, type ErrorCode } from './errors.js';
 import type { Fields } from './fields.js';
 import { FramePool, PART_FLOATS, Reassembly, decodeFrame, encodeFrame } from './frame.js';
+import type { Gate } from './gate.js';
 import { PROTOCOL_VERSION, idOf, parseHello, type ErrorReply, type Hello, type Welcome } from './protocol.js';
 import { tokensEqual } from './token.js';
 
@@ -83,11 +92,16 @@ export interface ConnectionContext {
   log: (line: string) => void;
   /** The most floats a message in parts may carry (the largest frame's worth). */
   maxFloats: number;
-  helloTimeoutMs: number;
+  /** The deadline, limits and refusal log of the server's listener. */
+  gate: Gate;
+  /** The most bytes a peer may send before it has authenticated. */
+  preAuthBytes: number;
 }
 
 export class Connection {
   authed = false;
+  /** Refused before authenticating: hung up, and whatever still arrives is ignored. */
+  private refused = false;
   role: 'worker' | 'observer' = 'observer';
   rank = -1;
   /** Requests taken and not yet answered. */
@@ -106,26 +120,37 @@ export class Connection {
 
   constructor(
     readonly ws: WebSocket,
+    /** The peer's socket (TCP, or TLS over it), for the gate. */
+    readonly socket: Socket,
     readonly addr: string,
     private readonly ctx: ConnectionContext,
   ) {
     this.joining = new Reassembly(ctx.maxFloats);
     ws.on('ping', () => (this.lastSeen = performance.now())); // a worker's heartbeat (ws answers the pong)
-    const timer = setTimeout(() => this.refuse('authentication required', 'no hello within the time allowed'), ctx.helloTimeoutMs);
+    ctx.gate.onLate(socket, () => this.refuse('no hello', 'authentication required', `no hello within ${ctx.gate.deadlineMs} ms of connecting`));
+    // Bytes before the hello, counted as they arrive (after ws has read the chunk: a hello in it has
+    // then been handled and the count stops).
+    let preAuth = 0;
+    const count = (chunk: Buffer) => {
+      if (this.authed) return void socket.off('data', count);
+      if (this.refused) return;
+      preAuth += chunk.length;
+      if (preAuth > ctx.preAuthBytes) this.refuse('too large', 'authentication required', `sent ${preAuth} bytes without a hello; a hello is at most ${ctx.preAuthBytes}`);
+    };
+    socket.on('data', count);
     ws.on('message', (data, isBinary) => {
+      if (this.refused) return;
       const bytes = data as Buffer; // binaryType 'nodebuffer': fragmented messages arrive joined
       this.lastSeen = performance.now();
       ctx.tally.bytesIn += bytes.length;
-      if (!this.authed) {
-        clearTimeout(timer);
-        this.onHello(bytes, isBinary);
-      } else {
-        this.onFrame(bytes, isBinary);
-      }
+      if (!this.authed) this.onHello(bytes, isBinary);
+      else this.onFrame(bytes, isBinary);
     });
-    ws.on('error', (e) => ctx.log(`connection ${addr}: ${e.message}`));
+    ws.on('error', (e) => {
+      if (this.authed) ctx.log(`connection ${addr}: ${e.message}`);
+      else this.refuse('bad frame', 'authentication required', e.message);
+    });
     ws.on('close', (code, why) => {
-      clearTimeout(timer);
       this.outgoing = null;
       if (ctx.streams.busy.delete(this) && ctx.streams.busy.size === 0) ctx.streams.idle();
       ctx.handler.closed(this, code, why.toString());
@@ -135,48 +160,50 @@ export class Connection {
   // ---- hello -----------------------------------------------------------------------------------
 
   private onHello(bytes: Buffer, isBinary: boolean): void {
-    if (!isBinary) return this.refuse('authentication required', 'sent a text frame before hello');
+    const notHello = (detail: string) => this.refuse('not a hello', 'authentication required', detail);
+    if (!isBinary) return notHello('sent a text frame before hello');
     let header: unknown;
     try {
       header = decodeFrame(bytes).header;
     } catch (e) {
-      return this.refuse('authentication required', `first frame unreadable: ${(e as Error).message}`);
+      return notHello(`first frame unreadable: ${(e as Error).message}`);
     }
     const h = header as Record<string, unknown> | null;
     if (typeof h !== 'object' || h === null || h.type !== 'hello') {
-      return this.refuse('authentication required', `first message was ${typeof h?.type === 'string' ? `'${h.type.slice(0, 40)}'` : 'not a hello'}`);
+      return notHello(`first message was ${typeof h?.type === 'string' ? `'${h.type.slice(0, 40)}'` : 'not a hello'}`);
     }
     if (h.v !== PROTOCOL_VERSION) {
-      this.ctx.tally.count('version');
-      const msg = `protocol version ${typeof h.v === 'number' ? h.v : String(h.v)} is not supported (this server speaks ${PROTOCOL_VERSION})`;
-      this.ctx.log(`refused ${this.addr}: ${msg}`);
-      this.sendError(-1, new PsError('version', msg));
-      return this.ws.close(1002, reason(msg));
+      const msg = `protocol version ${typeof h.v === 'number' ? h.v : String(h.v).slice(0, 40)} is not supported (this server speaks ${PROTOCOL_VERSION})`;
+      return this.refuse('version', msg, msg, new PsError('version', msg), 1002);
     }
-    if (typeof h.token !== 'string' || !tokensEqual(h.token, this.ctx.token)) return this.refuse('bad token', 'hello with a wrong token');
+    if (typeof h.token !== 'string' || !tokensEqual(h.token, this.ctx.token)) return this.refuse('bad token', 'bad token', 'hello with a wrong token');
     let welcome: Welcome;
     try {
       const hello = parseHello(h)!;
       welcome = this.ctx.handler.admit(this, hello);
       Object.assign(this, { authed: true, role: hello.role, rank: hello.rank });
     } catch (e) {
-      return this.closeWith(e as PsError);
+      const err = e instanceof PsError ? e : new PsError('internal', (e as Error)?.message ?? String(e));
+      return this.refuse(err.code, err.message, err.message, err);
     }
+    this.ctx.gate.authenticated(this.socket);
     this.send(encodeFrame(welcome));
   }
 
-  /** Closes an unauthenticated connection with 1008 and logs the attempt (never the token). */
-  private refuse(why: string, detail: string): void {
-    this.ctx.tally.count('auth');
-    this.ctx.log(`refused ${this.addr}: ${why} (${detail})`);
-    this.ws.close(1008, why);
-  }
-
-  /** Sends an error reply, then closes with 1008 and the message. */
-  private closeWith(e: PsError): void {
-    this.ctx.log(`refused ${this.addr}: ${e.message}`);
-    this.sendError(-1, e);
-    this.ws.close(1008, reason(e.message));
+  /**
+   * Refuses a peer that has not authenticated: counts it (`auth`, or the code of `error`, which is
+   * also sent), logs it through the gate (rate-limited; never the token), sends a close frame with
+   * `code` and `why`, and hangs up — the socket is destroyed once the frame is out, and anything
+   * the peer sends meanwhile is ignored.
+   */
+  private refuse(kind: string, why: string, detail: string, error?: PsError, code = 1008): void {
+    if (this.refused) return;
+    this.refused = true;
+    this.ctx.gate.refuse(this.socket, kind, detail);
+    if (error !== undefined) this.sendError(-1, error);
+    else this.ctx.tally.count('auth');
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason(why));
+    this.ctx.gate.hangUp(this.socket);
   }
 
   // ---- frames in -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ export { PsError, CheckpointError, ERROR_CODES, type ErrorCode } from './errors.
 export { shardRange, parseShard, SHARD_ALIGN } from './shards.js';
 export { ShardStore, type StoreOptions } from './store.js';
 export { ParameterServer, type ServerOptions } from './server.js';
+export { Gate, GATE_DEFAULTS, type GateOptions } from './gate.js';
+export { RefusalLog, type RefusalLogOptions } from './refusal-log.js';
 export { PsClient, type ClientOptions, type PushInfo, type PullResult } from './client.js';
 export { WsTransport } from './transport.js';
 export { joinRun, backoffMs, isConnectionLoss, type JoinOptions } from './membership.js';

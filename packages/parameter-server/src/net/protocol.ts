@@ -220,6 +220,8 @@ export interface ServerStats {
   bytesOut: number;
   /** Refused requests and connections, by error code. */
   errors: Partial<Record<ErrorCode, number>>;
+  /** Connections refused before authenticating, by kind ('bad token', 'no hello', 'connection limit', …; see the README). */
+  refused?: Record<string, number>;
   /** Gradients with NaN or Inf that were skipped (counted as zero) instead of refused. */
   skippedNonFinite: number;
   /** Worker ranks the next update waits for (sync, ssp; every connected worker in async). */

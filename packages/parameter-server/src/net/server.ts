@@ -8,6 +8,9 @@
  * Memory stays bounded: frames are at most `maxFrameBytes` (ws closes larger ones with 1009), a
  * connection has at most `maxInFlight` unanswered requests, pushes are accepted only within the
  * policy's window of steps, and a client that does not read its replies stops being read.
+ * Before a peer authenticates it holds little (./gate.ts): `helloTimeoutMs` from accept to hello,
+ * `maxHelloBytes` of data, at most `maxUnauthenticated` such sockets and `maxConnections` in all;
+ * a refusal destroys its socket at once and is logged rate-limited (./refusal-log.ts).
  *
  * Membership: a worker that disconnects, or sends nothing (not even a WebSocket ping, its
  * heartbeat) for `heartbeatTimeoutMs`, is closed and dropped from every table's clock, so the
@@ -24,12 +27,14 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { RowCheckpointer } from './row-checkpoint.js';
 import { Connection, Streams, Tally } from './connection.js';
 import { FramePool } from './frame.js';
+import { GATE_DEFAULTS, Gate } from './gate.js';
+import { RefusalLog } from './refusal-log.js';
 import { RequestHandler } from './handler.js';
 import type { ServerStats } from './protocol.js';
 import type { Mode } from '../mode.js';
@@ -54,8 +59,20 @@ export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' 
   maxFrameBytes?: number;
   /** Unanswered requests one connection may have (default 64). */
   maxInFlight?: number;
-  /** How long a new connection has to send its hello (default 10 s). */
+  /**
+   * How long a new connection has, from TCP accept (over TLS: from the handshake, which has as
+   * long), to upgrade to WebSocket and send a hello with the token; then it is refused and
+   * destroyed (default 5 s).
+   */
   helloTimeoutMs?: number;
+  /** Sockets held at most, authenticated or not; a further upgrade is answered 503 (default 1024). */
+  maxConnections?: number;
+  /** Sockets not yet authenticated held at most; a further upgrade is answered 503 (default 64). */
+  maxUnauthenticated?: number;
+  /** Bytes a peer may send before its hello is accepted; more is refused, not buffered (default 64 KiB). */
+  maxHelloBytes?: number;
+  /** Refusals from one address are logged once per window of this many ms, then summarised (default 10 s). */
+  refusalWindowMs?: number;
   /** Where the server reports connections, refusals and shutdown (default: nowhere). */
   log?: (line: string) => void;
   /**
@@ -103,6 +120,7 @@ export class ParameterServer {
   readonly closed: Promise<void>;
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
+  private readonly gate: Gate;
   private readonly conns = new Set<Connection>();
   private readonly tables = new Tables();
   private readonly handler: RequestHandler;
@@ -138,12 +156,36 @@ export class ParameterServer {
       maxInFlight: o.maxInFlight ?? 64, heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 30_000, tally: this.tally, streams, frames, log: this.log,
       stats: () => this.stats(), exit: () => void this.close(),
     });
-    const context = { token: o.token, handler: this.handler, tally: this.tally, streams, frames, log: this.log, maxFloats: maxFrameBytes / 4, helloTimeoutMs: o.helloTimeoutMs ?? 10_000 };
-    this.http = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }) : createHttpServer();
-    this.http.on('request', (_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end('a Loom parameter server: connect with WebSocket\n'));
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: maxFrameBytes, perMessageDeflate: false });
+    const refusals = new RefusalLog({ log: this.log, ...(o.refusalWindowMs !== undefined ? { windowMs: o.refusalWindowMs } : {}) });
+    const deadlineMs = o.helloTimeoutMs ?? GATE_DEFAULTS.deadlineMs;
+    this.http = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key, handshakeTimeout: deadlineMs }) : createHttpServer();
+    this.gate = new Gate(this.http, { refusals, awaiting: 'upgrade', deadlineMs, maxConnections: o.maxConnections, maxUnauthenticated: o.maxUnauthenticated });
+    const gate = this.gate;
+    const context = {
+      token: o.token, handler: this.handler, tally: this.tally, streams, frames, log: this.log, maxFloats: maxFrameBytes / 4,
+      gate, preAuthBytes: o.maxHelloBytes ?? GATE_DEFAULTS.preAuthBytes,
+    };
+    this.http.on('request', (req, res) => {
+      gate.refuse(req.socket, 'not WebSocket', `${req.method} ${String(req.url).slice(0, 80)}`);
+      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('a Loom parameter server: connect with WebSocket\n', () => gate.hangUp(req.socket));
+    });
+    // The upgrade is ours to accept (not ws's), so that the limits answer 503 before any handshake.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
+    this.http.on('upgrade', (req, socket: Socket, head: Buffer) => {
+      const full = gate.full(socket);
+      if (full !== null) {
+        gate.refuse(socket, full, `${gate.counts.open} sockets open, ${gate.counts.unauthenticated} not authenticated`);
+        return gate.reject(socket, 503, `server busy (${full}); try again later\n`);
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+    });
+    // A malformed upgrade (no key, wrong version …): ws hands it to us to answer.
+    this.wss.on('wsClientError', (e: Error, socket: Socket) => {
+      gate.refuse(socket, 'bad upgrade', e.message);
+      gate.reject(socket, 400, `${e.message}\n`);
+    });
     this.wss.on('connection', (ws, req) => {
-      const c = new Connection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, context);
+      const c = new Connection(ws, req.socket, `${req.socket.remoteAddress}:${req.socket.remotePort}`, context);
       this.conns.add(c);
       ws.on('close', () => this.conns.delete(c));
     });
@@ -243,7 +285,7 @@ export class ParameterServer {
     return {
       shard: s.o.shard, shards: s.o.shards, lo: s.lo, hi: s.hi, mode: s.o.mode, workers: s.o.workers, applied: s.applied,
       stopped: this.handler.stopped, connections: this.conns.size, pushes: t.pushes, pulls: t.pulls, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
-      errors: { ...t.errors }, skippedNonFinite: s.skippedNonFinite, members: this.handler.members(), ...this.handler.membership, checkpoint: this.checkpointStep,
+      errors: { ...t.errors }, refused: { ...this.gate.refusals.totals }, skippedNonFinite: s.skippedNonFinite, members: this.handler.members(), ...this.handler.membership, checkpoint: this.checkpointStep,
       ...(this.tables.rowTables().length > 0 ? { tables: Object.fromEntries(this.tables.rowTables().map((r) => [r.name, r.stats()])) } : {}),
     };
   }
@@ -259,6 +301,7 @@ export class ParameterServer {
     this.closing = true;
     this.handler.closing = true;
     for (const t of this.timers) clearTimeout(t);
+    this.gate.close();
     this.saveCheckpoint();
     for (const c of this.conns) c.ws.close(1001, 'server shutting down');
     await new Promise<void>((r) => this.wss.close(() => r()));
