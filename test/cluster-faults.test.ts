@@ -1,14 +1,15 @@
 // Failures of real processes of the built CLI (apps/cli/dist) over real sockets on 127.0.0.1:
 // kill -9 of a worker in sync mode (the run finishes without it), kill -9 of a server (restarted
 // with --resume, it continues from its checkpoint and the worker with it, to the very bits of an
-// uninterrupted run), another model's checkpoint, and two workers with the same rank. After each,
-// no process is left.
+// uninterrupted run), another model's checkpoint, and two workers with the same rank; a run that
+// fails ends with one line naming the process and the --resume that continues it. After each, no
+// process is left.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { PsClient } from '@loom/parameter-server';
+import { PsClient, latestCheckpoint } from '@loom/parameter-server';
 import { MAIN, P, runParams, sandbox, writeCsv } from './harness.js';
 
 const { dir, token: TOKEN, env } = sandbox('faults');
@@ -99,7 +100,7 @@ describe('a worker killed mid-run (sync)', () => {
     expect(victim, JSON.stringify(kids)).toBeDefined();
     process.kill(victim!.pid, 'SIGKILL');
     expect(await run.exited, run.err.join('\n')).toBe(0);
-    expect(run.err.join('\n')).toContain('worker 1 was killed (SIGKILL); the run goes on with 1 of 2 workers');
+    expect(run.err).toEqual([`worker 1 (pid ${victim!.pid}) was killed (SIGKILL); the run goes on with 1 of 2 workers`]);
     const metrics = readFileSync(join(dir, 'killed-worker', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(metrics.at(-1).workers.map((w: { rank: number }) => w.rank)).toEqual([0]); // worker 0 alone at the end …
@@ -204,5 +205,45 @@ describe('a whole cluster killed', () => {
     for (const m of metrics.slice(1)) expect(m.trainLoss).toBeLessThan(metrics[0].trainLoss);
     const e = loom('eval', '--run', 'whole', '--json');
     expect(e.code, e.stderr).toBe(0);
+  });
+});
+
+describe('a run that fails says what happened, once', () => {
+  /** Starts `loom train --cluster`, and kill -9s its child whose arguments match `victim` once epoch 1 is reported. */
+  async function killDuring(cluster: string, out: string, victim: RegExp) {
+    const argv = [...DATA, ...MODEL, '--epochs', '3', '--cluster', cluster, '--out', out, '--checkpoint-every', '50'];
+    const run = start('train', ...argv);
+    await run.line(/^epoch 1: /);
+    const kids = childrenOf(run.proc.pid!);
+    for (const k of kids) pids.add(k.pid);
+    const child = kids.find((k) => victim.test(k.args));
+    expect(child, JSON.stringify(kids)).toBeDefined();
+    process.kill(child!.pid, 'SIGKILL');
+    return { run, argv, pid: child!.pid, code: await run.exited };
+  }
+
+  it('kill -9 of server shard 0/2: exit 1, one line naming the server (pid, address) and the --resume that continues from its last checkpoint — which does', async () => {
+    const { run, pid, code } = await killDuring('local:2,2', 'dead-server', / serve .*--shard 0\/2 /);
+    expect(code, run.err.join('\n')).toBe(1);
+    // Not the workers' or the observer's lost connections (1006), which the server's death caused.
+    expect(run.err).toHaveLength(1);
+    const m = new RegExp(`^loom train: server shard 0/2 \\(pid ${pid}, ws://127\\.0\\.0\\.1:\\d+\\) was killed \\(SIGKILL\\) in epoch [1-3] of 3; the run stopped\\. Continue it with: loom (train .* --resume dead-server) \\(its last checkpoint is update (\\d+)\\)$`).exec(run.err[0]!);
+    expect(m, run.err[0]).not.toBeNull();
+    const step = Number(m![2]);
+    expect(step).toBe(latestCheckpoint(join(dir, 'dead-server'), 2));
+    expect(step).toBeGreaterThanOrEqual(300); // epoch 1 was reported
+    // The command it names continues the run from there, to its end.
+    const resumed = loom(...m![1]!.split(' '));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain(`resuming ${join(dir, 'dead-server')} from its checkpoint at update ${step}`);
+    const metrics = readFileSync(join(dir, 'dead-server', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.map((x) => x.epoch)).toEqual([1, 2, 3]);
+  });
+
+  it('kill -9 of the last worker: exit 1, one line naming worker 0 and its pid, and the --resume', async () => {
+    const { run, pid, code } = await killDuring('local:1,1', 'dead-worker', / worker .*--rank 0 /);
+    expect(code, run.err.join('\n')).toBe(1);
+    expect(run.err).toHaveLength(1);
+    expect(run.err[0]).toMatch(new RegExp(`^loom train: worker 0 \\(pid ${pid}\\) was killed \\(SIGKILL\\) in epoch [1-3] of 3; the run stopped\\. Continue it with: loom train .* --resume dead-worker \\(its last checkpoint is update \\d+\\)$`));
   });
 });

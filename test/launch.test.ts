@@ -171,7 +171,7 @@ describe('bad input: a clear error, and no process left running', () => {
     const r2 = await launch(['--master', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--servers', '2', '--', ...TRAIN]);
     blocker2.close();
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toMatch(new RegExp(`server 1 \\(port ${port + 2}\\) failed: .*EADDRINUSE`));
+    expect(r2.stderr).toMatch(new RegExp(`server shard 1/2 \\(pid \\d+, 127\\.0\\.0\\.1:${port + 2}\\) failed \\(exit code 1\\): .*EADDRINUSE.*; the run stopped\\. loom launch keeps no checkpoints yet: start the run again`));
     await settle();
     expect(leftovers()).toEqual([]);
   });
@@ -185,9 +185,9 @@ describe('bad input: a clear error, and no process left running', () => {
     const at = ['--nodes', '2', '--master', `127.0.0.1:${port}`, '--host', '127.0.0.1'];
     const [master, node] = await Promise.all([launch([...at, '--node-rank', '0', '--', ...train]), launch([...at, '--node-rank', '1', '--', ...train], {}, elsewhere)]);
     expect(node.code).toBe(1);
-    expect(node.stderr).toContain('worker 1 (node 1) failed: --dataset csv:data.csv: data.csv does not exist');
+    expect(node.stderr).toMatch(/worker 1 \(node 1, pid \d+\) failed \(exit code \d\): --dataset csv:data\.csv: data\.csv does not exist; the run stopped/);
     expect(master.code).toBe(1);
-    expect(master.stderr).toContain('node 1 failed: worker 1 (node 1) failed: --dataset csv:data.csv: data.csv does not exist');
+    expect(master.stderr).toMatch(/node 1 failed( in epoch 1 of \d)?: worker 1 \(node 1, pid \d+\) failed \(exit code \d\): --dataset csv:data\.csv: data\.csv does not exist; the run stopped/);
     await settle();
     expect(leftovers()).toEqual([]);
   });

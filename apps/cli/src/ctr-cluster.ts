@@ -27,6 +27,9 @@
  * Admission and eviction (--admit-after, --evict-after, --table-capacity) go to every server's
  * tables; each epoch's metrics record each table's rows, created, evicted, admitted, pending and
  * dropped, summed over the servers.
+ *
+ * Failures are told as `loom train --cluster`'s are (orchestration/failure.ts): the dead server
+ * first, in which epoch, and the `--resume` command that continues from the last checkpoint.
  */
 import { CTR_DIM, epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
 import { CheckpointError, RowCheckpointer, RowStore, ShardStore, generateToken, latestCheckpoint, loadCheckpoint, type Mode, type PsClient, type ServerStats } from '@loom/parameter-server';
@@ -41,7 +44,7 @@ import { ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tableRows, validat
 import { UsageError } from './errors.js';
 import type { OptimizerName } from './optimizers.js';
 import { appendMetrics, resumeRun, startRun } from './run-dir.js';
-import { EpochReports, TrainingGroup, connectObserver, firstEpochToObserve, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
+import { EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, resumeAdvice, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
 
 export interface CtrClusterOptions {
   servers: number;
@@ -110,10 +113,12 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     stopRequested = true;
     void observer?.shutdown(false).catch(() => {});
   };
+  /** The first epoch observed, once the observer is connected: failures before are `while starting`. */
+  let first: number | undefined;
   try {
-    const servers = Array.from({ length: c.servers }, (_, i) => group.startServer(i, `server ${i}`, serverArgv(training, { shard: { index: i, count: c.servers }, workers: c.workers, port: 0, ...checkpoint })));
+    const servers = Array.from({ length: c.servers }, (_, i) => group.startServer({ index: i, count: c.servers }, serverArgv(training, { shard: { index: i, count: c.servers }, workers: c.workers, port: 0, ...checkpoint })));
     const urls = await Promise.all(servers.map((s) => group.listening(s)));
-    for (let rank = 0; rank < c.workers; rank++) group.startWorker(rank, `worker ${rank}`, workerArgv(training, urls, rank, c.workers));
+    for (let rank = 0; rank < c.workers; rank++) group.startWorker(rank, workerArgv(training, urls, rank, c.workers));
     const flat = flattenParameters(run.model);
     const size = flat.size;
     observer = await connectObserver(urls, { token, workers: c.workers, size, failure: group.failure });
@@ -143,7 +148,7 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
 
     let stopped = false;
     // Resumed: the first epoch to report is the one the checkpoint's step falls in.
-    const first = firstEpochToObserve(obs, perEpoch);
+    first = firstEpochToObserve(obs, perEpoch);
     let next = read(first, buffers[first % 2]!);
     for (let epoch = first; epoch <= o.epochs; epoch++) {
       const pulled = await Promise.race([next, group.failure]);
@@ -183,9 +188,13 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     clearTimeout(timer);
     c.signal?.removeEventListener('abort', stop);
     return { stopped: stopped || stopRequested };
+  } catch (e) {
+    const cause = await group.explain(e);
+    // The workers' epoch: the observer's may lag behind it.
+    throw cause instanceof RunFailure ? cause.during(first === undefined ? 'while starting' : duringEpoch(Math.max(first, group.latestEpoch + 1), o.epochs)) : cause;
   } finally {
+    group.end();
     await observer?.close().catch(() => {});
-    group.processes.killAll();
   }
 }
 
@@ -221,7 +230,7 @@ function checkCtrResume(out: string, o: CtrTrainOptions, c: { servers: number; w
  * (flags as the one-thread run, checked by train-ctr.ts first). Writes the run directory as the
  * one-thread run does, with each epoch's bytes per step in metrics.jsonl.
  */
-export async function trainCtrClusterCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
+export async function trainCtrClusterCommand(f: Values, log: (line: string) => void, argv: readonly string[] = []): Promise<CtrTrainResult> {
   const { servers, workers } = parseCluster(f.cluster as string);
   if (f.workers !== undefined) throw new UsageError('--workers and --cluster do not go together (--cluster local:S,W names the workers)');
   if (f.mode === 'ssp' || f.staleness !== undefined) throw new UsageError('--task ctr --cluster takes --mode async (sync dense, Hogwild! tables; the default) or --mode sync (both averaged)');
@@ -261,12 +270,17 @@ export async function trainCtrClusterCommand(f: Values, log: (line: string) => v
   let stopped = false;
   try {
     const checkpoints = { out, checkpointEvery: f.checkpointEvery as number, resume: f.resume !== undefined };
+    const advise = (e: unknown) => {
+      // The run failed: say how to go on from where it got.
+      if (e instanceof RunFailure) e.advise(resumeAdvice({ command: 'loom train', argv, dir: (f.resume ?? f.out) as string, path: out, shards: servers, checkpointEvery: f.checkpointEvery as number }));
+      throw e;
+    };
     ({ stopped } = await trainCtrCluster(run, o, { servers, workers, rowMode, tables, ...checkpoints, signal: interrupt.signal }, (m) => {
       last = m;
       appendMetrics(out, m);
       const rows = Object.entries(m.tables).map(([k, t]) => `${k} ${t.rows}`).join(', ');
       log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid AUC ${m.validAuc.toFixed(4)}, valid log loss ${m.validLogLoss.toFixed(4)}, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s; rows ${rows}; bytes per step: rows ${m.bytesPerStep.rows}, all ${m.bytesPerStep.all}`);
-    }));
+    }).catch(advise));
   } finally {
     process.removeListener('SIGINT', onSigint);
   }

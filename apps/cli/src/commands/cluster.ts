@@ -16,16 +16,18 @@
  *
  * Failures: a worker killed by a signal (kill -9, the OOM killer) does not end the run — the
  * servers drop it from the barrier and the others go on; the run fails only when every worker is
- * gone or one exits with an error. With `out`, the servers checkpoint into out/checkpoints every
- * `checkpointEvery` updates and at the end; with `resume`, they start from the latest complete
- * checkpoint there, and so do the workers and this coordinator's epochs.
+ * gone or one exits with an error, or when a server dies. It then rejects with a RunFailure that
+ * names the process at the root of it (a dead server before the workers that lost it) and the
+ * epoch it happened in; the command adds what to do next. With `out`, the servers checkpoint into
+ * out/checkpoints every `checkpointEvery` updates and at the end; with `resume`, they start from
+ * the latest complete checkpoint there, and so do the workers and this coordinator's epochs.
  */
 import { generateToken, type PsClient } from '@loom/parameter-server';
 import { flattenParameters, type Module } from '@loom/tensor-core';
 import { UsageError } from '../errors.js';
 import { buildModel } from '../models.js';
 import {
-  EpochReports, TrainingGroup, connectObserver, firstEpochToObserve, observeEpochs, pullFinal, serverArgv, updatesPerEpoch, workerArgv,
+  EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, observeEpochs, pullFinal, serverArgv, updatesPerEpoch, workerArgv,
   type ObservedEpoch, type TrainingConfig,
 } from '../orchestration/index.js';
 
@@ -70,6 +72,8 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<a
   });
   let observer: PsClient | null = null;
   let stopRequested = false;
+  /** The first epoch observed, once the observer is connected: failures before are `while starting`. */
+  let first: number | undefined;
   const stop = () => {
     stopRequested = true;
     void observer?.shutdown(false).catch(() => {});
@@ -78,12 +82,12 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<a
     // Servers: any free port, each printing the URL it listens on.
     const checkpoint = o.out !== undefined ? { checkpoint: { dir: o.out, every: o.checkpointEvery ?? 100 }, ...(o.resume ? { resume: o.out } : {}) } : {};
     const servers = Array.from({ length: o.servers }, (_, i) =>
-      group.startServer(i, `server ${i}`, serverArgv(o, { shard: { index: i, count: o.servers }, workers: o.workers, port: 0, ...checkpoint })),
+      group.startServer({ index: i, count: o.servers }, serverArgv(o, { shard: { index: i, count: o.servers }, workers: o.workers, port: 0, ...checkpoint })),
     );
     const urls = await Promise.all(servers.map((s) => group.listening(s)));
 
     // Workers: the data split of local threads, each reporting its epochs as JSON lines.
-    for (let rank = 0; rank < o.workers; rank++) group.startWorker(rank, `worker ${rank}`, workerArgv(o, urls, rank, o.workers));
+    for (let rank = 0; rank < o.workers; rank++) group.startWorker(rank, workerArgv(o, urls, rank, o.workers));
 
     const model = buildModel(o.model, o.seed);
     const size = flattenParameters(model).size;
@@ -92,10 +96,10 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<a
     if (o.signal?.aborted) stop();
 
     const perEpoch = updatesPerEpoch(o.data, { batchSize: o.batchSize, seed: o.seed, mode: o.mode, workers: o.workers });
+    // Resumed: the first epoch to report is the one the checkpoint's step falls in.
+    first = firstEpochToObserve(observer, perEpoch);
     const { stopped } = await observeEpochs({
-      observer, reports, size, perEpoch, failure: group.failure,
-      // Resumed: the first epoch to report is the one the checkpoint's step falls in.
-      first: firstEpochToObserve(observer, perEpoch), last: o.epochs,
+      observer, reports, size, perEpoch, failure: group.failure, first, last: o.epochs,
       onEpoch: async (m, params) => {
         flattenParameters(model, { params });
         await o.onEpoch(m, model);
@@ -108,8 +112,12 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<a
     clearTimeout(timer);
     o.signal?.removeEventListener('abort', stop);
     return { model, stopped: stopped || stopRequested };
+  } catch (e) {
+    const cause = await group.explain(e);
+    // The workers' epoch: the observer's may lag behind it.
+    throw cause instanceof RunFailure ? cause.during(first === undefined ? 'while starting' : duringEpoch(Math.max(first, group.latestEpoch + 1), o.epochs)) : cause;
   } finally {
+    group.end();
     await observer?.close().catch(() => {});
-    group.processes.killAll();
   }
 }

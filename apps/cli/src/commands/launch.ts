@@ -14,7 +14,9 @@
  *
  * Failure: a node whose worker fails tells the master, which stops the servers, so that every
  * other node's workers end; a node that has not joined within --join-timeout fails the run. Every
- * process a node started ends with it (see processes.ts).
+ * process a node started ends with it (see processes.ts). Each node ends with one message naming
+ * the process at the root of the failure (a dead server before the workers that lost it: see
+ * orchestration/failure.ts) and what to do next: start again, as launch keeps no checkpoints yet.
  *
  * With --hostfile FILE the same is started over ssh on the listed hosts (hostfile.ts).
  */
@@ -31,7 +33,7 @@ import { evaluate } from '../evaluate.js';
 import { launchHostfile, readHostfile } from '../hostfile.js';
 import { buildModel, fitModel, resolveModel } from '../models.js';
 import {
-  EpochReports, TrainingGroup, connectObserver, observeEpochs, pullFinal, serverArgv, trainingFromFlags, updatesPerEpoch, workerArgv,
+  EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, observeEpochs, pullFinal, serverArgv, trainingFromFlags, updatesPerEpoch, workerArgv,
   type TrainingConfig, type WorkerEpochLine,
 } from '../orchestration/index.js';
 import { describeRendezvous, resolveRendezvous, DEFAULT_MASTER_PORT, type Rendezvous } from '../rendezvous.js';
@@ -71,6 +73,9 @@ Examples:
   loom launch --hostfile hosts.txt --servers 2 -- --epochs 5
 `,
 );
+
+/** What to do after a failed launch. */
+const LAUNCH_AGAIN = 'loom launch keeps no checkpoints yet: start the run again, with the same loom launch on every node';
 
 /** Train flags that launch decides itself. */
 const NOT_TRAIN_FLAGS = { workers: '--workers-per-node or --slots', cluster: '--nodes and --servers' } as const;
@@ -174,7 +179,7 @@ function startWorkers(p: Plan, group: TrainingGroup, urls: string[]): void {
   const first = firstRank(p, node);
   for (let k = 0; k < p.slots[node]!; k++) {
     const rank = first + k;
-    group.startWorker(rank, `worker ${rank} (node ${node})`, workerArgv(p.training, urls, rank, totalWorkers(p)));
+    group.startWorker(rank, workerArgv(p.training, urls, rank, totalWorkers(p)), node);
   }
 }
 
@@ -225,15 +230,17 @@ async function runNode(p: Plan): Promise<{ interrupted: boolean }> {
   try {
     startWorkers(p, group, urls);
     const codes = await Promise.race([group.workersDone(), group.failure]).catch(async (e: Error) => {
-      await post(p, 'failed', { nodeRank: p.rendezvous.nodeRank, message: e.message }, 3000).catch(() => {});
-      throw e;
+      const cause = await group.explain(e);
+      const message = cause instanceof RunFailure ? cause.summary : (cause as Error).message;
+      await post(p, 'failed', { nodeRank: p.rendezvous.nodeRank, message }, 3000).catch(() => {});
+      throw cause instanceof RunFailure ? cause.advise(LAUNCH_AGAIN) : cause;
     });
     await Promise.all(forwarded);
     p.say(`${codes.length} worker${codes.length === 1 ? '' : 's'} done`);
     p.log(`node ${p.rendezvous.nodeRank}: done`);
     return { interrupted: false };
   } finally {
-    await group.processes.stopAll();
+    await group.stop();
   }
 }
 
@@ -251,7 +258,8 @@ interface Endpoint {
 function listenRendezvous(
   p: Plan,
   urls: Promise<string[]>,
-  on: { report: (r: WorkerEpochLine) => void; failed: (message: string) => void },
+  /** `failed`: a node refused (`node` absent), or a node's own failure (`node`: its message follows `node N failed: `). */
+  on: { report: (r: WorkerEpochLine) => void; failed: (message: string, node?: number) => void },
 ): Promise<Endpoint> {
   const joined = new Set<number>();
   const reply = (res: ServerResponse, status: number, body: object) => {
@@ -299,7 +307,7 @@ function listenRendezvous(
       return reply(res, 200, { servers: await urls });
     }
     if (m[1] === 'report' && body.report?.event === 'epoch') on.report(body.report);
-    if (m[1] === 'failed') on.failed(`node ${node} failed: ${String(body.message).slice(0, 1000)}`);
+    if (m[1] === 'failed') on.failed(`node ${node} failed: ${String(body.message).slice(0, 1000)}`, node);
     return reply(res, 200, {});
   };
   const server = createServer((req, res) => {
@@ -338,24 +346,29 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
   let observer: PsClient | null = null;
   let joinTimer: NodeJS.Timeout | undefined;
   let interrupted = false;
+  /** Epochs are observed: a failure names the epoch it came in. */
+  let observing = false;
   const interrupt = () => {
     interrupted = true;
     void observer?.shutdown(false).catch(() => {});
   };
   process.once('SIGINT', interrupt);
   try {
-    endpoint = await listenRendezvous(p, urlsReady, { report: (r) => reports.add(r), failed: (message) => group.fail(new Error(message)) });
+    endpoint = await listenRendezvous(p, urlsReady, {
+      report: (r) => reports.add(r),
+      failed: (message, node) => group.fail(node === undefined ? new Error(message) : new RunFailure('node', `node ${node}`, 'failed', message.replace(/^node \d+ failed: /, ''))),
+    });
     const joined = endpoint.joined;
     joinTimer = setTimeout(() => {
       const missing = Array.from({ length: p.rendezvous.nodes - 1 }, (_, i) => i + 1).filter((n) => !joined.has(n));
-      if (missing.length > 0) group.fail(new Error(`node${missing.length === 1 ? '' : 's'} ${missing.join(', ')} did not join within ${p.joinTimeoutMs / 1000} s (--join-timeout)`));
+      if (missing.length > 0) group.fail(new RunFailure('timeout', `node${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`, `did not join within ${p.joinTimeoutMs / 1000} s (--join-timeout)`));
     }, p.joinTimeoutMs);
     joinTimer.unref();
 
     // The servers, on PORT+1 … PORT+S of the bind address, advertised at the master's address.
     const port = (i: number) => p.rendezvous.masterPort + 1 + i;
     const servers = Array.from({ length: p.serverCount }, (_, i) =>
-      group.startServer(i, `server ${i} (port ${port(i)})`, serverArgv(t, { shard: { index: i, count: p.serverCount }, workers: W, host: p.bindHost, port: port(i) })),
+      group.startServer({ index: i, count: p.serverCount }, serverArgv(t, { shard: { index: i, count: p.serverCount }, workers: W, host: p.bindHost, port: port(i) }), `${urlHost(p.bindHost)}:${port(i)}`),
     );
     await Promise.race([Promise.all(servers.map((s) => group.listening(s))), group.failure]);
     const urls = servers.map((_, i) => `ws://${urlHost(p.rendezvous.masterHost)}:${port(i)}`);
@@ -370,6 +383,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
     observer = await connectObserver(local, { token: p.token, workers: W, size, failure: group.failure });
     const train = { features: data.train.features, labels: data.train.labels, width: data.width, rows: data.train.rows };
     let last: EpochMetrics | undefined;
+    observing = true;
     await observeEpochs({
       observer, reports, size, first: 1, last: t.epochs, failure: group.failure,
       perEpoch: updatesPerEpoch(train, { batchSize: t.batchSize, seed, mode, workers: W }),
@@ -398,6 +412,14 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
     };
     if (p.json) p.log(JSON.stringify(result));
     return result;
+  } catch (e) {
+    const cause = await group.explain(e);
+    if (cause instanceof RunFailure) {
+      // The epoch of this node's workers: the observer's may lag behind it.
+      if (observing) cause.during(duringEpoch(group.latestEpoch + 1, t.epochs));
+      cause.advise(LAUNCH_AGAIN);
+    }
+    throw cause;
   } finally {
     process.removeListener('SIGINT', interrupt);
     clearTimeout(joinTimer);
@@ -406,7 +428,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
       await observer.shutdown(true).catch(() => {});
       await observer.close().catch(() => {});
     }
-    await group.processes.stopAll();
+    await group.stop();
     endpoint?.server.closeAllConnections();
     await new Promise((r) => (endpoint ? endpoint.server.close(r) : r(null)));
   }

@@ -25,10 +25,11 @@ export interface CtrTrainResult extends CtrEpochMetrics {
   baselines: { popularityAuc: number; userCategoryAuc: number; constantLogLoss: number };
 }
 
-export async function trainCtrCommand(f: Values, log: (line: string) => void): Promise<CtrTrainResult> {
+/** `argv`: the command line `f` was parsed from, for what to run next when a cluster run fails. */
+export async function trainCtrCommand(f: Values, log: (line: string) => void, argv: readonly string[] = []): Promise<CtrTrainResult> {
   checkCtrFlags(f);
   if (f.resume !== undefined && f.cluster === undefined) throw new UsageError('--resume needs --cluster (checkpoints of a CTR run are saved by its parameter servers)');
-  if (f.cluster !== undefined) return trainCtrClusterCommand(f, log); // processes over WebSocket: ../ctr-cluster.ts
+  if (f.cluster !== undefined) return trainCtrClusterCommand(f, log, argv); // processes over WebSocket: ../ctr-cluster.ts
   const workers = (f.workers as number | undefined) ?? availableParallelism();
   if (f.mode === 'ssp' || f.staleness !== undefined) {
     throw new UsageError(`--task ctr takes --mode async (sync dense part, Hogwild! tables; the default) or --mode sync (both averaged), not ${f.mode === 'ssp' ? '--mode ssp' : '--staleness'}: the dense part always trains sync, which bounds the tables' staleness to one step`);

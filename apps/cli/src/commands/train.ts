@@ -12,6 +12,7 @@ import { buildModel, fitModel, resolveModel, serverModel } from '../models.js';
 import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, resumeRun, saveRun, startRun } from '../run-dir.js';
+import { RunFailure, resumeAdvice } from '../orchestration/index.js';
 import { UsageError } from '../errors.js';
 import { DENSE_BATCH_SIZE, DENSE_MODE } from '../defaults.js';
 import { train, type ValidatedEpochMetrics } from '../trainer.js';
@@ -72,7 +73,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     log(TRAIN_HELP);
     return null;
   }
-  if (f.task === 'ctr') return trainCtrCommand(f, log);
+  if (f.task === 'ctr') return trainCtrCommand(f, log, argv);
   if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined || f.saveInit !== undefined) throw new UsageError('--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only');
   if (f.dataset === 'news-clicks') throw new UsageError('--dataset news-clicks is a click log: train it with --task ctr');
   f.batchSize ??= DENSE_BATCH_SIZE;
@@ -141,6 +142,10 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
           const v = validate(pulled);
           onEpoch({ ...m, validLoss: v.loss, validAccuracy: v.accuracy, ...(v.perplexity !== undefined ? { validPerplexity: v.perplexity } : {}) });
         },
+      }).catch((e: unknown) => {
+        // The run failed: say how to go on from where it got.
+        if (e instanceof RunFailure) e.advise(resumeAdvice({ command: 'loom train', argv, dir: (f.resume ?? f.out) as string, path: out, shards: cluster.servers, checkpointEvery: f.checkpointEvery as number }));
+        throw e;
       }));
     } else if (workers === 1) {
       model = buildModel(modelSpec, seed);
