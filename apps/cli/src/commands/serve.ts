@@ -1,6 +1,6 @@
 /** `loom serve`: a parameter server owning one key range of the model, over WebSocket. */
 import { readFileSync } from 'node:fs';
-import { CheckpointError, MODES, ParameterServer, parseShard, type Mode, type RowTableSpec, type ServerOptions } from '@loom/parameter-server';
+import { CheckpointError, GATE_DEFAULTS, MODES, ParameterServer, parseShard, type Mode, type RowTableSpec, type ServerOptions } from '@loom/parameter-server';
 import { generateClickLog } from '@loom/data';
 import { CTR_DIM, CTR_TABLES, CtrModel } from '@loom/worker';
 import { SPARSE_OPTIMIZERS, defaultSparseLr, type SparseOptimizerName } from '../ctr.js';
@@ -39,6 +39,9 @@ export const SERVE_FLAGS: Flags = {
   'checkpoint-every': { type: 'int', arg: 'K', default: 100, min: 0, configurable: true, help: 'updates between checkpoints (0: only on shutdown)' },
   resume: { type: 'string', arg: 'DIR', configurable: true, help: 'start from the latest complete checkpoint in DIR/checkpoints, and go on saving there' },
   'heartbeat-timeout-ms': { type: 'int', arg: 'T', default: 30000, min: 0, configurable: true, help: 'drop a worker from the barrier after T ms without a message or heartbeat (0: never)' },
+  'hello-timeout-ms': { type: 'int', arg: 'T', default: GATE_DEFAULTS.deadlineMs, min: 1, configurable: true, help: 'a connection that has not sent a hello with the token T ms after it was accepted is refused and closed' },
+  'max-connections': { type: 'int', arg: 'N', default: GATE_DEFAULTS.maxConnections, min: 1, configurable: true, help: 'sockets held at most; a further connection is answered HTTP 503' },
+  'max-unauthenticated': { type: 'int', arg: 'N', default: GATE_DEFAULTS.maxUnauthenticated, min: 1, configurable: true, help: 'sockets held at most that have not sent their hello yet; a further connection is answered HTTP 503' },
 };
 
 export const SERVE_HELP = helpText(
@@ -90,6 +93,7 @@ export async function serveCommand(argv: string[], log: (line: string) => void =
     shard: shard.index, shards: shard.count, token, host: f.host as string, port: f.port as number, ...(tls ? { tls } : {}),
     maxFrameBytes: (f.maxFrameMib as number) * 1024 * 1024 + 64 * 1024, maxInFlight: f.maxInFlight as number,
     nonFinite: f.nonFinite as 'reject' | 'skip', log: say, heartbeatTimeoutMs: f.heartbeatTimeoutMs as number,
+    helloTimeoutMs: f.helloTimeoutMs as number, maxConnections: f.maxConnections as number, maxUnauthenticated: f.maxUnauthenticated as number,
     ...(checkpointDir !== undefined ? { checkpoint: { dir: checkpointDir, every: f.checkpointEvery as number } } : {}),
     ...(f.resume !== undefined ? { resume: f.resume as string } : {}),
   });
