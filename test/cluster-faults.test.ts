@@ -2,8 +2,8 @@
 // kill -9 of a worker in sync mode (the run finishes without it), kill -9 of a server (restarted
 // with --resume, it continues from its checkpoint and the worker with it, to the very bits of an
 // uninterrupted run), another model's checkpoint, and two workers with the same rank; a run that
-// fails ends with one line naming the process and the --resume that continues it. After each, no
-// process is left.
+// fails ends with one line naming the process and the --resume that continues it, and --resume of
+// a finished run says so and does nothing. After each, no process is left.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -245,5 +245,29 @@ describe('a run that fails says what happened, once', () => {
     expect(code, run.err.join('\n')).toBe(1);
     expect(run.err).toHaveLength(1);
     expect(run.err[0]).toMatch(new RegExp(`^loom train: worker 0 \\(pid ${pid}\\) was killed \\(SIGKILL\\) in epoch [1-3] of 3; the run stopped\\. Continue it with: loom train .* --resume dead-worker \\(its last checkpoint is update \\d+\\)$`));
+  });
+});
+
+describe('--resume of a finished run', () => {
+  it('says so and exits 0, training nothing and starting nothing: --cluster, one thread, threads, --task ctr', () => {
+    const made = loom('train', ...DATA, ...MODEL, '--epochs', '1', '--cluster', 'local:1,1', '--out', 'done', '--checkpoint-every', '0');
+    expect(made.code, made.stderr).toBe(0);
+    const files = ['metrics.jsonl', 'config.json', 'model.safetensors'].map((f) => join(dir, 'done', f));
+    const before = files.map((f) => readFileSync(f));
+    const dense = [...DATA, ...MODEL, '--epochs', '1'];
+    const runs: string[][] = [[...dense, '--cluster', 'local:1,1'], [...dense, '--workers', '1'], [...dense, '--workers', '2'], ['--task', 'ctr', '--dataset', 'news-clicks', '--epochs', '1', '--cluster', 'local:1,1']];
+    for (const flags of runs) {
+      const r = loom('train', ...flags, '--resume', 'done');
+      expect([r.code, r.stderr], flags.join(' ')).toEqual([0, '']);
+      // Only this line: no "training …" (nothing started), no epoch.
+      expect(r.stdout, flags.join(' ')).toBe('done already finished its 1 epoch (last checkpoint at update 300); nothing to do\n');
+      expect(files.map((f) => readFileSync(f))).toEqual(before);
+    }
+    expect(latestCheckpoint(join(dir, 'done'), 1)).toBe(300); // the one a resume would load: an epoch of 300 updates
+    // Asked for more epochs than it has, it is not finished: it trains them (from its last checkpoint).
+    const more = loom('train', ...DATA, ...MODEL, '--epochs', '2', '--cluster', 'local:1,1', '--resume', 'done', '--json');
+    expect(more.code, more.stderr).toBe(0);
+    expect(more.stdout).toMatch(/^epoch 2: /m);
+    expect(JSON.parse(more.stdout.trim().split('\n').at(-1)!).epoch).toBe(2);
   });
 });

@@ -244,6 +244,7 @@ export async function trainCtrClusterCommand(f: Values, log: (line: string) => v
   const tables = tableLimits(f);
   const out = resolve((f.resume as string | undefined) ?? (f.out as string));
   const run = setUpCtr(o);
+  let resumed: CtrClusterEpochMetrics | undefined;
   if (f.resume !== undefined) {
     // Check every shard's chain before starting anything: a mismatch is a usage error, and no process is left.
     let step: number;
@@ -254,7 +255,7 @@ export async function trainCtrClusterCommand(f: Values, log: (line: string) => v
       throw e;
     }
     const perEpoch = Math.ceil(run.log.validStart / o.batchSize);
-    resumeRun(out, Math.floor((latestCheckpoint(out, servers) ?? step) / perEpoch));
+    resumed = resumeRun(out, Math.floor((latestCheckpoint(out, servers) ?? step) / perEpoch)) as CtrClusterEpochMetrics | undefined;
     log(`resuming ${out} from its checkpoint at update ${step}`);
   } else startRun(out);
   const clicks = run.log;
@@ -263,7 +264,8 @@ export async function trainCtrClusterCommand(f: Values, log: (line: string) => v
       `${clicks.validStart} train / ${clicks.numImpressions - clicks.validStart} valid impressions; ${o.optimizer} ${o.lr} for the dense part, ` +
       `${o.sparseOptimizer} ${o.sparseLr} for the tables; ${servers} server and ${workers} worker processes, sync dense + ${rowMode} tables`,
   );
-  let last: CtrClusterEpochMetrics | undefined;
+  // Resumed past its last epoch (its final checkpoint was saved, its model was not): the result so far.
+  let last = resumed;
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
   process.once('SIGINT', onSigint);

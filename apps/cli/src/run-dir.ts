@@ -43,22 +43,50 @@ export function startRun(dir: string): void {
 
 /**
  * Reopens a run directory to resume it: like startRun, but metrics.jsonl keeps the lines of epochs
- * 1 … `epochs` (those before the checkpoint resumed from; later ones are trained again).
+ * 1 … `epochs` (those before the checkpoint resumed from; later ones are trained again). Returns
+ * the last line kept (the run's result so far), if any.
  */
-export function resumeRun(dir: string, epochs: number): void {
-  const path = join(dir, 'metrics.jsonl');
-  const kept = existsSync(path)
-    ? readFileSync(path, 'utf8').split('\n').filter((l) => {
-        try {
-          return l.trim() !== '' && (JSON.parse(l) as { epoch?: number }).epoch! <= epochs;
-        } catch {
-          return false;
-        }
-      })
-    : [];
+export function resumeRun(dir: string, epochs: number): { epoch: number } | undefined {
+  const kept = readMetrics(dir).filter((m) => m.metrics.epoch <= epochs);
   rmSync(join(dir, 'config.json'), { force: true });
   rmSync(join(dir, 'model.safetensors'), { force: true });
-  writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
+  writeFileAtomic(join(dir, 'metrics.jsonl'), kept.map((m) => m.line + '\n').join(''));
+  return kept.at(-1)?.metrics;
+}
+
+/** The lines of DIR/metrics.jsonl that are epochs' metrics, parsed and as written (none when it is missing). */
+function readMetrics(dir: string): Array<{ metrics: { epoch: number }; line: string }> {
+  const path = join(dir, 'metrics.jsonl');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').flatMap((line) => {
+    try {
+      const m = JSON.parse(line) as { epoch?: unknown };
+      return typeof m?.epoch === 'number' ? [{ metrics: m as { epoch: number }, line }] : [];
+    } catch {
+      return []; // blank, or cut short by a crash
+    }
+  });
+}
+
+/**
+ * DIR as a finished run of at least `epochs` epochs: its config.json and model.safetensors were
+ * written (only the end of a run writes them) and metrics.jsonl has its epochs 1 … `epochs` or
+ * more. Undefined for anything else: a run stopped part-way (by a crash, or SIGINT before its
+ * last epoch), or not a run directory at all.
+ */
+export function finishedRun(dir: string, epochs: number): { epochs: number; last: { epoch: number }; config: Partial<RunConfig> } | undefined {
+  if (!existsSync(join(dir, 'config.json')) || !existsSync(join(dir, 'model.safetensors'))) return undefined;
+  let config: Partial<RunConfig>;
+  try {
+    config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Partial<RunConfig>;
+  } catch {
+    return undefined;
+  }
+  const metrics = readMetrics(dir).map((m) => m.metrics);
+  const done = new Set(metrics.map((m) => m.epoch));
+  for (let e = 1; e <= epochs; e++) if (!done.has(e)) return undefined;
+  const last = metrics.reduce((a, m) => (m.epoch >= a.epoch ? m : a));
+  return { epochs: last.epoch, last, config };
 }
 
 /** Writes a file whole or not at all: a temporary file beside it, then a rename. */

@@ -5,13 +5,13 @@ import { BatchIterator } from '@loom/data';
 import { CheckpointError, MODES, ShardStore, latestCheckpoint, loadCheckpoint, trainThreads, type Mode } from '@loom/parameter-server';
 import type { Module } from '@loom/tensor-core';
 import { kernelBackend } from '@loom/tensor-core';
-import { helpText, parseFlags, type Flags } from '../args.js';
+import { helpText, parseFlags, type Flags, type Values } from '../args.js';
 import { loadTrainingData } from '../datasets.js';
 import { evaluatePart } from '../evaluate.js';
 import { buildModel, fitModel, resolveModel, serverModel } from '../models.js';
 import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
-import { appendMetrics, resumeRun, saveRun, startRun } from '../run-dir.js';
+import { appendMetrics, finishedRun, resumeRun, saveRun, startRun } from '../run-dir.js';
 import { RunFailure, resumeAdvice } from '../orchestration/index.js';
 import { UsageError } from '../errors.js';
 import { DENSE_BATCH_SIZE, DENSE_MODE } from '../defaults.js';
@@ -73,6 +73,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
     log(TRAIN_HELP);
     return null;
   }
+  if (f.resume !== undefined && alreadyFinished(f, log)) return null;
   if (f.task === 'ctr') return trainCtrCommand(f, log, argv);
   if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined || f.saveInit !== undefined) throw new UsageError('--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only');
   if (f.dataset === 'news-clicks') throw new UsageError('--dataset news-clicks is a click log: train it with --task ctr');
@@ -94,6 +95,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   const validate = (m: Module<any>) => evaluatePart(m, data, data.valid);
   if (f.resume !== undefined && !cluster) throw new UsageError('--resume needs --cluster (checkpoints are saved by parameter servers)');
   const out = resolve((f.resume as string | undefined) ?? (f.out as string));
+  let resumed: ValidatedEpochMetrics | undefined;
   if (f.resume !== undefined && cluster) {
     // Check every shard's checkpoint before starting anything: a mismatch is a usage error, and no process is left.
     let step = 0;
@@ -107,7 +109,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
       throw e;
     }
     const perEpoch = new BatchIterator({ features: data.train.features, labels: data.train.labels, width: data.width }, { batchSize: f.batchSize as number, rows: data.train.rows, shuffle: true, seed }).batchesPerEpoch * (mode === 'async' ? cluster.workers : 1);
-    resumeRun(out, Math.floor((latestCheckpoint(out, cluster.servers) ?? step) / perEpoch));
+    resumed = resumeRun(out, Math.floor((latestCheckpoint(out, cluster.servers) ?? step) / perEpoch)) as ValidatedEpochMetrics | undefined;
     log(`resuming ${out} from its checkpoint at update ${step}`);
   } else startRun(out);
   const opts = {
@@ -117,7 +119,8 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   const where = cluster ? `${cluster.servers} server and ${cluster.workers} worker processes, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}` : workers === 1 ? 'one thread' : `${workers} worker threads, ${mode}${mode === 'ssp' ? ` (staleness ${staleness})` : ''}`;
   log(`training ${modelSpec} on ${data.spec}: ${data.train.rows.length} train / ${data.valid.rows.length} valid / ${data.test.rows.length} test rows, ${data.text ? `windows of ${data.text.context} + 1 characters, a vocabulary of ${data.numClasses}` : `${data.width} features, ${data.numClasses} classes`}; ${where} (kernels: ${kernelBackend.name})`);
 
-  let last: ValidatedEpochMetrics | undefined;
+  // Resumed past its last epoch (its final checkpoint was saved, its model was not): the result so far.
+  let last = resumed;
   const onEpoch = (m: ValidatedEpochMetrics) => {
     last = m;
     appendMetrics(out, m);
@@ -188,4 +191,20 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
   };
   if (f.json === true) console.log(JSON.stringify(result));
   return result;
+}
+
+/**
+ * `--resume DIR` of a run that already trained its `--epochs`: says so and returns true, with
+ * nothing loaded, trained or started (on one thread, threads, --cluster, --task ctr alike: the
+ * run directory tells). The checkpoint named is the one `--resume` would load.
+ */
+function alreadyFinished(f: Values, log: (line: string) => void): boolean {
+  const dir = f.resume as string;
+  const done = finishedRun(resolve(dir), f.epochs as number);
+  if (done === undefined) return false;
+  const servers = /^local:(\d+),/.exec(String(f.cluster ?? done.config.train?.cluster ?? ''))?.[1];
+  const step = servers !== undefined ? latestCheckpoint(resolve(dir), Number(servers)) : null;
+  log(`${dir} already finished its ${done.epochs} epoch${done.epochs === 1 ? '' : 's'}${step !== null ? ` (last checkpoint at update ${step})` : ''}; nothing to do`);
+  if (f.json === true) console.log(JSON.stringify({ ...done.last, out: resolve(dir), interrupted: false, alreadyFinished: true }));
+  return true;
 }
