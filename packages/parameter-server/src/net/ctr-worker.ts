@@ -8,13 +8,12 @@
  * global batches, up to float32 rounding (see the package README).
  *
  * The worker builds its model from the seed, as the servers do, so nothing is broadcast; the click
- * log is the caller's (a CLI worker generates it from (seed, scale), deterministically). Reconnects
- * after a lost server as trainRemote does (./membership.ts).
+ * log is the caller's (a CLI worker generates it from (seed, scale), deterministically). Its epochs,
+ * reconnects included, are trainRemote's (./remote-loop.ts).
  */
 import { Random, flattenParameters } from '@loom/tensor-core';
-import { CtrModel, CtrSchedule, ctrTask, runEpoch, type CtrColumns, type CtrShape } from '@loom/worker';
-import { isConnectionLoss, joinRun } from './membership.js';
-import { WsTransport } from './transport.js';
+import { CtrModel, CtrSchedule, ctrTask, type CtrColumns, type CtrShape } from '@loom/worker';
+import { runRemoteEpochs } from './remote-loop.js';
 import type { RemoteEpochReport, RemoteWorkerOptions } from './worker-options.js';
 
 export interface CtrRemoteOptions extends Omit<RemoteWorkerOptions, 'sizes' | 'data' | 'threads' | 'onEpoch'> {
@@ -41,51 +40,22 @@ export async function trainCtrRemote(o: CtrRemoteOptions): Promise<{ stopped: bo
   const flat = flattenParameters(model);
   const task = ctrTask(model);
   const schedule = new CtrSchedule(o.columns, o.shape, o.range, o.batchSize, o.rank, o.workers);
-  const perEpoch = schedule.batchesPerEpoch;
-  const connect = (reconnecting: boolean) =>
-    joinRun(o.urls, {
-      token: o.token, role: 'worker', rank: o.rank, workers: o.workers, size: flat.size, retryForMs: o.retryForMs, reconnecting, stepsPerEpoch: perEpoch,
-      ...(o.ca !== undefined ? { ca: o.ca } : {}), maxInFlight: o.maxInFlight ?? 16,
-      ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}), ...(o.log !== undefined ? { log: o.log } : {}),
-    });
-  let { client, step } = await connect(false);
-  try {
-    for (const t of model.tables) {
-      const dim = client.rowTables[t.name];
-      if (dim !== t.dim) throw new Error(`trainCtrRemote: the servers ${dim === undefined ? `host no table '${t.name}'` : `host table '${t.name}' with dim ${dim}`}; the CTR model needs dim ${t.dim} (start them with --task ctr)`);
-    }
-    if (step === 0) await client.barrier('start');
-    else o.log?.(`continuing from step ${step} (epoch ${Math.floor(step / perEpoch) + 1}, batch ${step % perEpoch})`);
-    let epoch = Math.floor(step / perEpoch);
-    let stopped = false;
-    while (epoch < o.epochs && !stopped) {
-      const transport = new WsTransport(client);
-      try {
-        for (; epoch < o.epochs && !stopped; epoch++) {
-          transport.staleness.reset();
-          const before = bytesOf(client.rowTraffic);
-          const report = await runEpoch({ model, flat, transport, schedule, task, epoch, firstStep: epoch * perEpoch, startIndex: step - epoch * perEpoch });
-          await transport.settle();
-          stopped = report.stopped;
-          step = (epoch + 1) * perEpoch;
-          const after = bytesOf(client.rowTraffic);
-          const tableBytes = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
-          await o.onEpoch?.({ ...report, epoch, rank: o.rank, ...transport.staleness.summary(), tableBytes }, flat.params);
-        }
-      } catch (e) {
-        if (!isConnectionLoss(e)) throw e;
-        o.log?.(`lost the servers (${(e as Error).message}); reconnecting`);
-        await transport.settle().catch(() => {});
-        await client.close();
-        ({ client, step } = await connect(true));
-        epoch = Math.floor(step / perEpoch);
-        o.log?.(`rejoined at step ${step} (epoch ${epoch + 1}, batch ${step % perEpoch})`);
+  let before: Record<string, number> = {};
+  return runRemoteEpochs(o, {
+    model, flat, task, schedule, maxInFlight: 16,
+    joined: (client) => {
+      for (const t of model.tables) {
+        const dim = client.rowTables[t.name];
+        if (dim !== t.dim) throw new Error(`trainCtrRemote: the servers ${dim === undefined ? `host no table '${t.name}'` : `host table '${t.name}' with dim ${dim}`}; the CTR model needs dim ${t.dim} (start them with --task ctr)`);
       }
-    }
-    return { stopped, epochs: epoch };
-  } finally {
-    await client.close();
-  }
+    },
+    epochStarts: (client) => (before = bytesOf(client.rowTraffic)),
+    epochEnds: (report, client) => {
+      const after = bytesOf(client.rowTraffic);
+      const tableBytes = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+      return o.onEpoch?.({ ...report, tableBytes }, flat.params);
+    },
+  });
 }
 
 function bytesOf(t: Readonly<Record<string, { out: number; in: number }>>): Record<string, number> {
