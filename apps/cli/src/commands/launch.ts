@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
-import { generateToken, tokensEqual, type PsClient } from '@loom/parameter-server';
+import { Gate, RefusalLog, generateToken, tokensEqual, type GateOptions, type PsClient } from '@loom/parameter-server';
 import { flattenParameters } from '@loom/tensor-core';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
@@ -209,6 +209,7 @@ async function runNode(p: Plan): Promise<{ interrupted: boolean }> {
   for (let attempt = 0; urls === undefined; attempt++) {
     try {
       const res = await post(p, 'join', { nodeRank: p.rendezvous.nodeRank, fingerprint: p.fingerprint }, Math.max(1000, deadline - Date.now()));
+      if (res.status === 503) throw new Error(`busy: ${String(res.body.error ?? res.status)}`); // (tried again)
       if (res.status !== 200) throw new Error(`the master at ${where} refused node ${p.rendezvous.nodeRank}: ${String(res.body.error ?? res.status)}`);
       urls = res.body.servers as string[];
     } catch (e) {
@@ -249,31 +250,46 @@ async function runNode(p: Plan): Promise<{ interrupted: boolean }> {
 interface Endpoint {
   server: Server;
   joined: Set<number>;
+  /** Its deadline, limits and refusal log (the parameter servers' own rules). */
+  gate: Gate;
 }
 
 /**
  * The rendezvous endpoint: POST /loom/v1/{join,report,failed} with `Authorization: Bearer TOKEN`
  * and a JSON body of at most 64 KiB. `join` is answered once the servers listen.
+ *
+ * Before a request with the token, a peer holds what a parameter server's would (@loom/parameter-
+ * server's Gate, the same defaults): 5 s from accept to its first request's headers, 503 past 1024
+ * sockets or 64 that have not authenticated, and a refusal (401, 503) is answered and the socket
+ * destroyed at once, logged through a RefusalLog (the first from an address in full, then counted).
+ * `limits` changes the defaults (tests).
  */
-function listenRendezvous(
-  p: Plan,
+export function listenRendezvous(
+  p: Pick<Plan, 'token' | 'say' | 'rendezvous' | 'fingerprint' | 'bindHost'>,
   urls: Promise<string[]>,
   /** `failed`: a node refused (`node` absent), or a node's own failure (`node`: its message follows `node N failed: `). */
   on: { report: (r: WorkerEpochLine) => void; failed: (message: string, node?: number) => void },
+  limits: Pick<GateOptions, 'deadlineMs' | 'maxConnections' | 'maxUnauthenticated'> & { refusalWindowMs?: number } = {},
 ): Promise<Endpoint> {
   const joined = new Set<number>();
   const reply = (res: ServerResponse, status: number, body: object) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
+  /** Answers a peer that has not authenticated, then hangs up on it. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, kind: string, error: string) => {
+    gate.refuse(req.socket, kind, `${req.method} ${String(req.url).slice(0, 80)}`);
+    res.writeHead(status, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error }), () => gate.hangUp(req.socket));
+  };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const addr = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const full = gate.full(req.socket);
+    if (full !== null) return refuse(req, res, 503, full, `the master is busy (${full}); try again`);
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    if (!tokensEqual(auth, p.token)) {
-      p.say(`refused ${addr}: ${auth === '' ? 'no token' : 'bad token'}`);
-      return reply(res, 401, { error: 'the cluster token is missing or wrong' });
-    }
+    if (!tokensEqual(auth, p.token)) return refuse(req, res, 401, auth === '' ? 'no token' : 'bad token', 'the cluster token is missing or wrong');
+    gate.authenticated(req.socket);
     const m = /^\/loom\/v1\/(join|report|failed)$/.exec(req.url ?? '');
     if (req.method !== 'POST' || !m) return reply(res, 404, { error: 'POST /loom/v1/join, /report or /failed' });
+    if (Number(req.headers['content-length'] ?? 0) > 64 * 1024) return reply(res, 413, { error: 'body over 64 KiB' });
     let size = 0;
     const chunks: Buffer[] = [];
     for await (const chunk of req) {
@@ -316,11 +332,15 @@ function listenRendezvous(
       else res.destroy();
     });
   });
+  const gate = new Gate(server, {
+    refusals: new RefusalLog({ log: p.say, ...(limits.refusalWindowMs !== undefined ? { windowMs: limits.refusalWindowMs } : {}) }),
+    awaiting: 'request', deadlineMs: limits.deadlineMs, maxConnections: limits.maxConnections, maxUnauthenticated: limits.maxUnauthenticated,
+  });
   return new Promise((resolveListen, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       reject(new Error(`cannot listen on ${p.bindHost}:${p.rendezvous.masterPort} for the rendezvous: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message} (port from ${p.rendezvous.source.masterPort})`));
     });
-    server.listen(p.rendezvous.masterPort, p.bindHost, () => resolveListen({ server, joined }));
+    server.listen(p.rendezvous.masterPort, p.bindHost, () => resolveListen({ server, joined, gate }));
   });
 }
 
@@ -429,6 +449,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
       await observer.close().catch(() => {});
     }
     await group.stop();
+    endpoint?.gate.close();
     endpoint?.server.closeAllConnections();
     await new Promise((r) => (endpoint ? endpoint.server.close(r) : r(null)));
   }
