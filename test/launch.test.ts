@@ -199,7 +199,8 @@ describe('bad input: a clear error, and no process left running', () => {
     expect(node.stderr).toContain(`the master at 127.0.0.1:${port} did not answer within 1 s (last: ECONNREFUSED; --join-timeout)`);
     const master = await launch(['--nodes', '3', '--node-rank', '0', '--master', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--join-timeout', '1', '--', ...TRAIN]);
     expect(master.code).toBe(1);
-    expect(master.stderr).toContain('nodes 1, 2 did not join within 1 s (--join-timeout)');
+    // A timeout ends the run like a death: one line, who, what, and what to do next.
+    expect(master.stderr.trim().split('\n').at(-1)).toBe('loom launch: nodes 1, 2 did not join within 1 s (--join-timeout); the run stopped. loom launch keeps no checkpoints yet: start the run again, with the same loom launch on every node');
     await settle();
     expect(leftovers()).toEqual([]);
   });

@@ -435,8 +435,9 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
   } catch (e) {
     const cause = await group.explain(e);
     if (cause instanceof RunFailure) {
-      // The epoch of this node's workers: the observer's may lag behind it.
-      if (observing) cause.during(duringEpoch(group.latestEpoch + 1, t.epochs));
+      // The epoch of this node's workers (the observer's may lag behind it); not for a node that
+      // never joined, or a server that never answered: nothing had started for them.
+      if (observing && cause.kind !== 'timeout') cause.during(duringEpoch(group.latestEpoch + 1, t.epochs));
       cause.advise(LAUNCH_AGAIN);
     }
     throw cause;
