@@ -237,6 +237,14 @@ describe('before authentication, the server gives nothing away and holds nothing
     await silent2.gone;
     expect(await status(s.url)).toBe(101); // room again
     await observer.close();
+    // Past maxConnections + maxUnauthenticated sockets (4), a TCP connection is closed at accept, unanswered.
+    await new Promise((r) => setTimeout(r, 50)); // (the sockets above are gone)
+    const held = await Promise.all([1, 2, 3].map(() => rawPeer(s.url, { upgrade: false }))); // with the worker's: 4
+    const dropped = await rawPeer(s.url, { upgrade: false });
+    const t0 = performance.now();
+    expect((await dropped.gone) - t0).toBeLessThan(500);
+    expect(s.stats().refused).toEqual({ 'unauthenticated limit': 1, 'connection limit': 2 });
+    for (const h of held) h.socket.destroy();
     await moreSteps(worker, 5);
     await worker.stop();
   });
