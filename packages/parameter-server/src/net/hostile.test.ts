@@ -174,7 +174,10 @@ describe('before authentication, the server gives nothing away and holds nothing
         const ws = new WebSocket(s.url);
         ws.on('open', () => ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token: 'a-wrong-token', role: 'worker', rank: 0, workers: 1, size: P })));
         ws.on('error', reject);
-        ws.on('close', (code) => void codes.push(code) ?? resolve());
+        ws.on('close', (code) => {
+          codes.push(code);
+          resolve();
+        });
       });
     // 16 at a time (below the 64 unauthenticated sockets allowed).
     await Promise.all(Array.from({ length: 16 }, async (_, k) => {
