@@ -3,7 +3,13 @@
  *   config.json        everything needed to rebuild the model and its preprocessing
  *   model.safetensors  the trained parameters, named as PyTorch names them
  *   metrics.jsonl      one JSON object per epoch
+ *   steps.jsonl        one-thread runs: {"step", "epoch" (fractional: epochs done), "loss", "time"}
+ *                      lines at a bounded rate (step-log.ts), for curves finer than an epoch
+ *   events.jsonl       the run's timeline: {"time", "event", …} — start and resume (with argv),
+ *                      and in --cluster runs each process started, joined, dropped, readmitted
+ *                      or exited (orchestration/group.ts)
  * Reading one validates it, so `eval` and `recommend` fail with a message naming what is wrong.
+ * Readers of metrics.jsonl rely on its lines being epochs: other line types go to the other files.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,6 +45,9 @@ export function startRun(dir: string): void {
   rmSync(join(dir, 'config.json'), { force: true });
   rmSync(join(dir, 'model.safetensors'), { force: true });
   writeFileSync(join(dir, 'metrics.jsonl'), '');
+  writeFileSync(join(dir, 'steps.jsonl'), '');
+  writeFileSync(join(dir, 'events.jsonl'), '');
+  appendEvent(dir, { event: 'start', argv: process.argv.slice(2), pid: process.pid });
 }
 
 /**
@@ -51,6 +60,7 @@ export function resumeRun(dir: string, epochs: number): { epoch: number } | unde
   rmSync(join(dir, 'config.json'), { force: true });
   rmSync(join(dir, 'model.safetensors'), { force: true });
   writeFileAtomic(join(dir, 'metrics.jsonl'), kept.map((m) => m.line + '\n').join(''));
+  appendEvent(dir, { event: 'resume', argv: process.argv.slice(2), pid: process.pid, fromEpoch: epochs });
   return kept.at(-1)?.metrics;
 }
 
@@ -94,6 +104,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);
+}
+
+/** Appends one line to DIR/events.jsonl, stamped with the time (ms since 1970). */
+export function appendEvent(dir: string, event: { event: string; [k: string]: unknown }): void {
+  appendFileSync(join(dir, 'events.jsonl'), JSON.stringify({ time: Date.now(), ...event }) + '\n');
 }
 
 /** Appends one epoch's metrics. */

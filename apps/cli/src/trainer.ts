@@ -10,6 +10,7 @@ import type { Part } from './datasets.js';
 import { evaluate } from './evaluate.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
 import type { Progress } from './progress.js';
+import type { StepLog } from './step-log.js';
 
 // Kept for callers that imported it from here; it lives in @loom/worker.
 export type { EpochMetrics };
@@ -29,6 +30,8 @@ export interface TrainOptions {
   task?: Task<WorkerBatch>;
   /** Validation after each epoch (default: loss and accuracy of a classifier on data.valid); extra fields go to metrics.jsonl. */
   validate?: (model: Module<any>) => { loss: number; accuracy: number; [k: string]: number };
+  /** Where the loss between epochs goes (DIR/steps.jsonl), at its bounded rate. */
+  stepLog?: StepLog;
 }
 
 /**
@@ -57,7 +60,10 @@ export async function train(
     const label = `epoch ${epoch}/${o.epochs}`;
     const r = await runEpoch({
       model, flat, transport, schedule, epoch: epoch - 1, firstStep: (epoch - 1) * perEpoch, ...(o.task ? { task: o.task } : {}),
-      onStep: progress && ((soFar) => progress.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`)),
+      onStep: (progress || o.stepLog) && ((soFar) => {
+        o.stepLog?.step(epoch, perEpoch, soFar);
+        progress?.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`);
+      }),
     });
     const { loss: vl, accuracy: va, ...extra } = o.validate ? o.validate(model) : evaluate(model, data.valid, o.width, o.numClasses);
     const v = { loss: vl, accuracy: va };

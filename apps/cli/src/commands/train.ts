@@ -12,6 +12,7 @@ import { buildModel, fitModel, resolveModel, serverModel } from '../models.js';
 import { OPTIMIZERS, type OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, finishedRun, resumeRun, saveRun, startRun } from '../run-dir.js';
+import { StepLog } from '../step-log.js';
 import { RunFailure, resumeAdvice } from '../orchestration/index.js';
 import { UsageError } from '../errors.js';
 import { DENSE_BATCH_SIZE, DENSE_MODE } from '../defaults.js';
@@ -152,7 +153,7 @@ export async function trainCommand(argv: string[], log: (line: string) => void =
       }));
     } else if (workers === 1) {
       model = buildModel(modelSpec, seed);
-      await train(model, data, { ...opts, validate: (m) => { const v = validate(m); return { loss: v.loss, accuracy: v.accuracy, ...(v.perplexity !== undefined ? { validPerplexity: v.perplexity } : {}) }; } }, onEpoch, new Progress(), () => interrupt.signal.aborted);
+      await train(model, data, { ...opts, stepLog: new StepLog(out), validate: (m) => { const v = validate(m); return { loss: v.loss, accuracy: v.accuracy, ...(v.perplexity !== undefined ? { validPerplexity: v.perplexity } : {}) }; } }, onEpoch, new Progress(), () => interrupt.signal.aborted);
     } else {
       ({ model } = await trainThreads({
         model: modelSpec, seed, workers, mode, staleness, signal: interrupt.signal,
