@@ -43,7 +43,7 @@ import { CTR_BATCH_SIZE } from './defaults.js';
 import { ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tableRows, validateCtr, type CtrEpochMetrics, type CtrRun, type CtrTable, type CtrTrainOptions, type SparseOptimizerName } from './ctr.js';
 import { UsageError } from './errors.js';
 import type { OptimizerName } from './optimizers.js';
-import { appendMetrics, resumeRun, startRun } from './run-dir.js';
+import { appendEvent, appendMetrics, resumeRun, startRun } from './run-dir.js';
 import { EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, resumeAdvice, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
 
 export interface CtrClusterOptions {
@@ -100,7 +100,10 @@ class PulledTable {
 export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClusterOptions, onEpoch: (m: CtrClusterEpochMetrics) => void): Promise<{ stopped: boolean }> {
   const token = generateToken();
   const reports = new EpochReports(c.workers);
-  const group = new TrainingGroup({ token, onReport: (r) => reports.add(r), dropKilledWorkers: { reports, log: c.log ?? ((l) => console.error(l)) } });
+  const group = new TrainingGroup({
+    token, onReport: (r) => reports.add(r), dropKilledWorkers: { reports, log: c.log ?? ((l) => console.error(l)) },
+    ...(c.out !== undefined ? { onEvent: (e) => appendEvent(c.out!, e) } : {}),
+  });
   const training: TrainingConfig = {
     model: 'ctr', seed: o.seed, optimizer: o.optimizer, lr: o.lr, mode: 'sync', staleness: 0,
     dataset: { spec: 'news-clicks', scale: o.scale }, batchSize: o.batchSize, epochs: o.epochs,

@@ -26,6 +26,7 @@ import { generateToken, type PsClient } from '@loom/parameter-server';
 import { flattenParameters, type Module } from '@loom/tensor-core';
 import { UsageError } from '../errors.js';
 import { buildModel } from '../models.js';
+import { appendEvent } from '../run-dir.js';
 import {
   EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, observeEpochs, pullFinal, serverArgv, updatesPerEpoch, workerArgv,
   type ObservedEpoch, type TrainingConfig,
@@ -69,6 +70,8 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<a
     token, onReport: (r) => reports.add(r),
     // Every worker is ours: one killed by a signal is dropped by the servers, and the run goes on.
     dropKilledWorkers: { reports, log: o.log ?? ((line) => console.error(line)) },
+    // The membership, for loom dashboard.
+    ...(o.out !== undefined ? { onEvent: (e) => appendEvent(o.out!, e) } : {}),
   });
   let observer: PsClient | null = null;
   let stopRequested = false;

@@ -35,7 +35,28 @@ export interface TrainingGroupOptions {
    * `log`. Only where every worker of the run is a child of this group.
    */
   dropKilledWorkers?: { reports: EpochReports; log: (line: string) => void };
+  /**
+   * The run's membership as this group sees it (loom train --cluster writes it to DIR/events.jsonl
+   * for loom dashboard): each child `started` (pid), a server `joined` once it listens (address),
+   * a worker `dropped` or `readmitted` as a server logs it (rank, step, why), and each child `exited`
+   * (code, or signal when killed).
+   */
+  onEvent?: (e: GroupEvent) => void;
 }
+
+/** One change of the run's membership (TrainingGroupOptions.onEvent). */
+export interface GroupEvent {
+  event: 'started' | 'joined' | 'dropped' | 'readmitted' | 'exited';
+  role: 'server' | 'worker';
+  /** Workers: the rank. Servers: the key range, as i/S. */
+  rank?: number;
+  shard?: string;
+  [k: string]: unknown;
+}
+
+/** A server's log lines about a worker's membership (parameter-server's handler.ts). */
+const DROPPED = /worker (\d+) dropped at step (\d+): (.*?); training goes on/;
+const READMITTED = /worker (\d+) readmitted from step (\d+)/;
 
 /** A child's exit while the run was on, in the order exits arrived. */
 interface Exit {
@@ -77,7 +98,10 @@ export class TrainingGroup {
     const role: RunProcess = { role: 'server', shard, ...(address !== undefined ? { address } : {}) };
     const c = this.spawn(`server shard ${shard.index}/${shard.count}`, role, argv);
     this.servers.push(c);
+    const who = { role: 'server', shard: `${shard.index}/${shard.count}` } as const;
+    this.o.onEvent?.({ event: 'started', ...who, pid: c.proc.pid });
     void c.exited.then((code) => {
+      this.o.onEvent?.({ event: 'exited', ...who, code, signal: c.proc.signalCode });
       if (this.ended) return;
       this.exits.push({ child: c, code, dropped: false });
       this.serverExited();
@@ -90,6 +114,7 @@ export class TrainingGroup {
   startWorker(rank: number, argv: string[], node?: number): Child {
     const c = this.spawn(`worker ${rank}`, { role: 'worker', rank, ...(node !== undefined ? { node } : {}) }, argv);
     this.workers.push(c);
+    this.o.onEvent?.({ event: 'started', role: 'worker', rank, pid: c.proc.pid });
     createInterface({ input: c.proc.stdout! }).on('line', (l) => {
       const r = parseEpochLine(l);
       if (!r) return;
@@ -97,6 +122,7 @@ export class TrainingGroup {
       this.o.onReport(r);
     });
     void c.exited.then((code) => {
+      this.o.onEvent?.({ event: 'exited', role: 'worker', rank, code, signal: c.proc.signalCode });
       if (code === 0 || this.ended) return;
       const drop = this.o.dropKilledWorkers;
       const dropped = code === null && drop !== undefined && drop.reports.dropped + 1 < drop.reports.workers;
@@ -116,7 +142,9 @@ export class TrainingGroup {
       createInterface({ input: server.proc.stdout! }).on('line', (l) => {
         const m = / listening on (wss?:\/\/\S+)$/.exec(l);
         if (!m) return;
-        this.roles.get(server)!.address = m[1]!;
+        const role = this.roles.get(server)! as RunProcess & { shard: { index: number; count: number } };
+        role.address = m[1]!;
+        this.o.onEvent?.({ event: 'joined', role: 'server', shard: `${role.shard.index}/${role.shard.count}`, address: m[1]! });
         resolve(m[1]!);
       });
       void server.exited.then((code) => reject(this.failureOf(server, code)));
@@ -177,6 +205,14 @@ export class TrainingGroup {
     return this.processes.stopAll(graceMs);
   }
 
+  /** A server's log line saying a worker was dropped or readmitted, as an event. */
+  private membershipLine(line: string): void {
+    const d = DROPPED.exec(line);
+    if (d) this.o.onEvent!({ event: 'dropped', role: 'worker', rank: Number(d[1]), step: Number(d[2]), why: d[3] });
+    const r = READMITTED.exec(line);
+    if (r) this.o.onEvent!({ event: 'readmitted', role: 'worker', rank: Number(r[1]), step: Number(r[2]) });
+  }
+
   private failureOf(c: Child, code: number | null): RunFailure {
     const role = this.roles.get(c)!;
     // A killed process's last words were not about its death.
@@ -189,6 +225,7 @@ export class TrainingGroup {
       env: { ...process.env, LOOM_TOKEN: this.o.token, LOOM_EXIT_WITH_PARENT: '1' },
       onStderr: (l) => {
         if (process.env.LOOM_DEBUG) console.error(`[${name}] ${l}`);
+        if (role.role === 'server' && this.o.onEvent) this.membershipLine(l);
       },
     });
     if (c.proc.pid !== undefined) role.pid = c.proc.pid;

@@ -12,7 +12,7 @@
  *    worker has reported, and the final parameters.
  */
 export { serverArgv, workerArgv, trainingFromFlags, type TrainingConfig, type ServerPlacement } from './argv.js';
-export { TrainingGroup, type TrainingGroupOptions } from './group.js';
+export { TrainingGroup, type GroupEvent, type TrainingGroupOptions } from './group.js';
 export { RunFailure, duringEpoch, resumeAdvice, resumeArgv, shellQuote, processLabel, type RunProcess } from './failure.js';
 export { EpochReports, parseEpochLine, type WorkerEpochLine } from './reports.js';
 export { connectObserver, firstEpochToObserve, observeEpochs, pullFinal, updatesPerEpoch, type ObserveOptions, type ObservedEpoch } from './observe.js';
