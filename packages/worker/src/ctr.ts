@@ -14,7 +14,8 @@
 import { IntTensor, Linear, Module, ReLU, Sequential, Tensor, bceWithLogits, cat, embedding, embeddingBag, type Random } from '@loom/tensor-core';
 import type { ClickChunk } from '@loom/data';
 import { WorkerError } from './errors.js';
-import type { BatchSchedule, StepBatch } from './schedule.js';
+import { rowsOf, shareOf, type Segment, type StepPlan } from './plan.js';
+import type { PlannedSchedule, StepBatch } from './schedule.js';
 import { StepTables, type TableKeys, type TableSpec } from './tables.js';
 import type { Task } from './task.js';
 
@@ -118,11 +119,15 @@ export function ctrTask(model: CtrModel): Task<CtrBatch> & { tables: StepTables;
 /**
  * Batches of impressions in log order (time order: a click model is trained on the past and
  * judged on the future), each global batch split among workers as GlobalBatchSchedule splits it:
- * worker w of N takes rows [⌊w·B/N⌋, ⌊(w+1)·B/N⌋). Batches are views of the columns: nothing is copied.
+ * worker w of N takes rows [⌊w·B/N⌋, ⌊(w+1)·B/N⌋), or its share under the servers' StepPlan
+ * (`share`, ./plan.ts). A part of one contiguous run of impressions is views of the columns, with
+ * nothing copied; a part that also holds carried rows is copied into the schedule's own buffers.
  */
-export class CtrSchedule implements BatchSchedule<CtrBatch> {
+export class CtrSchedule implements PlannedSchedule<CtrBatch> {
   readonly batchesPerEpoch: number;
   private readonly part: CtrBatch;
+  /** Where a part of several runs of impressions is copied (grown to the largest, then reused). */
+  private own: Omit<CtrColumns, 'rows'> & { rows: number };
 
   constructor(
     private readonly columns: CtrColumns,
@@ -143,30 +148,78 @@ export class CtrSchedule implements BatchSchedule<CtrBatch> {
     this.batchesPerEpoch = Math.ceil((hi - lo) / batchSize);
     const none = new Int32Array(0);
     this.part = { user: none, article: none, category: none, subcategory: none, history: none, dense: new Float32Array(0), label: new Float32Array(0), rows: 0, batchRows: 0, index: 0 };
+    this.own = { user: none, article: none, category: none, subcategory: none, history: none, dense: new Float32Array(0), label: new Float32Array(0), rows: 0 };
   }
 
-  *epoch(_e: number): Generator<CtrBatch> {
-    const c = this.columns;
-    const H = this.shape.historyLength;
-    const W = this.shape.denseWidth;
+  *epoch(e: number): Generator<CtrBatch> {
+    for (let index = 0; index < this.batchesPerEpoch; index++) yield this.share(e, index, undefined);
+  }
+
+  share(e: number, index: number, plan: StepPlan | undefined): CtrBatch {
+    const P = this.batchesPerEpoch;
+    const fresh = Math.min(this.batchSize, this.range[1] - (this.range[0] + index * this.batchSize));
     const p = this.part;
-    const [lo, hi] = this.range;
-    for (let index = 0; index < this.batchesPerEpoch; index++) {
-      const start = lo + index * this.batchSize;
-      const size = Math.min(this.batchSize, hi - start);
-      const a = start + Math.floor((this.rank * size) / this.worldSize);
-      const b = start + Math.floor(((this.rank + 1) * size) / this.worldSize);
-      p.user = c.user.subarray(a, b);
-      p.article = c.article.subarray(a, b);
-      p.category = c.category.subarray(a, b);
-      p.subcategory = c.subcategory.subarray(a, b);
-      p.history = c.history.subarray(a * H, b * H);
-      p.dense = c.dense.subarray(a * W, b * W);
-      p.label = c.label.subarray(a, b);
-      p.rows = b - a;
-      p.batchRows = size;
-      p.index = index;
-      yield p;
+    if (plan === undefined) {
+      this.view(index, Math.floor((this.rank * fresh) / this.worldSize), Math.floor(((this.rank + 1) * fresh) / this.worldSize));
+      p.batchRows = fresh;
+    } else {
+      const segments = shareOf(e * P + index, fresh, plan, plan.live.indexOf(this.rank));
+      if (segments.length === 0) this.view(index, 0, 0);
+      else if (segments.length === 1) this.view(segments[0]!.step % P, segments[0]!.lo, segments[0]!.hi);
+      else this.copy(segments);
+      p.batchRows = fresh + rowsOf(plan.carry);
     }
+    p.index = index;
+    return p;
+  }
+
+  /** The part is rows [lo, hi) of batch `index` (of any epoch: every epoch walks the log alike), as views. */
+  private view(index: number, lo: number, hi: number): void {
+    const start = this.range[0] + index * this.batchSize;
+    const a = start + lo, b = start + hi;
+    const c = this.columns, p = this.part;
+    const H = this.shape.historyLength, W = this.shape.denseWidth;
+    p.user = c.user.subarray(a, b);
+    p.article = c.article.subarray(a, b);
+    p.category = c.category.subarray(a, b);
+    p.subcategory = c.subcategory.subarray(a, b);
+    p.history = c.history.subarray(a * H, b * H);
+    p.dense = c.dense.subarray(a * W, b * W);
+    p.label = c.label.subarray(a, b);
+    p.rows = b - a;
+  }
+
+  /** The part is the rows of `segments`, in order, copied into the schedule's buffers. */
+  private copy(segments: readonly Segment[]): void {
+    const n = rowsOf(segments);
+    const H = this.shape.historyLength, W = this.shape.denseWidth;
+    if (this.own.rows < n) {
+      this.own = {
+        user: new Int32Array(n), article: new Int32Array(n), category: new Int32Array(n), subcategory: new Int32Array(n),
+        history: new Int32Array(n * H), dense: new Float32Array(n * W), label: new Float32Array(n), rows: n,
+      };
+    }
+    const c = this.columns, o = this.own;
+    let at = 0;
+    for (const s of segments) {
+      const a = this.range[0] + (s.step % this.batchesPerEpoch) * this.batchSize + s.lo, b = a + s.hi - s.lo;
+      o.user.set(c.user.subarray(a, b), at);
+      o.article.set(c.article.subarray(a, b), at);
+      o.category.set(c.category.subarray(a, b), at);
+      o.subcategory.set(c.subcategory.subarray(a, b), at);
+      o.history.set(c.history.subarray(a * H, b * H), at * H);
+      o.dense.set(c.dense.subarray(a * W, b * W), at * W);
+      o.label.set(c.label.subarray(a, b), at);
+      at += b - a;
+    }
+    const p = this.part;
+    p.user = o.user.subarray(0, n);
+    p.article = o.article.subarray(0, n);
+    p.category = o.category.subarray(0, n);
+    p.subcategory = o.subcategory.subarray(0, n);
+    p.history = o.history.subarray(0, n * H);
+    p.dense = o.dense.subarray(0, n * W);
+    p.label = o.label.subarray(0, n);
+    p.rows = n;
   }
 }

@@ -7,8 +7,9 @@
  */
 import { BufferPool, reusingBuffers, type FlatParameters, type Module } from '@loom/tensor-core';
 import { WorkerError } from './errors.js';
-import { GlobalBatchSchedule, type BatchSchedule, type StepBatch, type WorkerBatch } from './schedule.js';
+import { GlobalBatchSchedule, isPlanned, type BatchSchedule, type StepBatch, type WorkerBatch } from './schedule.js';
 import { classificationTask, type Task } from './task.js';
+import type { StepPlan } from './plan.js';
 import type { StepInfo, Transport } from './transport.js';
 
 export interface EpochReport {
@@ -76,10 +77,26 @@ export async function runEpoch<B extends StepBatch = WorkerBatch>(o: EpochOption
   // allocation per step, which is what lets threads in one process scale (see reusingBuffers).
   const pool = new BufferPool();
   model.train();
-  for (const part of schedule.epoch(epoch)) {
-    if (part.index < startIndex) continue;
+  // With a transport that announces who trains each step and a schedule that can follow it, each
+  // step's part is cut once its plan is known (./plan.ts); otherwise the schedule's fixed split.
+  const planned = transport.plan !== undefined && isPlanned(schedule) ? schedule : null;
+  const fixed = planned === null ? schedule.epoch(epoch)[Symbol.iterator]() : null;
+  for (let index = startIndex; ; index++) {
+    let part: B;
+    let plan: StepPlan | undefined;
+    if (planned !== null) {
+      if (index >= planned.batchesPerEpoch) break;
+      const p = transport.plan!(firstStep + index, flat.params);
+      plan = isPromise(p) ? await p : p;
+      part = planned.share(epoch, index, plan);
+    } else {
+      const next = fixed!.next();
+      if (next.done === true) break;
+      part = next.value;
+      if (part.index < startIndex) continue;
+    }
     const step = firstStep + part.index;
-    let info: StepInfo = { epoch, step, rows: part.rows, batchRows: part.batchRows };
+    let info: StepInfo = { epoch, step, rows: part.rows, batchRows: part.batchRows, ...(plan !== undefined ? { plan } : {}) };
     if (task.keys !== undefined) {
       const keys = task.keys(part);
       task.tables?.prepare(keys);

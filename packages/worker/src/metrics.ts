@@ -65,6 +65,24 @@ export interface EpochMetrics {
   validAccuracy?: number;
   /** With more than one worker: each worker's throughput and, for async and ssp, staleness. */
   workers?: WorkerMetrics[];
+  /** Sync and ssp over parameter servers: who trained the epoch's rows, as the servers counted them. */
+  membership?: MembershipMetrics;
+}
+
+/**
+ * Who trained an epoch's rows in a sync or ssp run over parameter servers, whose workers may come
+ * and go: the servers' count of the rows its updates were made of (a row a dead worker left
+ * untrained is carried into a later step and counted in the epoch it belongs to).
+ */
+export interface MembershipMetrics {
+  /** Rows of the epoch's batches trained … */
+  rows: number;
+  /** … and rows in them: equal when every example was trained once. */
+  expected: number;
+  /** Rows trained by each rank, ascending (ranks that trained none are left out). */
+  ranks: Array<{ rank: number; rows: number }>;
+  /** The steps from which other ranks trained, or which carried rows of earlier steps, with their live ranks. */
+  changes: Array<{ step: number; live: number[]; carried: number }>;
 }
 
 /** Guards a division by an epoch that took no measurable time. */

@@ -7,11 +7,17 @@
  *   push(grads, info)    hands on the gradient computed at step `info.step`: the mean over the
  *                        worker's `info.rows` rows of a global batch of `info.batchRows` rows.
  *
+ *   plan(step, params)   optional: who trains step `step` (a StepPlan, ./plan.ts), asked before the
+ *                        step's part is cut, when the schedule can follow plans. A transport over
+ *                        servers that re-shard when workers come and go has one; it may start the
+ *                        step's pull into `params` to learn it. Undefined: the schedule's fixed split.
+ *
  * How pushes become updates — averaged in lockstep, applied as they come, or with bounded
  * staleness — is the transport's policy; the loop does not know which one it runs under.
  * Either method may complete synchronously (shared memory, blocking on Atomics) or return a promise
  * (sockets).
  */
+import type { StepPlan } from './plan.js';
 import type { StepTables, TableKeys } from './tables.js';
 
 export interface StepInfo {
@@ -33,9 +39,15 @@ export interface StepInfo {
    * and where backward leaves their gradients for the push (see tables.ts).
    */
   readonly tables?: StepTables;
+  /**
+   * The plan the step's part was cut by (Transport.plan), when there was one: a transport sends its
+   * live ranks with the push, and a rank not among them pushes nothing for the step.
+   */
+  readonly plan?: StepPlan;
 }
 
 export interface Transport {
   pull(params: Float32Array, info: StepInfo): boolean | Promise<boolean>;
   push(grads: Float32Array, info: StepInfo): void | Promise<void>;
+  plan?(step: number, params: Float32Array): StepPlan | undefined | Promise<StepPlan | undefined>;
 }
