@@ -11,7 +11,8 @@ import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
 import { shardOfId } from '../tables/placement.js';
 import { FramePool, Reassembly, decodeFrame, encodeFrame, encodeFrames, encodeKeyedFrame, frames } from './frame.js';
-import { PROTOCOL_VERSION, parseReply, type Hello, type Params, type Reply, type Rows, type ServerStats, type Welcome } from './protocol.js';
+import type { StepPlan } from '@loom/worker';
+import { PROTOCOL_VERSION, parseReply, planFromWire, type Hello, type Params, type Reply, type Rows, type ServerStats, type Welcome } from './protocol.js';
 import { shardRange } from './shards.js';
 
 export interface ClientOptions {
@@ -39,6 +40,8 @@ export interface ClientOptions {
 export interface PushInfo {
   rows: number;
   batchRows: number;
+  /** The live ranks of the step's plan (PullResult.plan) the rows were cut by; absent: a fixed split. */
+  live?: readonly number[];
 }
 
 /** What a pull learned besides the parameters. */
@@ -49,6 +52,12 @@ export interface PullResult {
   applied: number;
   /** The largest staleness any shard reported for the push (async), else 0. */
   stale: number;
+  /**
+   * Sync and ssp, to a worker: the plan of the step pulled, as shard 0 fixed it — every worker
+   * follows shard 0's, so all cut the step alike (the other shards wait for the live ranks the
+   * pushes name). Absent from observers' pulls, async servers and a stopping server.
+   */
+  plan?: StepPlan;
 }
 
 interface Pending {
@@ -243,6 +252,8 @@ export class PsClient {
   private constructor(
     private readonly conns: ShardConnection[],
     readonly size: number,
+    /** The worker rank this client pushes as (−1: an observer). */
+    readonly rank: number,
   ) {
     this.mode = conns[0]!.welcome.mode;
     this.staleness = conns[0]!.welcome.staleness;
@@ -266,7 +277,7 @@ export class PsClient {
       throw problem;
     }
     conns.sort((a, b) => a.welcome.shard - b.welcome.shard);
-    return new PsClient(conns, o.size);
+    return new PsClient(conns, o.size, hello.rank);
   }
 
   /** Updates each server had applied when it welcomed this client, in key order. */
@@ -307,7 +318,7 @@ export class PsClient {
   /** Pushes the gradient of step `step` (all P floats; each shard gets its slice). Resolves when every server has taken it. */
   async push(step: number, grads: Float32Array, info: PushInfo): Promise<{ stale: number }> {
     this.checkLength('push', grads);
-    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'push', step, lo: c.welcome.lo, rows: info.rows, batchRows: info.batchRows }, grads, c.welcome.lo, c.welcome.hi)));
+    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'push', step, lo: c.welcome.lo, ...rowsOf(info) }, grads, c.welcome.lo, c.welcome.hi)));
     return { stale: Math.max(0, ...replies.map((r) => (r.header.type === 'ack' ? r.header.stale : 0))) };
   }
 
@@ -319,7 +330,7 @@ export class PsClient {
     this.checkLength('pushPull', grads);
     this.checkLength('pushPull', into);
     const count = this.trafficOf('dense');
-    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pushpull', step, lo: c.welcome.lo, rows: info.rows, batchRows: info.batchRows }, grads, c.welcome.lo, c.welcome.hi, into.subarray(c.welcome.lo, c.welcome.hi), { count })));
+    const replies = await Promise.all(this.conns.map((c) => c.request({ type: 'pushpull', step, lo: c.welcome.lo, ...rowsOf(info) }, grads, c.welcome.lo, c.welcome.hi, into.subarray(c.welcome.lo, c.welcome.hi), { count })));
     return this.collect(replies, into);
   }
 
@@ -396,7 +407,7 @@ export class PsClient {
     if (grads.length !== ids.length * D) throw new PsError('bad-length', `pushRows '${table}': ${ids.length} ids need ${ids.length} × ${D} gradient floats, got ${grads.length}`);
     const route = this.route(`push:${table}`, D).split(ids, this.conns.length, grads);
     const count = this.trafficOf(table);
-    await Promise.all(this.conns.map((c, s) => c.request({ type: 'pushrows', table, step, rows: info.rows, batchRows: info.batchRows }, route.values(s), 0, route.positions(s).length * D, undefined, { ids: route.ids(s), count })));
+    await Promise.all(this.conns.map((c, s) => c.request({ type: 'pushrows', table, step, ...rowsOf(info) }, route.values(s), 0, route.positions(s).length * D, undefined, { ids: route.ids(s), count })));
   }
 
   private readonly routes = new Map<string, RowRoute>();
@@ -439,9 +450,15 @@ export class PsClient {
       out.stop ||= h.stop;
       out.applied = Math.min(out.applied, h.applied);
       out.stale = Math.max(out.stale, h.stale);
+      if (i === 0 && h.plan !== undefined) out.plan = planFromWire(h.plan); // shard 0's: see PullResult.plan
     });
     return out;
   }
+}
+
+/** A push's header fields for its rows (and live ranks, with a plan). */
+function rowsOf(info: PushInfo): { rows: number; batchRows: number; live?: readonly number[] } {
+  return { rows: info.rows, batchRows: info.batchRows, ...(info.live !== undefined ? { live: info.live } : {}) };
 }
 
 /**

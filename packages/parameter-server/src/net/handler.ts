@@ -10,7 +10,7 @@
 import { PsError } from './errors.js';
 import type { Fields } from './fields.js';
 import { PART_FLOATS, encodeFrame, encodeFrameWith, frames, type FramePool } from './frame.js';
-import { PROTOCOL_VERSION, idOf, parseRequest, type Hello, type Params, type Pull, type PullRows, type Push, type PushRows, type Request, type Rows, type ServerStats, type Welcome } from './protocol.js';
+import { PROTOCOL_VERSION, idOf, parseRequest, planToWire, type Hello, type Params, type Pull, type PullRows, type Push, type PushRows, type Request, type Rows, type ServerStats, type Welcome } from './protocol.js';
 import { checkIds, type RowStore } from './row-store.js';
 import type { Connection, ConnectionHandler, Streams, Tally } from './connection.js';
 import { DENSE_TABLE, type DenseTable, type Table, type Tables } from './table.js';
@@ -64,8 +64,15 @@ export class RequestHandler implements ConnectionHandler {
   stopped = false;
   /** The server is closing: a closed connection is no longer a dropped worker. */
   closing = false;
-  /** The workers' batches per epoch as their join said (0: unknown), recorded in checkpoints. */
-  stepsPerEpoch = 0;
+  /** The workers' batches per epoch as their join said (0: unknown), recorded in checkpoints and in each table's ledger. */
+  get stepsPerEpoch(): number {
+    return this.dense.policy.stepsPerEpoch;
+  }
+
+  set stepsPerEpoch(n: number) {
+    for (const t of this.o.tables) t.policy.stepsPerEpoch = n;
+  }
+
   readonly membership = { dropped: 0, readmitted: 0 };
   /** The connection of each worker rank. */
   readonly ranks = new Map<number, Connection>();
@@ -269,7 +276,7 @@ export class RequestHandler implements ConnectionHandler {
     if (c.role !== 'worker') throw new PsError('not-worker', `${req.type}: an observer cannot push`);
     if (req.lo !== t.lo) throw new PsError('not-owner', `${req.type} at key ${req.lo}: this server owns [${t.lo}, ${t.hi})`);
     if (payload.length !== t.hi - t.lo) throw new PsError('bad-length', `${req.type}: a gradient for [${t.lo}, ${t.hi}) has ${t.hi - t.lo} floats, got ${payload.length}`);
-    const { appliedNow, stale, readUntil } = t.push(c.rank, req.step, req.rows, req.batchRows, payload, { finite, defer: true });
+    const { appliedNow, stale, readUntil } = t.push(c.rank, req.step, req.rows, req.batchRows, payload, { finite, defer: true, ...(req.live !== undefined ? { live: req.live } : {}) });
     try {
       this.o.tally.pushes++;
       if (req.type === 'push') c.reply(encodeFrame({ type: 'ack', id: req.id, stale }));
@@ -302,7 +309,7 @@ export class RequestHandler implements ConnectionHandler {
     const t = this.o.tables.rows(req.table);
     t.traffic.bytesIn += keyed.bytes;
     const finite = t.check(keyed.ids, payload);
-    const { appliedNow, stale } = t.push(c.rank, req.step, req.rows, req.batchRows, { ids: keyed.ids, grads: payload }, finite);
+    const { appliedNow, stale } = t.push(c.rank, req.step, req.rows, req.batchRows, { ids: keyed.ids, grads: payload }, finite, req.live);
     t.traffic.pushes++;
     t.traffic.rowsPushed += keyed.ids.length;
     this.o.tally.pushes++;
@@ -355,7 +362,9 @@ export class RequestHandler implements ConnectionHandler {
   private answer(w: Waiter): void {
     const t = w.table;
     if (w.conn.role === 'worker') t.policy.notePull(w.conn.rank);
-    const header: Params = { type: 'params', id: w.id, step: w.step, applied: t.applied, stop: this.stopped, lo: w.lo, stale: w.stale };
+    // A worker is told the plan of the step it computes next (fixed once the step may be computed).
+    const plan = w.conn.role === 'worker' ? t.policy.plan(w.step) : undefined;
+    const header: Params = { type: 'params', id: w.id, step: w.step, applied: t.applied, stop: this.stopped, lo: w.lo, stale: w.stale, ...(plan !== undefined ? { plan: planToWire(plan) } : {}) };
     const lo = w.lo - t.lo, hi = w.hi - t.lo;
     w.conn.stream(frames(header, t.paramsThrough(lo), lo, hi, this.o.frames, PART_FLOATS, (_a, b) => t.paramsThrough(b)));
   }

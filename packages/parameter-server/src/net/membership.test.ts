@@ -33,7 +33,7 @@ describe('ShardStore membership', () => {
     expect(two.applied).toBe(3);
   });
 
-  it('a drop discards the dropped worker\'s push of the step being gathered', () => {
+  it('a drop keeps the push the dropped worker made: it is the gradient of its rows of that step', () => {
     const s = new ShardStore({ ...base, workers: 3 });
     const n = s.hi - s.lo;
     s.push(2, 0, 20, 64, grad(n, 100)); // worker 2 pushes, then dies
@@ -41,24 +41,41 @@ describe('ShardStore membership', () => {
     expect(s.drop(2)).toBe(0); // still waiting for worker 1
     expect(s.push(1, 0, 22, 64, grad(n, 1)).appliedNow).toBe(1);
     const ref = new ShardStore({ ...base, workers: 1 });
-    ref.push(0, 0, 64, 64, grad(n, 1)); // (22·g + 22·g)/44 = g: worker 2's gradient is not in it
+    // (22·g + 22·g + 20·100g)/64: every row of the step is in the update, worker 2's too
+    ref.push(0, 0, 64, 64, Float32Array.from(grad(n, 1), (g) => (44 * g + 2000 * g) / 64));
+    expect(Array.from(s.params).map((v, i) => Math.abs(v - ref.params[i]!) < 1e-6)).not.toContain(false);
+  });
+
+  it('a worker that rejoins at the step it had pushed pushes it again: its old push is dropped, not counted twice', () => {
+    const s = new ShardStore({ ...base, workers: 2 });
+    const n = s.hi - s.lo;
+    s.push(1, 0, 32, 64, grad(n, 100)); // worker 1 pushes, dies, and comes back before clock 0 is applied
+    s.drop(1);
+    s.join(1, 0);
+    expect(s.push(1, 0, 32, 64, grad(n, 2)).appliedNow).toBe(0); // taken again, not "already pushed"
+    expect(s.push(0, 0, 32, 64, grad(n, 2)).appliedNow).toBe(1);
+    const ref = new ShardStore({ ...base, workers: 1 });
+    ref.push(0, 0, 64, 64, grad(n, 2));
     expect(s.params).toEqual(ref.params);
   });
 });
 
 describe('ShardStore membership, ssp', () => {
-  it('a drop discards the dropped worker\'s pushes of every clock not yet applied', () => {
+  it('a drop keeps the dropped worker\'s pushes of clocks not yet applied, and the clocks go on without it', () => {
     const s = new ShardStore({ ...base, mode: 'ssp', staleness: 1 });
     const ref = new ShardStore({ ...base, mode: 'ssp', staleness: 1, workers: 1 });
     const n = s.hi - s.lo;
+    const mean = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (g, i) => 0.5 * g + 0.5 * b[i]!);
     s.push(1, 0, 32, 64, grad(n, 5));
     s.push(1, 1, 32, 64, grad(n, 6)); // worker 1 ran one clock ahead, then died
     s.push(0, 0, 32, 64, grad(n, 1)); // clock 0 complete: applied with both
-    ref.push(0, 0, 64, 64, Float32Array.from(grad(n, 5), (g, i) => 0.5 * g + 0.5 * grad(n, 1)[i]!));
-    expect(s.drop(1)).toBe(0); // clock 1 has no push left
-    expect(s.push(0, 1, 32, 64, grad(n, 2)).appliedNow).toBe(1); // … and is applied with worker 0's alone, weight 1
-    ref.push(0, 1, 64, 64, grad(n, 2));
-    expect(s.applied).toBe(2);
+    ref.push(0, 0, 64, 64, mean(grad(n, 5), grad(n, 1)));
+    expect(s.drop(1)).toBe(0); // clock 1 keeps worker 1's push and waits for worker 0's
+    expect(s.push(0, 1, 32, 64, grad(n, 2)).appliedNow).toBe(1);
+    ref.push(0, 1, 64, 64, mean(grad(n, 6), grad(n, 2)));
+    expect(s.push(0, 2, 32, 64, grad(n, 3)).appliedNow).toBe(1); // clock 2 waits for worker 0 alone, weight 1
+    ref.push(0, 2, 64, 64, grad(n, 3));
+    expect(s.applied).toBe(3);
     expect(Array.from(s.params).map((v, i) => Math.abs(v - ref.params[i]!) < 1e-6)).not.toContain(false);
   });
 });

@@ -191,7 +191,7 @@ describe('authentication', () => {
     const [s] = await cluster(1, 1, 'sync');
     const a = await raw(s!.url);
     a.ws.send(encodeFrame({ type: 'hello', v: 99, token: TOKEN, role: 'worker', rank: 0, workers: 1, size: P }));
-    expect((await a.next()).header).toMatchObject({ type: 'error', code: 'version', message: 'protocol version 99 is not supported (this server speaks 3)' });
+    expect((await a.next()).header).toMatchObject({ type: 'error', code: 'version', message: 'protocol version 99 is not supported (this server speaks 4)' });
     expect((await a.closed).code).toBe(1002);
     await expect(PsClient.connect([s!.url], { token: TOKEN, workers: 1, size: P + 1 })).rejects.toThrow(`this server trains ${P} parameters with 1 workers; the client has ${P + 1} and 1`);
   });

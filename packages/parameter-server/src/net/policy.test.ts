@@ -26,7 +26,7 @@ describe('net policies', () => {
     expect(p.needFor(5)).toBe(5);
   });
 
-  it('ssp: a worker runs up to S clocks ahead; clocks apply in order; a dropped worker\'s weight is renormalised away', () => {
+  it('ssp: a worker runs up to S clocks ahead; clocks apply in order; a dropped worker\'s pushes are kept, then its weight is renormalised away', () => {
     const { log, target } = recorder();
     const p = netPolicy({ mode: 'ssp', staleness: 1, workers: 2 }, target);
     p.push(1, 0, 'b0', 32, 64, true);
@@ -34,12 +34,13 @@ describe('net policies', () => {
     expect(() => p.push(1, 2, 'b2', 32, 64, true)).toThrow(/more than 1 ahead/);
     expect(p.needFor(3)).toBe(2);
     p.push(0, 0, 'a0', 32, 64, true);
-    expect(p.drop(1)).toBe(0); // clock 1 loses b1 and waits for worker 0 alone
+    expect(p.drop(1)).toBe(0); // clock 1 keeps b1 and waits for worker 0
     expect(p.members()).toEqual([0]);
     p.push(0, 1, 'a1', 32, 64, true);
-    expect(log.filter((l) => l !== 'begin')).toEqual(['sum 1: 0.5·a0 + 0.5·b0', 'sum 2: 1·a1']);
-    expect(() => p.join(1, 1)).toThrow(/already applied/);
-    expect(p.join(1, 2)).toBe(0);
+    p.push(0, 2, 'a2', 32, 64, true); // clock 2: worker 0 alone, half the rows of the batch, weight 1
+    expect(log.filter((l) => l !== 'begin')).toEqual(['sum 1: 0.5·a0 + 0.5·b0', 'sum 2: 0.5·a1 + 0.5·b1', 'sum 3: 1·a2']);
+    expect(() => p.join(1, 2)).toThrow(/already applied/);
+    expect(p.join(1, 3)).toBe(0);
     expect(p.isMember(1)).toBe(true);
   });
 

@@ -14,16 +14,26 @@
  * async  each push is an update on arrival, the worker's own gradient as is, with the update
  *        counter as the optimizer's step count; pulls answer at once.
  *
- * Membership (sync and ssp). Clock t waits for the pushes of the workers that are *members* at t:
- * worker r is one from clock memberFrom[r] on. At the start every rank is a member from 0 (so a run
- * without failures is exactly the computation above). `drop(r)` — the worker disconnected or
- * stopped answering — ends its membership and discards its pushes not yet applied, so the clocks go
- * on with the rest; `join(r, t)` makes it a member again from clock t ≥ applied. A clock that is
- * missing a rank's push because that rank is not a member is reduced with the weights of the pushes
- * it has, renormalised to sum to 1: w_r = (rows_r/batchRows) / Σ_received (rows/batchRows).
+ * Membership (sync and ssp). Worker r is a member from clock memberFrom[r] on. At the start every
+ * rank is a member from 0 (so a run without failures is exactly the computation above). `drop(r)` —
+ * the worker disconnected or stopped answering — ends its membership (the pushes it made are kept:
+ * they are gradients of their steps' rows); `join(r, t)` makes it a member again from clock
+ * t ≥ applied (its earlier pushes to clocks from t are dropped: it computes those steps again).
+ *
+ * Re-sharding (./plans.ts). The plan of step t — the ranks that are members at t, and the rows
+ * orphaned so far — is fixed when update t − S is applied, and sent with the parameters for step t.
+ * Workers that follow plans cut step t's work by it and push with its live ranks (`live`); clock t
+ * then waits for the live ranks that are still members, and a live rank missing when it is applied
+ * has its share carried into the next plan. Pushes without `live` (workers that split every batch
+ * themselves) make clock t wait for every member, as before plans. A clock whose pushes do not
+ * cover its work (Σ rows < batchRows: a share went missing) is reduced with the weights of the
+ * pushes it has, renormalised to sum to 1: w_r = (rows_r/batchRows) / Σ_received (rows/batchRows),
+ * the mean gradient of the rows computed; one that does covers it with weights rows/batchRows.
  */
+import type { StepPlan } from '@loom/worker';
 import type { Mode } from '../mode.js';
 import { PsError } from './errors.js';
+import { PlanBook, type TrainedEpoch } from './plans.js';
 
 export interface PolicyOptions {
   mode: Mode;
@@ -61,7 +71,7 @@ export interface NetPolicy<G> {
   members(): number[];
   /** Whether worker `rank` is a member (counted by some clock from now on). */
   isMember(rank: number): boolean;
-  /** Stops waiting for `rank` and discards its pushes not yet applied; returns the updates this applied. */
+  /** Stops waiting for `rank` (its pushes so far are kept); returns the updates this applied. */
   drop(rank: number): number;
   /** Makes `rank` a member from clock `step` on; returns the updates this applied. Throws PsError('bad-step'). */
   join(rank: number, step: number): number;
@@ -71,12 +81,19 @@ export interface NetPolicy<G> {
   notePull(rank: number): void;
   /**
    * Worker `rank`'s gradient of `step`, the mean over `rows` of a global batch of `batchRows`;
-   * `finite` false: it holds NaN or ±Inf and weighs zero. The policy keeps `grad` until its clock is
-   * applied. Throws PsError('bad-step').
+   * `finite` false: it holds NaN or ±Inf and weighs zero; `live`: the live ranks of the plan the
+   * worker cut the step by (sync, ssp). The policy keeps `grad` until its clock is applied. Throws
+   * PsError('bad-step' | 'bad-request').
    */
-  push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean): PushOutcome;
+  push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean, live?: readonly number[]): PushOutcome;
   /** Continues from a checkpoint of `applied` updates; only before any push. */
   restore(applied: number): void;
+  /** Sync and ssp: the plan of `step` while it is fixed and not yet applied (./plans.ts); async: none. */
+  plan(step: number): StepPlan | undefined;
+  /** Sync and ssp: what each recent epoch's updates were made of (./plans.ts); async: nothing. */
+  trained(): TrainedEpoch[];
+  /** Steps per epoch, for the ledger of `trained` (0: not known). */
+  stepsPerEpoch: number;
 }
 
 /** The policy for `o.mode`, stepping through `target`. */
@@ -88,7 +105,13 @@ export function netPolicy<G>(o: PolicyOptions, target: UpdateTarget<G>): NetPoli
 interface Clock<G> {
   grads: (G | undefined)[];
   weights: Float64Array;
+  /** Rows of each rank's push (undefined: none). */
+  rows: (number | undefined)[];
   count: number;
+  /** The step's whole work, as the first push gave it. */
+  batchRows: number;
+  /** The live ranks its pushes named (all the same), or undefined: pushes without a plan. */
+  live?: readonly number[];
 }
 
 abstract class Membership<G> {
@@ -120,11 +143,17 @@ abstract class Membership<G> {
     this.target.begin();
     return ++this.applied;
   }
+
+  /** The ranks that are members at clock t, ascending. */
+  protected membersAt(t: number): number[] {
+    return this.memberFrom.flatMap((from, r) => (from <= t ? [r] : []));
+  }
 }
 
 /** sync and ssp: update t + 1 is clock t's pushes reduced, applied in clock order; ssp lets a worker run `window` clocks ahead. */
 class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
   private readonly pending = new Map<number, Clock<G>>();
+  private readonly book: PlanBook;
 
   constructor(
     o: PolicyOptions,
@@ -132,12 +161,29 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
     private readonly window: number,
   ) {
     super(o, target);
+    this.book = new PlanBook(o.workers);
+    for (let t = 0; t <= window; t++) this.book.fix(t, this.membersAt(t));
+  }
+
+  get stepsPerEpoch(): number {
+    return this.book.stepsPerEpoch;
+  }
+
+  set stepsPerEpoch(n: number) {
+    this.book.stepsPerEpoch = n;
+  }
+
+  plan(step: number): StepPlan | undefined {
+    return this.book.get(step);
+  }
+
+  trained(): TrainedEpoch[] {
+    return this.book.trained(this.applied);
   }
 
   drop(rank: number): number {
     if (this.memberFrom[rank] === Infinity) return 0;
     this.memberFrom[rank] = Infinity;
-    for (const c of this.pending.values()) this.discard(c, rank);
     return this.applyReady();
   }
 
@@ -145,7 +191,7 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
     if (step < this.applied) throw new PsError('bad-step', `join at step ${step}: ${this.applied} updates are already applied (join at ${this.applied} or later)`);
     if (step > this.applied + 64) throw new PsError('bad-step', `join at step ${step}: more than 64 ahead of the ${this.applied} updates applied`);
     this.memberFrom[rank] = step;
-    for (const [t, c] of this.pending) if (t < step) this.discard(c, rank);
+    for (const [t, c] of this.pending) if (t >= step) this.discard(c, rank);
     return this.applyReady();
   }
 
@@ -155,14 +201,15 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
 
   notePull(): void {}
 
-  push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean): PushOutcome {
+  push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean, live?: readonly number[]): PushOutcome {
     if (step < this.applied) throw new PsError('bad-step', `step ${step} from worker ${rank} is already applied (${this.applied} updates applied)`);
     if (step > this.applied + this.window) {
       throw new PsError('bad-step', `step ${step} from worker ${rank} is more than ${this.window} ahead of the ${this.applied} updates applied`);
     }
     let clock = this.pending.get(step);
     if (clock === undefined) {
-      clock = { grads: new Array(this.o.workers), weights: new Float64Array(this.o.workers), count: 0 };
+      const W = this.o.workers;
+      clock = { grads: new Array(W), weights: new Float64Array(W), rows: new Array(W), count: 0, batchRows };
       this.pending.set(step, clock);
     }
     if (clock.grads[rank] !== undefined) throw new PsError('bad-step', `worker ${rank} already pushed step ${step}`);
@@ -170,7 +217,16 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
       const from = this.memberFrom[rank]!;
       throw new PsError('bad-step', from === Infinity ? `worker ${rank} is not a member of the run (it was dropped): join first` : `worker ${rank} joins at step ${from}, not ${step}`);
     }
+    if (clock.count > 0 && !sameRanks(clock.live, live)) {
+      throw new PsError('bad-request', `step ${step}: worker ${rank} cut it for live ranks ${ranksText(live)}, an earlier push for ${ranksText(clock.live)}`);
+    }
+    if (live !== undefined && !live.includes(rank)) throw new PsError('bad-step', `worker ${rank} is not among the live ranks ${ranksText(live)} of step ${step}: it trains from a later step`);
+    if (clock.count === 0) {
+      clock.batchRows = batchRows;
+      if (live !== undefined) clock.live = live;
+    }
     clock.grads[rank] = grad;
+    clock.rows[rank] = rows;
     clock.weights[rank] = finite && batchRows > 0 ? rows / batchRows : 0;
     clock.count++;
     return { appliedNow: this.applyReady(), stale: 0, readUntil: step + 1 };
@@ -179,14 +235,18 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
   restore(applied: number): void {
     if (this.applied !== 0 || this.pending.size > 0) throw new Error('restore: the store has already taken pushes');
     this.applied = applied;
+    this.book.reset();
+    for (let t = applied; t <= applied + this.window; t++) this.book.fix(t, this.membersAt(t));
   }
 
-  /** Forgets `rank`'s push to clock `c`, if any (the rows of that step are skipped). */
+  /** Forgets `rank`'s push to clock `c`, if any. */
   private discard(c: Clock<G>, rank: number): void {
     if (c.grads[rank] === undefined) return;
     c.grads[rank] = undefined;
+    c.rows[rank] = undefined;
     c.weights[rank] = 0;
     c.count--;
+    if (c.count === 0) delete c.live;
   }
 
   /** Applies every clock, in order from the next one, whose member workers have all pushed. */
@@ -194,9 +254,12 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
     const workers = this.o.workers;
     let appliedNow = 0;
     for (let c = this.pending.get(this.applied); c !== undefined && this.complete(this.applied, c); c = this.pending.get(this.applied)) {
-      this.pending.delete(this.applied);
-      if (c.count < workers) {
-        // Some rank is not a member at this clock: renormalise the weights of the pushes received.
+      const step = this.applied;
+      this.pending.delete(step);
+      let got = 0;
+      for (let r = 0; r < workers; r++) got += c.rows[r] ?? 0;
+      if (got !== c.batchRows) {
+        // A share of the step's work is missing: renormalise the weights of the pushes received.
         let sum = 0;
         for (let r = 0; r < workers; r++) sum += c.weights[r]!;
         if (sum > 0) for (let r = 0; r < workers; r++) c.weights[r] = c.weights[r]! / sum;
@@ -206,17 +269,32 @@ class ClockPolicy<G> extends Membership<G> implements NetPolicy<G> {
       const ranks = c.grads.flatMap((grad, r) => (c.weights[r] !== 0 ? [r] : []));
       const t = this.next();
       this.target.sum(t, ranks.map((r) => c.grads[r]!), ranks.map((r) => c.weights[r]!));
+      this.book.applied(step, c.live, c.rows, c.batchRows);
+      this.book.fix(t + this.window, this.membersAt(t + this.window));
       appliedNow++;
     }
     return appliedNow;
   }
 
-  /** Clock t is complete when it has a push from every member at t (and at least one push). */
+  /** Clock t is complete when it has a push from every member at t its pushes name live (all members, without plans), and at least one push. */
   private complete(t: number, c: Clock<G>): boolean {
     if (c.count === 0) return false;
+    if (c.live !== undefined) {
+      for (const r of c.live) if (this.memberFrom[r]! <= t && c.grads[r] === undefined) return false;
+      return true;
+    }
     for (let r = 0; r < this.o.workers; r++) if (this.memberFrom[r]! <= t && c.grads[r] === undefined) return false;
     return true;
   }
+}
+
+function sameRanks(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((r, i) => b[i] === r);
+}
+
+function ranksText(live: readonly number[] | undefined): string {
+  return live === undefined ? '(none: a fixed split)' : `[${live.join(', ')}]`;
 }
 
 /** async: every push is an update of its own on arrival; membership is only bookkeeping. */
@@ -258,5 +336,16 @@ class AsyncPolicy<G> extends Membership<G> implements NetPolicy<G> {
     if (this.applied !== 0) throw new Error('restore: the store has already taken pushes');
     this.applied = applied;
     this.pulledAt.fill(applied);
+  }
+
+  stepsPerEpoch = 0;
+
+  /** Async workers walk their own batches: no plans (see the package README). */
+  plan(): undefined {
+    return undefined;
+  }
+
+  trained(): TrainedEpoch[] {
+    return [];
   }
 }

@@ -10,14 +10,19 @@
  * another version is refused there, with a `version` error, before any other frame is read.
  */
 import { PsError, type ErrorCode } from './errors.js';
+import type { StepPlan } from '@loom/worker';
 import { describe, int, isFields, str, type Fields } from './fields.js';
 import type { Mode } from '../mode.js';
+import type { TrainedEpoch } from './plans.js';
 
 /**
- * 3: row-keyed tables (pullrows, pushrows, rows; frames with a key section). 2: the dense key range
- * only. A peer of another version is refused at hello with a `version` error.
+ * 4: step plans — `params` tell a worker who trains the step (`plan`), pushes name the live ranks
+ * they were cut for (`live`), stats hold the ledger of rows trained (`trained`). 3: row-keyed tables
+ * (pullrows, pushrows, rows; frames with a key section). 2: the dense key range only. A peer of
+ * another version is refused at hello with a `version` error: a version 3 worker cuts every batch
+ * by its own rank and would train rows a version 4 worker was given.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 // ---- client → server -------------------------------------------------------------------------
 
@@ -45,6 +50,8 @@ export interface Pull {
 /**
  * Push the gradient of step `step` for the server's whole range, starting at key `lo`, payload
  * hi − lo floats: the mean over the worker's `rows` rows of a global batch of `batchRows` rows.
+ * `live` (version 4, sync and ssp): the live ranks of the step's plan the worker cut its rows by
+ * (the plan shard 0 sent with the step's parameters); absent, the worker split the batch itself.
  */
 export interface Push {
   type: 'push' | 'pushpull';
@@ -53,6 +60,7 @@ export interface Push {
   lo: number;
   rows: number;
   batchRows: number;
+  live?: number[];
 }
 
 /**
@@ -132,6 +140,8 @@ export interface PushRows {
   step: number;
   rows: number;
   batchRows: number;
+  /** As push's. */
+  live?: number[];
 }
 
 export type Request = Pull | Push | Barrier | StatsRequest | Shutdown | Join | PullRows | PushRows;
@@ -168,6 +178,27 @@ export interface Params {
   lo: number;
   /** pushpull only: updates applied by others between this worker's last pull and its push. */
   stale: number;
+  /**
+   * Version 4, sync and ssp, to a worker: the plan of step `step` (who trains it, and the rows of
+   * earlier steps it carries). Every shard sends its own; workers follow shard 0's.
+   */
+  plan?: WirePlan;
+}
+
+/**
+ * A StepPlan (@loom/worker's plan.ts) in a header: `live` the ranks, ascending; `carry` the carried
+ * segments as [step, lo, hi] triples laid end to end.
+ */
+export interface WirePlan {
+  live: number[];
+  carry: number[];
+}
+
+/** Carried segments a plan may hold on the wire. */
+export const MAX_CARRY = 4096;
+
+export function planToWire(p: StepPlan): WirePlan {
+  return { live: [...p.live], carry: p.carry.flatMap((s) => [s.step, s.lo, s.hi]) };
 }
 
 /** The answer to pullrows: N·D floats, the rows of the request's ids in its order. */
@@ -232,6 +263,12 @@ export interface ServerStats {
   /** The step of the last checkpoint this server saved or resumed from (−1: none). */
   checkpoint?: number;
   /**
+   * Version 4, sync and ssp: what the dense table's updates of each recent epoch were made of —
+   * rows trained against expected, by rank, and the plans that changed who trains (./plans.ts).
+   * Shard 0's is the run's: workers follow its plans.
+   */
+  trained?: TrainedEpoch[];
+  /**
    * Row-keyed tables (protocol 3), by name: updates applied, rows held and created/evicted, and the
    * bytes of their frames in (pullrows + pushrows) and out (rows + acks), whole frames counted.
    */
@@ -293,7 +330,7 @@ export function parseRequest(h: unknown): Request {
     case 'push':
     case 'pushpull': {
       const batchRows = int(f, 'batchRows', 0);
-      return { type: type as Push['type'], id, step: int(f, 'step', 0), lo: int(f, 'lo', 0), rows: int(f, 'rows', 0, batchRows), batchRows };
+      return { type: type as Push['type'], id, step: int(f, 'step', 0), lo: int(f, 'lo', 0), rows: int(f, 'rows', 0, batchRows), batchRows, ...liveOf(f) };
     }
     case 'barrier':
       return { type, id, name: str(f, 'name', 256) };
@@ -305,13 +342,52 @@ export function parseRequest(h: unknown): Request {
       return { type, id, table: str(f, 'table', 256), step: int(f, 'step', 0) };
     case 'pushrows': {
       const batchRows = int(f, 'batchRows', 0);
-      return { type, id, table: str(f, 'table', 256), step: int(f, 'step', 0), rows: int(f, 'rows', 0, batchRows), batchRows };
+      return { type, id, table: str(f, 'table', 256), step: int(f, 'step', 0), rows: int(f, 'rows', 0, batchRows), batchRows, ...liveOf(f) };
     }
     default: {
       if (typeof f.exit !== 'boolean') throw new PsError('bad-request', `shutdown: exit must be true or false, got ${describe(f.exit)}`);
       return { type: 'shutdown', id, exit: f.exit };
     }
   }
+}
+
+/** Ranks: an array of integers in [0, 2^20), strictly ascending (so at most 2^20 of them). */
+function ranks(f: Fields, key: string, where = String(f.type)): number[] {
+  const v = f[key];
+  const bad = () => new PsError('bad-request', `${where}: ${key} must be an ascending array of distinct worker ranks, got ${describe(v)}`);
+  if (!Array.isArray(v) || v.length > 1 << 20) throw bad();
+  for (let i = 0; i < v.length; i++) {
+    const r = v[i] as unknown;
+    if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= 1 << 20 || (i > 0 && r <= (v[i - 1] as number))) throw bad();
+  }
+  return v as number[];
+}
+
+/** A push's `live`, when it has one. */
+function liveOf(f: Fields): { live?: number[] } {
+  return f.live === undefined ? {} : { live: ranks(f, 'live') };
+}
+
+/** A params reply's `plan`, checked. */
+function wirePlan(f: Fields): WirePlan {
+  const p = f.plan;
+  if (!isFields(p)) throw new PsError('bad-frame', `params: plan must be a map, got ${describe(p)}`);
+  const live = ranks(p, 'live', 'params plan');
+  const carry = p.carry;
+  if (!Array.isArray(carry) || carry.length % 3 !== 0 || carry.length > 3 * MAX_CARRY || !carry.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) {
+    throw new PsError('bad-frame', `params: plan.carry must be [step, lo, hi] triples of non-negative integers (at most ${MAX_CARRY}), got ${describe(carry)}`);
+  }
+  for (let i = 0; i < carry.length; i += 3) {
+    if (carry[i + 1]! > carry[i + 2]!) throw new PsError('bad-frame', `params: plan.carry segment ${i / 3} has lo ${carry[i + 1]} > hi ${carry[i + 2]}`);
+  }
+  return { live, carry: carry as number[] };
+}
+
+/** A plan read from the wire, as @loom/worker's StepPlan. */
+export function planFromWire(w: WirePlan): StepPlan {
+  const carry = [];
+  for (let i = 0; i < w.carry.length; i += 3) carry.push({ step: w.carry[i]!, lo: w.carry[i + 1]!, hi: w.carry[i + 2]! });
+  return { live: w.live, carry };
 }
 
 /** The id of a request header, when it has a usable one (for error replies to bad requests). */
@@ -327,7 +403,10 @@ export function parseReply(h: unknown): Reply | Welcome {
     case 'welcome':
       return f as unknown as Welcome; // checked field by field by the client against its own config
     case 'params':
-      return { type, id: int(f, 'id', 0), step: int(f, 'step', 0), applied: int(f, 'applied', 0), stop: f.stop === true, lo: int(f, 'lo', 0), stale: int(f, 'stale', 0) };
+      return {
+        type, id: int(f, 'id', 0), step: int(f, 'step', 0), applied: int(f, 'applied', 0), stop: f.stop === true, lo: int(f, 'lo', 0), stale: int(f, 'stale', 0),
+        ...(f.plan !== undefined ? { plan: wirePlan(f) } : {}),
+      };
     case 'rows':
       return { type, id: int(f, 'id', 0), table: str(f, 'table', 256), step: int(f, 'step', 0), applied: int(f, 'applied', 0), stop: f.stop === true };
     case 'ack':

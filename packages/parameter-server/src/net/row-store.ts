@@ -151,11 +151,11 @@ export class RowStore implements Table {
   }
 
   /** Worker `rank`'s rows of `step` (checked first with `check`); kept as views until its clock is applied. */
-  push(rank: number, step: number, rows: number, batchRows: number, g: RowGrad, finite: boolean): PushOutcome {
+  push(rank: number, step: number, rows: number, batchRows: number, g: RowGrad, finite: boolean, live?: readonly number[]): PushOutcome {
     if (!finite) this.skippedNonFinite++;
     this.pushedThrough.set(rank, Math.max(step, this.pushedThrough.get(rank) ?? -1));
     this.tick(step);
-    return this.policy.push(rank, step, g, rows, batchRows, finite);
+    return this.policy.push(rank, step, g, rows, batchRows, finite, live);
   }
 
   /** A worker's pull: each id's row into `out` (N, D), creating rows never seen. */

@@ -233,6 +233,6 @@ describe('bad row messages', () => {
     await new Promise((r) => ws.once('open', r));
     const reply = new Promise<any>((r) => ws.once('message', (d) => r(decodeFrame(d as Buffer).header)));
     ws.send(encodeFrame({ type: 'hello', v: 2, token: TOKEN, role: 'worker', rank: 0, workers: 1, size: P }));
-    expect(await reply).toMatchObject({ type: 'error', code: 'version', message: 'protocol version 2 is not supported (this server speaks 3)' });
+    expect(await reply).toMatchObject({ type: 'error', code: 'version', message: 'protocol version 2 is not supported (this server speaks 4)' });
   });
 });

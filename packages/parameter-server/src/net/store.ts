@@ -190,17 +190,16 @@ export class ShardStore implements DenseTable {
   }
 
   /**
-   * Stops waiting for worker `rank`: its pushes not yet applied are discarded (its rows of those
-   * steps are skipped) and every clock the others have completed is applied. Returns the number of
-   * updates applied. Async: only bookkeeping.
+   * Stops waiting for worker `rank` (its pushes so far are kept) and applies every clock the others
+   * have completed. Returns the number of updates applied. Async: only bookkeeping.
    */
   drop(rank: number): number {
     return this.policy.drop(rank);
   }
 
   /**
-   * Makes worker `rank` a member from clock `step` on: clocks before it no longer wait for it (its
-   * pushes to them are discarded), clocks from it do. `step` must not be applied yet (sync/ssp) and
+   * Makes worker `rank` a member from clock `step` on: clocks before it no longer wait for it, clocks
+   * from it do (its earlier pushes to them are discarded: it computes those steps again). `step` must not be applied yet (sync/ssp) and
    * at most 64 ahead. Returns the number of updates this applied. Throws PsError('bad-step').
    */
   join(rank: number, step: number): number {
@@ -229,20 +228,20 @@ export class ShardStore implements DenseTable {
    * `optimizerState`, and the next update, settle it first, so nobody sees a half-stepped range;
    * `onApply` is called once it is settled, so the caller should `settle()` when its replies are out.
    */
-  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean } = {}): PushOutcome {
+  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean; live?: readonly number[] } = {}): PushOutcome {
     this.settle();
     this.deferring = o.defer === true;
     try {
-      return this.take(rank, step, rows, batchRows, grad, o.finite ?? allFinite(grad));
+      return this.take(rank, step, rows, batchRows, grad, o.finite ?? allFinite(grad), o.live);
     } finally {
       this.deferring = false;
     }
   }
 
-  private take(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, finite: boolean): PushOutcome {
+  private take(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, finite: boolean, live: readonly number[] | undefined): PushOutcome {
     if (!finite && this.o.nonFinite === 'reject') throw new PsError('non-finite', `the gradient of step ${step} from worker ${rank} holds NaN or Inf; refused`);
     if (!finite) this.skippedNonFinite++;
-    return this.policy.push(rank, step, grad, rows, batchRows, finite);
+    return this.policy.push(rank, step, grad, rows, batchRows, finite, live);
   }
 
   /**

@@ -48,7 +48,7 @@ export interface DenseTable extends Table {
   readonly size: number;
   readonly skippedNonFinite: number;
   /** Worker `rank`'s gradient of `step` for the whole range (see ShardStore.push). */
-  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean }): PushOutcome;
+  push(rank: number, step: number, rows: number, batchRows: number, grad: Float32Array, o: { finite?: boolean; defer?: boolean; live?: readonly number[] }): PushOutcome;
   /** The parameters, at index key − lo, stepped at least on [0, upTo) (see ShardStore.paramsThrough). */
   paramsThrough(upTo: number): Float32Array;
 }

@@ -9,8 +9,16 @@
  * per table, empty when it holds none of the ids). The rows of step t+1 cannot ride on push(t) as
  * the dense parameters do — their ids are the next batch's — so a step with tables costs a second
  * round trip; the socket's order puts each push before the next pull on every server.
+ *
+ * Plans (sync and ssp): the parameters for step t come with its StepPlan (who trains it, and rows
+ * carried from earlier steps: @loom/worker's plan.ts), so `plan(t)` is the answer of the pushpull
+ * of step t − 1 — or, for the first step on a connection, of a pull it starts. The loop cuts the
+ * step's part by it; the push names the plan's live ranks; and a rank the plan leaves out (one
+ * readmitted after the step's plan was fixed) pushes nothing and only pulls step t + 1. With
+ * tables, the step's rows are pulled once its part is known, after the plan: the second round
+ * trip follows the dense one instead of overlapping it.
  */
-import { Staleness, type StepInfo, type Transport } from '@loom/worker';
+import { Staleness, type StepInfo, type StepPlan, type Transport } from '@loom/worker';
 import type { PsClient, PullResult } from './client.js';
 
 /**
@@ -30,6 +38,18 @@ export class WsTransport implements Transport {
   private rowPushes: Promise<unknown> | null = null;
 
   constructor(readonly client: PsClient) {}
+
+  /** The plan of `step`: the answer of the pull that brings its parameters (started here if none is in flight). */
+  async plan(step: number, params: Float32Array): Promise<StepPlan | undefined> {
+    if (!(this.next !== null && this.next.step === step && this.params === params)) {
+      await this.settle();
+      const result = this.client.pull(step, params);
+      result.catch(() => {}); // rethrown below and by the pull
+      this.next = { step, result };
+      this.params = params;
+    }
+    return (await this.next.result).plan;
+  }
 
   async pull(params: Float32Array, info: StepInfo): Promise<boolean> {
     let r: PullResult;
@@ -52,11 +72,20 @@ export class WsTransport implements Transport {
   /** Starts the pushpull and returns at once; the gradient is copied before it returns. */
   push(grads: Float32Array, info: StepInfo): void {
     if (this.params === null) throw new Error('WsTransport: push before the first pull');
-    const result = this.client.pushPull(info.step, grads, this.params, info);
+    const live = info.plan?.live;
+    if (live !== undefined && !live.includes(this.client.rank)) {
+      // Not among the step's live ranks: nothing to push, only the next step's parameters to pull.
+      const result = this.client.pull(info.step + 1, this.params);
+      result.catch(() => {});
+      this.next = { step: info.step + 1, result };
+      return;
+    }
+    const pushInfo = { rows: info.rows, batchRows: info.batchRows, ...(live !== undefined ? { live } : {}) };
+    const result = this.client.pushPull(info.step, grads, this.params, pushInfo);
     result.catch(() => {}); // rethrown by the next pull or settle
     this.next = { step: info.step + 1, result };
     if (info.tables !== undefined) {
-      const info_ = { rows: info.rows, batchRows: info.batchRows };
+      const info_ = pushInfo;
       const pushes = Promise.all([...info.tables].map((t) => this.client.pushRows(t.name, info.step, t.ids, t.grads, info_)));
       pushes.catch(() => {});
       this.rowPushes = pushes;
