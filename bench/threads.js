@@ -68,9 +68,13 @@ for (const w of workloads) {
   row['torch 1 proc'] = ddp1?.samplesPerSec ?? '–';
   row['DDP 2 procs'] = ddp2?.samplesPerSec ?? '–';
   row['DDP ×'] = ddp1 && ddp2 ? (ddp2.samplesPerSec / ddp1.samplesPerSec).toFixed(2) + '×' : '–';
+  // PyTorch's other way to use both cores: one process, 2 intra-op threads (OpenMP OpenBLAS).
+  const intra2 = ddp1 && runReference('ddp.py', ['--procs', 1, '--threads', 2, '--sizes', w.sizes.join(','), '--batch', w.batch, '--steps', quick ? 100 : 300], { threads: 2 });
+  row['torch 1 proc × 2 threads'] = intra2?.samplesPerSec ?? '–';
+  row['loom 2 sync / torch 2 threads'] = intra2 ? (best(rates.sync) / intra2.samplesPerSec).toFixed(2) + '×' : '–';
   rows.push(row);
 }
-printTable('Samples/s on worker threads (2 cores), Adam 1e-3, best epoch; "×" = 2 workers / 1 worker (best epochs; and medians for sync); DDP = PyTorch gloo, 1 thread per process', rows);
+printTable('Samples/s on worker threads (2 cores), Adam 1e-3, best epoch; "×" = 2 workers / 1 worker (best epochs; and medians for sync); DDP = PyTorch gloo, 1 thread per process; torch × 2 threads = one process, 2 intra-op threads', rows);
 
 // Resident memory: a child process per configuration, so each measures only itself.
 const MEM_SCRIPT = fileURLToPath(new URL('./threads-memory.js', import.meta.url));

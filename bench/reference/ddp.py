@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of bench/threads.js: data-parallel training with DistributedDataParallel over gloo
-on 127.0.0.1, P processes x 1 thread, against the same global batch. Reports samples/s.
+on 127.0.0.1, P processes x T intra-op threads (default 1), against the same global batch.
+Reports samples/s. With --procs 1 --threads 2 it is PyTorch's own way to use both cores.
 
-Usage: ddp.py --procs 2 --sizes 784,256,128,10 --batch 128 --steps 300 [--fmnist DIR]
+Usage: ddp.py --procs 2 [--threads 1] --sizes 784,256,128,10 --batch 128 --steps 300 [--fmnist DIR]
 Prints one JSON line.
 """
 import argparse, json, os, socket, time
@@ -17,7 +18,7 @@ def free_port():
         return s.getsockname()[1]
 
 def worker(rank, a, port, out):
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     if a.procs > 1:
         dist.init_process_group("gloo", rank=rank, world_size=a.procs)
@@ -53,6 +54,7 @@ def worker(rank, a, port, out):
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--sizes", default="100,50,10")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=300)
