@@ -12,6 +12,7 @@ import { serveCommand } from './commands/serve.js';
 import { workerCommand } from './commands/worker.js';
 import { launchCommand } from './commands/launch.js';
 import { generateCommand } from './commands/generate.js';
+import { dashboardCommand } from './commands/dashboard.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: string }> = {
   train: { run: trainCommand, summary: 'train a model and write a run directory' },
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: stri
   serve: { run: serveCommand, summary: 'run a parameter server owning one key range, over WebSocket' },
   worker: { run: workerCommand, summary: 'train as one worker of a cluster, against parameter servers' },
   generate: { run: generateCommand, summary: 'continue a prompt with a language model run, streaming the text' },
+  dashboard: { run: dashboardCommand, summary: 'watch runs train in the browser: curves, workers, servers, checkpoints' },
   launch: { run: launchCommand, summary: 'train across machines: the same command on every node, or started over ssh from a hostfile' },
 };
 
