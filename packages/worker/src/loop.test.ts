@@ -3,7 +3,7 @@
 // empty parts, and a task of another batch type with the keys hook.
 import { describe, expect, it } from 'vitest';
 import { IntTensor, Random, Tensor, crossEntropy, flattenParameters, mlp, mseLoss, noGrad } from '@loom/tensor-core';
-import { GlobalBatchSchedule, WorkerError, classificationTask, runEpoch, type BatchSchedule, type StepBatch, type StepInfo, type Task, type Transport, type WorkerBatch } from './index.js';
+import { GlobalBatchSchedule, WorkerError, classificationTask, fullPlan, runEpoch, type BatchSchedule, type StepBatch, type StepInfo, type StepPlan, type Task, type Transport, type WorkerBatch } from './index.js';
 
 const WIDTH = 3;
 const N = 10;
@@ -240,5 +240,35 @@ describe('a task of another batch type', () => {
     const model = mlp([2, 1], { rng: new Random(1) });
     await expect(runEpoch({ model, flat: flattenParameters(model), transport: recorder(), schedule: idSchedule, epoch: 0, firstStep: 0 })).rejects.toThrow(WorkerError);
     await expect(runEpoch({ model, flat: flattenParameters(model), transport: recorder(), schedule: idSchedule, epoch: 0, firstStep: 0 })).rejects.toThrow(/runEpoch: options.task: expected a Task/);
+  });
+});
+
+describe('a transport that announces who trains each step (StepPlans)', () => {
+  it('each part is cut by its step\'s plan; a task with keys pulls beside the plan by the last one, and again when it changed', async () => {
+    // Rank 1 of 3; batches of 4, 4, 2. Step 2 is trained by ranks 0 and 1, with row 0 of step 1 carried.
+    const plans: StepPlan[] = [fullPlan(3), fullPlan(3), { live: [0, 1], carry: [{ step: 1, lo: 0, hi: 1 }] }];
+    const pulls: Array<{ step: number; rows: number; keys: number[] }> = [];
+    const pushes: Array<{ step: number; rows: number; batchRows: number; keys: number[]; plan?: StepPlan }> = [];
+    const transport: Transport = {
+      plan: (step) => Promise.resolve(plans[step]),
+      pull: (_params, info) => {
+        pulls.push({ step: info.step, rows: info.rows, keys: [...info.keys!.rows!] });
+        return true;
+      },
+      push: (_grads, info) => void pushes.push({ step: info.step, rows: info.rows, batchRows: info.batchRows, keys: [...info.keys!.rows!], ...(info.plan ? { plan: info.plan } : {}) }),
+    };
+    const task: Task<WorkerBatch> = { ...classificationTask(WIDTH), keys: (b) => ({ rows: b.y }) };
+    const model = mlp([WIDTH, 2], { rng: new Random(1) });
+    const report = await runEpoch({ model, flat: flattenParameters(model), transport, schedule: schedule(1, 3), task, epoch: 0, firstStep: 0 });
+    const whole = [0, 1, 2].map((k) => [...batchOf(schedule(), 0, k).y]);
+    expect(pushes).toEqual([
+      { step: 0, rows: 1, batchRows: 4, keys: whole[0]!.slice(1, 2), plan: plans[0] },
+      { step: 1, rows: 1, batchRows: 4, keys: whole[1]!.slice(1, 2), plan: plans[1] },
+      { step: 2, rows: 2, batchRows: 3, keys: [whole[2]![1]!, whole[1]![0]!], plan: plans[2] }, // rows 1–2 of [batch 2, row 0 of batch 1]
+    ]);
+    // Step 0 waits for its plan; step 1 is pulled by step 0's plan, which held; step 2 by step 1's, which did not.
+    expect(pulls.map((p) => [p.step, p.rows])).toEqual([[0, 1], [1, 1], [2, 1], [2, 2]]);
+    expect(pulls.at(-1)!.keys).toEqual(pushes.at(-1)!.keys);
+    expect(report).toMatchObject({ steps: 3, rows: 4 });
   });
 });

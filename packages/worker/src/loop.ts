@@ -53,6 +53,10 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as Promise<T> | undefined)?.then === 'function';
 }
 
+function samePlan(a: StepPlan | undefined, b: StepPlan): boolean {
+  return a !== undefined && a.carry.length === 0 && b.carry.length === 0 && a.live.length === b.live.length && a.live.every((r, i) => b.live[i] === r);
+}
+
 function defaultTask<B extends StepBatch>(schedule: BatchSchedule<B>): Task<B> {
   // A GlobalBatchSchedule yields WorkerBatch, so B is WorkerBatch here.
   if (schedule instanceof GlobalBatchSchedule) return classificationTask(schedule.width) as unknown as Task<B>;
@@ -81,29 +85,54 @@ export async function runEpoch<B extends StepBatch = WorkerBatch>(o: EpochOption
   // step's part is cut once its plan is known (./plan.ts); otherwise the schedule's fixed split.
   const planned = transport.plan !== undefined && isPlanned(schedule) ? schedule : null;
   const fixed = planned === null ? schedule.epoch(epoch)[Symbol.iterator]() : null;
+  /** The step's StepInfo for `part`, cut by `plan`; with tables, their keys prepared. */
+  const infoOf = (part: B, plan: StepPlan | undefined): StepInfo => {
+    const info: StepInfo = { epoch, step: firstStep + part.index, rows: part.rows, batchRows: part.batchRows, ...(plan !== undefined ? { plan } : {}) };
+    if (task.keys === undefined) return info;
+    const keys = task.keys(part);
+    task.tables?.prepare(keys);
+    return { ...info, keys, tables: task.tables };
+  };
+  let last: StepPlan | undefined; // the plan of the step before
   for (let index = startIndex; ; index++) {
     let part: B;
-    let plan: StepPlan | undefined;
+    let info: StepInfo;
+    let go: boolean;
     if (planned !== null) {
       if (index >= planned.batchesPerEpoch) break;
       const p = transport.plan!(firstStep + index, flat.params);
-      plan = isPromise(p) ? await p : p;
-      part = planned.share(epoch, index, plan);
+      let plan: StepPlan | undefined;
+      if (isPromise(p) && task.keys !== undefined && last !== undefined && last.carry.length === 0) {
+        // A task with tables pulls the rows its part names: cut the part by the last plan, which a
+        // step almost always keeps, so that its rows travel beside the plan; cut again if it changed.
+        part = planned.share(epoch, index, last);
+        info = infoOf(part, last);
+        const pulled = transport.pull(flat.params, info);
+        plan = await p;
+        go = isPromise(pulled) ? await pulled : pulled;
+        if (go && !samePlan(plan, last)) {
+          part = planned.share(epoch, index, plan);
+          info = infoOf(part, plan);
+          const again = transport.pull(flat.params, info);
+          go = isPromise(again) ? await again : again;
+        }
+      } else {
+        plan = isPromise(p) ? await p : p;
+        part = planned.share(epoch, index, plan);
+        info = infoOf(part, plan);
+        const pulled = transport.pull(flat.params, info);
+        go = isPromise(pulled) ? await pulled : pulled;
+      }
+      last = plan;
     } else {
       const next = fixed!.next();
       if (next.done === true) break;
       part = next.value;
       if (part.index < startIndex) continue;
+      info = infoOf(part, undefined);
+      const pulled = transport.pull(flat.params, info);
+      go = isPromise(pulled) ? await pulled : pulled;
     }
-    const step = firstStep + part.index;
-    let info: StepInfo = { epoch, step, rows: part.rows, batchRows: part.batchRows, ...(plan !== undefined ? { plan } : {}) };
-    if (task.keys !== undefined) {
-      const keys = task.keys(part);
-      task.tables?.prepare(keys);
-      info = { ...info, keys, tables: task.tables };
-    }
-    const pulled = transport.pull(flat.params, info);
-    const go = isPromise(pulled) ? await pulled : pulled;
     if (!go) {
       report.stopped = true;
       break;
