@@ -49,6 +49,7 @@ describe('plans of a sync run', () => {
     p.join(1, 1);
     expect(() => p.push(1, 1, [], 0, 8, true, [0])).toThrow(/worker 1 is not among the live ranks \[0\] of step 1: it trains from a later step/);
     expect(p.push(0, 1, [], 8, 8, true, [0]).appliedNow).toBe(1); // clock 1 does not wait for it
+    expect(p.plan(1)!.live).toEqual([0]); // still told to a pull of step 1 that comes after it was applied
     expect(p.plan(2)!.live).toEqual([0, 1]);
   });
 

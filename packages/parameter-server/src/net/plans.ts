@@ -44,10 +44,17 @@ export interface TrainedEpoch {
 
 /** Epochs the ledger keeps (the most recent). */
 const KEEP_EPOCHS = 16;
+/**
+ * Plans of applied steps kept, for pulls that arrive after their step was applied: a worker that
+ * joined at the step being gathered, which the others then completed without it (it was not live).
+ */
+const KEEP_APPLIED = 64;
 
 export class PlanBook {
   /** Plans fixed and not yet applied, by step. */
   private readonly plans = new Map<number, StepPlan>();
+  /** Plans of the last KEEP_APPLIED steps applied. */
+  private readonly done = new Map<number, StepPlan>();
   /** Rows orphaned since the last plan was fixed. */
   private carry: Segment[] = [];
   private previous: readonly number[] | null = null;
@@ -60,6 +67,7 @@ export class PlanBook {
   /** Forgets every plan and carried row (a restart from a checkpoint: they were not saved). */
   reset(): void {
     this.plans.clear();
+    this.done.clear();
     this.carry = [];
     this.previous = null;
   }
@@ -77,9 +85,9 @@ export class PlanBook {
     return plan;
   }
 
-  /** The plan of `step`, if it is fixed and not yet applied. */
+  /** The plan of `step`, if it is fixed (and was applied at most KEEP_APPLIED steps ago). */
   get(step: number): StepPlan | undefined {
-    return this.plans.get(step);
+    return this.plans.get(step) ?? this.done.get(step);
   }
 
   /**
@@ -90,7 +98,11 @@ export class PlanBook {
    */
   applied(step: number, live: readonly number[] | undefined, rows: ArrayLike<number | undefined>, batchRows: number): void {
     const plan = this.plans.get(step);
-    this.plans.delete(step);
+    if (plan !== undefined) {
+      this.plans.delete(step);
+      this.done.set(step, plan);
+      this.done.delete(step - KEEP_APPLIED);
+    }
     const here = this.epoch(step);
     if (live === undefined || plan === undefined) {
       if (here === undefined) return;

@@ -88,7 +88,7 @@ export interface NetPolicy<G> {
   push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean, live?: readonly number[]): PushOutcome;
   /** Continues from a checkpoint of `applied` updates; only before any push. */
   restore(applied: number): void;
-  /** Sync and ssp: the plan of `step` while it is fixed and not yet applied (./plans.ts); async: none. */
+  /** Sync and ssp: the plan of `step` once it is fixed, until 64 steps after it is applied (./plans.ts); async: none. */
   plan(step: number): StepPlan | undefined;
   /** Sync and ssp: what each recent epoch's updates were made of (./plans.ts); async: nothing. */
   trained(): TrainedEpoch[];
