@@ -20,6 +20,8 @@ import { train, type ValidatedEpochMetrics } from '../trainer.js';
 import { parseCluster, trainCluster } from './cluster.js';
 import { SPARSE_OPTIMIZERS } from '../ctr.js';
 import { trainCtrCommand, type CtrTrainResult } from './train-ctr.js';
+import { DASHBOARD_PORT, dashboardOfRun, dashboardPortFlag } from './dashboard.js';
+import { TensorboardExport } from '../tensorboard/export.js';
 
 export const TRAIN_FLAGS: Flags = {
   config: { type: 'string', arg: 'FILE.json', help: 'read defaults from a JSON file whose keys are these flags in camelCase' },
@@ -44,6 +46,8 @@ export const TRAIN_FLAGS: Flags = {
   mode: { type: 'string', choices: MODES, configurable: true, help: 'sync (averaged, lockstep) | async (Hogwild!) | ssp (bounded staleness); default sync (--task ctr: async = sync dense + Hogwild! tables)' },
   staleness: { type: 'int', arg: 'S', min: 0, configurable: true, help: 'ssp only: how many updates a worker may run ahead of the slowest (default: 2)' },
   json: { type: 'boolean', configurable: true, help: 'end standard output with one JSON object of the final metrics' },
+  dashboard: { type: 'int', arg: '[PORT]', min: 0, help: `serve loom dashboard of this run (and the runs beside it) on 127.0.0.1:PORT while it trains (PORT: ${DASHBOARD_PORT} when left out)` },
+  tensorboard: { type: 'string', arg: 'DIR', configurable: true, help: 'also write the metrics as TensorBoard scalars to an event file in DIR while training' },
   cluster: { type: 'string', arg: 'local:S,W', configurable: true, help: 'train on S parameter-server and W worker processes of this machine, over WebSocket' },
   'checkpoint-every': { type: 'int', arg: 'K', default: 100, min: 0, configurable: true, help: 'with --cluster: the servers save a checkpoint in DIR/checkpoints every K updates (0: only at the end)' },
   resume: { type: 'string', arg: 'DIR', configurable: true, help: 'with --cluster: continue the run in DIR from its latest complete checkpoint (DIR is then also --out)' },
@@ -69,11 +73,25 @@ export interface TrainResult extends ValidatedEpochMetrics {
 }
 
 export async function trainCommand(argv: string[], log: (line: string) => void = console.log): Promise<TrainResult | CtrTrainResult | null> {
+  argv = dashboardPortFlag(argv);
   const f = parseFlags('train', argv, TRAIN_FLAGS);
   if (f.help) {
     log(TRAIN_HELP);
     return null;
   }
+  // Viewers of the run directory (../dashboard, ../tensorboard): the training does not know them.
+  const out = resolve((f.resume as string | undefined) ?? (f.out as string));
+  const dashboard = f.dashboard !== undefined ? await dashboardOfRun(out, f.dashboard as number, log) : undefined;
+  const tensorboard = f.tensorboard !== undefined ? new TensorboardExport(out, resolve(f.tensorboard as string)) : undefined;
+  try {
+    return await trainParsed(f, argv, log);
+  } finally {
+    tensorboard?.close();
+    await dashboard?.close();
+  }
+}
+
+async function trainParsed(f: Values, argv: string[], log: (line: string) => void): Promise<TrainResult | CtrTrainResult | null> {
   if (f.resume !== undefined && alreadyFinished(f, log)) return null;
   if (f.task === 'ctr') return trainCtrCommand(f, log, argv);
   if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined || f.saveInit !== undefined) throw new UsageError('--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only');

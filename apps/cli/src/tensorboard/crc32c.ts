@@ -1,0 +1,27 @@
+/**
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord files checksum their records,
+ * and the "masked" form they store (rotated and offset, so that a CRC of data holding CRCs is not
+ * degenerate). A byte-at-a-time table: event files are small.
+ */
+const TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32C of `bytes`: crc32c('123456789') is 0xe3069283. */
+export function crc32c(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The masked CRC a TFRecord stores: ((crc >>> 15) | (crc << 17)) + 0xa282ead8, mod 2³². */
+export function maskedCrc32c(bytes: Uint8Array): number {
+  const c = crc32c(bytes);
+  return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;
+}
