@@ -13,6 +13,7 @@ import { workerCommand } from './commands/worker.js';
 import { launchCommand } from './commands/launch.js';
 import { generateCommand } from './commands/generate.js';
 import { dashboardCommand } from './commands/dashboard.js';
+import { plotCommand } from './commands/plot.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: string }> = {
   train: { run: trainCommand, summary: 'train a model and write a run directory' },
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => unknown; summary: stri
   worker: { run: workerCommand, summary: 'train as one worker of a cluster, against parameter servers' },
   generate: { run: generateCommand, summary: 'continue a prompt with a language model run, streaming the text' },
   dashboard: { run: dashboardCommand, summary: 'watch runs train in the browser: curves, workers, servers, checkpoints' },
+  plot: { run: plotCommand, summary: 'draw runs\' curves into an SVG or PNG picture' },
   launch: { run: launchCommand, summary: 'train across machines: the same command on every node, or started over ssh from a hostfile' },
 };
 
