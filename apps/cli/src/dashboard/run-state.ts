@@ -193,14 +193,19 @@ export class RunState {
   private addStep(value: unknown): void {
     const r = value as { epoch?: unknown; loss?: unknown } | null;
     if (typeof r?.epoch !== 'number') return;
-    for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && k !== 'epoch' && k !== 'step' && k !== 'time') this.add(`step:${k}`, r.epoch, v);
+    if (typeof r.loss === 'number') this.add('step:loss', r.epoch, r.loss);
+    for (const k in r) {
+      const v = (r as Record<string, unknown>)[k];
+      if (typeof v === 'number' && k !== 'epoch' && k !== 'step' && k !== 'time' && k !== 'loss') this.add(`step:${k}`, r.epoch, v);
+    }
   }
 
   private add(name: string, x: number, y: number): void {
     let c = this.series.get(name);
     if (c === undefined) this.series.set(name, (c = new Column()));
     c.push(x, y);
-    if (this.pendingReset) return; // the page reloads everything anyway
+    // Nobody follows yet (the first read), or the page reloads everything anyway.
+    if (this.listeners.size === 0 || this.pendingReset) return;
     const p = (this.pendingAppend[name] ??= { x: [], y: [] });
     p.x.push(x);
     p.y.push(Number.isFinite(y) ? y : null);

@@ -12,7 +12,7 @@
  *                                  every series of the run, each downsampled to P buckets (downsample.ts)
  *   GET  /api/stream?ids=A,B&points=P
  *                                  text/event-stream: `runs` when the list changes; `change` {id,
- *                                  append | reset, info} for a followed run, at most every 250 ms
+ *                                  append | reset, info} for a followed run, at most every 100 ms
  *   POST /login                    token=… (form): sets the token cookie (auth.ts)
  *
  * The runs never learn that anyone watches: everything is read from their files.
@@ -37,7 +37,8 @@ const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.j
 const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
 /** Points a chart asks for at most (its width in pixels is less). */
 const MAX_POINTS = 4000;
-const FLUSH_MS = 250;
+/** Changes go to a page at most this often (they are gathered in between). */
+const FLUSH_MS = 100;
 
 export interface DashboardOptions {
   /** The directory whose runs are shown. */
