@@ -106,7 +106,7 @@ function panelSvg(p: Panel, runs: PlotRun[], x0: number, y0: number, w: number, 
   const X = (v: number) => x0 + m.left + ((v - xlo) / (xhi - xlo)) * (w - m.left - m.right);
   const Y = (v: number) => y0 + m.top + (1 - (v - ylo) / (yhi - ylo)) * (h - m.top - m.bottom);
   const out: string[] = [`<g class="panel" data-title="${esc(p.title)}">`, `<text x="${x0 + m.left}" y="${y0 + 18}" font-size="13" font-weight="600" fill="#1d2330">${esc(p.title)}</text>`];
-  for (const t of ticks(ylo, yhi)) out.push(`<line x1="${num(X(xlo))}" y1="${num(Y(t))}" x2="${num(X(xhi))}" y2="${num(Y(t))}" stroke="#e4e7ec"/><text x="${num(X(xlo) - 6)}" y="${num(Y(t) + 4)}" text-anchor="end" fill="#556">${esc(label(t, p.percent === true))}</text>`);
+  for (const t of ticks(ylo, yhi, 6)) out.push(`<line x1="${num(X(xlo))}" y1="${num(Y(t))}" x2="${num(X(xhi))}" y2="${num(Y(t))}" stroke="#e4e7ec"/><text x="${num(X(xlo) - 6)}" y="${num(Y(t) + 4)}" text-anchor="end" fill="#556">${esc(label(t, p.percent === true))}</text>`);
   for (const t of ticks(xlo, xhi, 6)) out.push(`<line x1="${num(X(t))}" y1="${num(Y(ylo))}" x2="${num(X(t))}" y2="${num(Y(ylo) + 4)}" stroke="#889"/><text x="${num(X(t))}" y="${num(Y(ylo) + 17)}" text-anchor="middle" fill="#556">${esc(label(t, false))}</text>`);
   out.push(`<line x1="${num(X(xlo))}" y1="${num(Y(ylo))}" x2="${num(X(xhi))}" y2="${num(Y(ylo))}" stroke="#889"/>`);
   out.push(`<text x="${num((X(xlo) + X(xhi)) / 2)}" y="${y0 + h - 6}" text-anchor="middle" fill="#556">epoch</text>`);
