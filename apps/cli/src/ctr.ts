@@ -19,6 +19,7 @@ import { CTR_TABLES, CtrModel, CtrSchedule, ctrTask, inProcessTransport, runEpoc
 import { UsageError } from './errors.js';
 import { makeOptimizer, type OptimizerName } from './optimizers.js';
 import type { Progress } from './progress.js';
+import type { StepLog } from './step-log.js';
 import { writeFileAtomic } from './run-dir.js';
 
 export const SPARSE_OPTIMIZERS = ['sparse-adam', 'adagrad', 'rowwise-adagrad', 'sgd'] as const;
@@ -40,6 +41,8 @@ export interface CtrTrainOptions {
   epochs: number;
   /** The RowTables' admission and eviction (--admit-after, --evict-after, --table-capacity; one thread and --cluster). */
   tables?: { admitAfter?: number; evictAfter?: number; capacity?: number };
+  /** One thread: where the loss between epochs goes (DIR/steps.jsonl), at its bounded rate. */
+  stepLog?: StepLog;
 }
 
 /** One epoch of a CTR run, as metrics.jsonl records it. */
@@ -137,7 +140,10 @@ export async function trainCtr(
     const label = `epoch ${epoch}/${o.epochs}`;
     const r = await runEpoch<CtrBatch>({
       model, flat, transport, schedule, task, epoch: epoch - 1, firstStep: (epoch - 1) * perEpoch,
-      onStep: progress && ((soFar) => progress.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`)),
+      onStep: (progress || o.stepLog) && ((soFar) => {
+        o.stepLog?.step(epoch, perEpoch, soFar);
+        progress?.update(label, soFar.steps, perEpoch, `loss ${(soFar.lossSum / soFar.rows).toFixed(4)}`);
+      }),
     });
     const v = validateCtr(run);
     progress?.clear();

@@ -17,6 +17,7 @@ import { CTR_BATCH_SIZE } from '../defaults.js';
 import type { OptimizerName } from '../optimizers.js';
 import { Progress } from '../progress.js';
 import { appendMetrics, startRun } from '../run-dir.js';
+import { StepLog } from '../step-log.js';
 
 
 export interface CtrTrainResult extends CtrEpochMetrics {
@@ -71,7 +72,7 @@ export async function trainCtrCommand(f: Values, log: (line: string) => void, ar
       const perWorker = m.workers ? ` [${m.workers.map((w) => `w${w.rank} ${Math.round(w.samplesPerSec)}/s`).join(', ')}]` : '';
       log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid AUC ${m.validAuc.toFixed(4)}, valid log loss ${m.validLogLoss.toFixed(4)}, ${Math.round(m.samplesPerSec)} samples/s${perWorker}, ${m.seconds.toFixed(2)} s; rows ${rows}`);
     };
-    if (workers === 1) await trainCtr(run, o, onEpoch, new Progress(), () => interrupt.signal.aborted);
+    if (workers === 1) await trainCtr(run, { ...o, stepLog: new StepLog(out) }, onEpoch, new Progress(), () => interrupt.signal.aborted);
     else await trainCtrOnThreads(run, o, { workers, mode }, onEpoch, interrupt.signal);
   } finally {
     process.removeListener('SIGINT', onSigint);
