@@ -53,6 +53,8 @@ export class RunIndex {
   get(id: string): RunState | undefined {
     const known = this.states.get(id);
     if (known) return known.state;
+    // A run started since the last scan: look again before saying there is none.
+    if (!this.list.some((r) => r.id === id)) this.scan();
     if (!this.list.some((r) => r.id === id)) return undefined;
     const dir = id === '.' ? this.root : join(this.root, id);
     const state = new RunState(dir);

@@ -115,7 +115,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: DashboardOpt
   if (url.pathname.startsWith('/static/')) return file(res, inside(PAGE_DIR, url.pathname.slice('/static/'.length)));
   if (url.pathname === '/vendor/uPlot.esm.js') return file(res, join(UPLOT_DIR, 'uPlot.esm.js'));
   if (url.pathname === '/vendor/uPlot.min.css') return file(res, join(UPLOT_DIR, 'uPlot.min.css'));
-  if (url.pathname === '/api/runs') return json(res, 200, { root: index.root, runs: index.runs(), select: o.select ?? null });
+  if (url.pathname === '/api/runs') {
+    index.scan(); // a page that was just opened sees a run started a moment ago
+    return json(res, 200, { root: index.root, runs: index.runs(), select: o.select ?? null });
+  }
   if (url.pathname === '/api/run' || url.pathname === '/api/series') {
     const id = url.searchParams.get('id') ?? '';
     const run = index.get(id);
