@@ -413,7 +413,7 @@ async function runMaster(p: Plan): Promise<LaunchResult> {
         flattenParameters(model, { params });
         const v = evaluate(model, data.valid, data.width, data.numClasses);
         // metrics.jsonl keeps the field order it has always had.
-        last = { epoch: m.epoch, trainLoss: m.trainLoss, validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: m.samplesPerSec, seconds: m.seconds, workers: m.workers };
+        last = { epoch: m.epoch, trainLoss: m.trainLoss, validLoss: v.loss, validAccuracy: v.accuracy, samplesPerSec: m.samplesPerSec, seconds: m.seconds, workers: m.workers, ...(m.membership !== undefined ? { membership: m.membership } : {}) };
         appendMetrics(out, last);
         p.log(`epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, valid loss ${v.loss.toFixed(4)}, valid accuracy ${(100 * v.accuracy).toFixed(2)}%, ${Math.round(m.samplesPerSec)} samples/s, ${m.seconds.toFixed(2)} s`);
       },

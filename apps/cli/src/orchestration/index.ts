@@ -15,4 +15,4 @@ export { serverArgv, workerArgv, trainingFromFlags, type TrainingConfig, type Se
 export { TrainingGroup, type GroupEvent, type TrainingGroupOptions } from './group.js';
 export { RunFailure, duringEpoch, resumeAdvice, resumeArgv, shellQuote, processLabel, type RunProcess } from './failure.js';
 export { EpochReports, parseEpochLine, type WorkerEpochLine } from './reports.js';
-export { connectObserver, firstEpochToObserve, observeEpochs, pullFinal, updatesPerEpoch, type ObserveOptions, type ObservedEpoch } from './observe.js';
+export { connectObserver, firstEpochToObserve, membershipOf, observeEpochs, pullFinal, updatesPerEpoch, type ObserveOptions, type ObservedEpoch } from './observe.js';

@@ -5,7 +5,7 @@
  */
 import { BatchIterator } from '@loom/data';
 import { PsClient, type Mode } from '@loom/parameter-server';
-import { epochMetrics, type EpochMetrics, type WorkerMetrics } from '@loom/worker';
+import { epochMetrics, type EpochMetrics, type MembershipMetrics, type WorkerMetrics } from '@loom/worker';
 import type { EpochReports } from './reports.js';
 
 /** An epoch gathered from every worker's report. */
@@ -73,15 +73,33 @@ export async function observeEpochs(o: ObserveOptions): Promise<{ stopped: boole
     return p;
   };
   let next = pull(o.first);
+  const scratch = new Float32Array(o.size);
   for (let epoch = o.first; epoch <= o.last; epoch++) {
     const pulled = await Promise.race([next, o.failure]);
     if (pulled.stop) return { stopped: true };
     const params = buffers[epoch % 2]!;
     if (epoch < o.last) next = pull(epoch + 1);
     await reportsOf(epoch, o);
-    await o.onEpoch(epochMetrics(epoch, o.reports.of(epoch)), params);
+    const membership = await membershipOf(o.observer, epoch, { ...o, scratch });
+    await o.onEpoch({ ...epochMetrics(epoch, o.reports.of(epoch)), ...(membership !== undefined ? { membership } : {}) }, params);
   }
   return { stopped: false };
+}
+
+/**
+ * Sync and ssp: who trained epoch `epoch`'s rows (from 1), from shard 0's ledger — the shard whose
+ * plans the workers follow. Rows a dead worker left in the epoch's last steps are carried 1 + S
+ * steps on, into the next epoch, so this first waits for update epoch·perEpoch + S + 1 (pulled
+ * into `scratch`); the run's last epoch has no later step, and its ledger is read as it is. Async:
+ * undefined (each worker walks its own batches; see the parameter-server README).
+ */
+export async function membershipOf(observer: PsClient, epoch: number, o: { perEpoch: number; last: number; failure: Promise<never>; scratch: Float32Array }): Promise<MembershipMetrics | undefined> {
+  if (observer.mode === 'async') return undefined;
+  if (epoch < o.last) await Promise.race([observer.pull(epoch * o.perEpoch + observer.staleness + 1, o.scratch), o.failure]);
+  const [first] = await Promise.race([observer.stats(), o.failure]);
+  const t = first?.trained?.find((x) => x.epoch === epoch - 1);
+  if (t === undefined) return undefined;
+  return { rows: t.rows, expected: t.expected, ranks: t.ranks.flatMap((rows, rank) => (rows > 0 ? [{ rank, rows }] : [])), changes: t.changes };
 }
 
 /** Waits until every worker has reported `epoch` (or was dropped), or the late-report allowance runs out. */
