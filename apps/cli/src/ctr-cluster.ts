@@ -44,7 +44,7 @@ import { ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tableRows, validat
 import { UsageError } from './errors.js';
 import type { OptimizerName } from './optimizers.js';
 import { appendEvent, appendMetrics, resumeRun, startRun } from './run-dir.js';
-import { EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, resumeAdvice, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
+import { EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, membershipOf, resumeAdvice, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
 
 export interface CtrClusterOptions {
   servers: number;
@@ -129,20 +129,28 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     if (c.signal?.aborted) stop();
 
     const perEpoch = Math.ceil(run.log.validStart / o.batchSize);
-    const rowsPerEpoch = c.rowMode === 'async' ? perEpoch * c.workers : perEpoch;
     const rows = tableRows(run.log);
     const names = Object.keys(rows);
     const ids = Object.fromEntries(names.map((n) => [n, Float64Array.from({ length: rows[n]! }, (_, i) => i)]));
     const alloc = () => ({ dense: new Float32Array(size), tables: Object.fromEntries(names.map((n) => [n, new Float32Array(rows[n]! * CTR_DIM)])) });
     const buffers = [alloc(), alloc()];
+    const scratch = new Float32Array(size);
     const obs = observer;
-    /** The dense parameters as of update `e`·B and the tables as of their update for epoch e (0: now, whatever is applied). */
+    // It fails when a server dies while the loop awaits something else: handled here, so that the
+    // process does not crash on an unhandled rejection, and rethrown when awaited.
+    const handled = <T>(p: Promise<T>) => (p.catch(() => {}), p);
+    /**
+     * The tables as of epoch `e` (0: now, whatever is applied). Sync tables: their update e·B.
+     * Async tables count an update per worker's push, so their count at an epoch's end depends on
+     * how many workers are alive: they are read once every worker has reported the epoch (its
+     * report comes after its last push of it is taken), as they are then.
+     */
+    const readTables = (e: number, into: ReturnType<typeof alloc>) =>
+      handled(Promise.all(names.map((n) => obs.pullRows(n, c.rowMode === 'async' ? 0 : e * perEpoch, ids[n]!, into.tables[n]!))));
+    /** The dense parameters as of update `e`·B, and the sync tables as of theirs (0: now). */
     const read = (e: number, into: ReturnType<typeof alloc>) => {
-      const all = Promise.all([obs.pull(e * perEpoch, into.dense), ...names.map((n) => obs.pullRows(n, e * rowsPerEpoch, ids[n]!, into.tables[n]!))]);
-      // It fails when a server dies while the loop awaits something else: handled here, so that
-      // the process does not crash on an unhandled rejection, and rethrown when awaited.
-      all.catch(() => {});
-      return all;
+      const dense = obs.pull(e * perEpoch, into.dense);
+      return handled(c.rowMode === 'async' ? dense.then((d) => [d]) : Promise.all([dense, readTables(e, into)]).then(([d, r]) => [d, ...r]));
     };
     const useBuffers = (b: ReturnType<typeof alloc>) => {
       flattenParameters(run.model, { params: b.dense });
@@ -162,6 +170,9 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
       const b = buffers[epoch % 2]!;
       if (epoch < o.epochs) next = read(epoch + 1, buffers[(epoch + 1) % 2]!);
       while (!reports.complete(epoch)) await Promise.race([reports.changed(), group.failure]);
+      if (c.rowMode === 'async') await Promise.race([readTables(epoch, b), group.failure]);
+      // Who trained the epoch's rows (the dense table's plans and ledger: it is sync).
+      const membership = await membershipOf(obs, epoch, { perEpoch, last: o.epochs, failure: group.failure, scratch });
       const t0 = performance.now();
       const stats = await obs.stats();
       useBuffers(b);
@@ -174,7 +185,7 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
       delete tableBytes.dense;
       const rowBytes = Object.values(tableBytes).reduce((a, n) => a + n, 0);
       onEpoch({
-        ...m, validAuc: v.auc, validLogLoss: v.logLoss, seconds: m.seconds + (performance.now() - t0) / 1000,
+        ...m, ...(membership !== undefined ? { membership } : {}), validAuc: v.auc, validLogLoss: v.logLoss, seconds: m.seconds + (performance.now() - t0) / 1000,
         tables: tableStats(stats, names),
         bytesPerStep: { tables: Object.fromEntries(Object.entries(tableBytes).map(([k, n]) => [k, Math.round(n)])), rows: Math.round(rowBytes), dense: Math.round(dense), all: Math.round(rowBytes + dense) },
       });
@@ -183,7 +194,7 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     // Every worker has ended and its pushes are applied: read the final model.
     await Promise.race([group.workersDone(), group.failure]);
     const final = buffers[0]!;
-    await Promise.race([read(0, final), group.failure]);
+    await Promise.race([Promise.all([read(0, final), readTables(0, final)]), group.failure]);
     useBuffers(final);
     await obs.shutdown(true).catch(() => {});
     let timer: NodeJS.Timeout | undefined;
