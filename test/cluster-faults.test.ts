@@ -1,5 +1,6 @@
 // Failures of real processes of the built CLI (apps/cli/dist) over real sockets on 127.0.0.1:
-// kill -9 of a worker in sync mode (the run finishes without it), kill -9 of a server (restarted
+// kill -9 of a worker in sync mode (the run finishes without it, the others training its share, and
+// a restarted one is readmitted and takes its share back), kill -9 of a server (restarted
 // with --resume, it continues from its checkpoint and the worker with it, to the very bits of an
 // uninterrupted run), another model's checkpoint, and two workers with the same rank; a run that
 // fails ends with one line naming the process and the --resume that continues it, and --resume of
@@ -108,6 +109,95 @@ describe('a worker killed mid-run (sync)', () => {
     expect(existsSync(join(dir, 'killed-worker', 'checkpoints'))).toBe(true);
     const e = loom('eval', '--run', 'killed-worker', '--json');
     expect(e.code, e.stderr).toBe(0);
+  });
+});
+
+describe('a worker killed mid-epoch (sync): its data is not lost', () => {
+  /** The epoch lines of a `loom worker --json`. */
+  const epochLines = (p: Proc) => p.out.map((l) => JSON.parse(l)).filter((r) => r.event === 'epoch');
+  const readMetrics = (run: string) => readFileSync(join(dir, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+  it('3 workers, one killed: the other two take its share from the next step; every example is trained once in every epoch, and the loss is an undisturbed run\'s', async () => {
+    const run = start('train', ...DATA, ...MODEL, '--epochs', '4', '--cluster', 'local:1,3', '--out', 'resharded');
+    const [, train] = await run.line(/: (\d+) train \//);
+    await run.line(/^epoch 1: /);
+    const kids = childrenOf(run.proc.pid!);
+    for (const k of kids) pids.add(k.pid);
+    const victim = kids.find((k) => / worker .*--rank 1 /.test(k.args));
+    expect(victim, JSON.stringify(kids)).toBeDefined();
+    process.kill(victim!.pid, 'SIGKILL');
+    expect(await run.exited, run.err.join('\n')).toBe(0);
+    expect(run.err).toEqual([`worker 1 (pid ${victim!.pid}) was killed (SIGKILL); the run goes on with 2 of 3 workers`]);
+    const metrics = readMetrics('resharded');
+    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3, 4]);
+    // Every epoch, as the servers counted it: all 4800 training rows, each once.
+    expect(Number(train)).toBe(4800);
+    for (const m of metrics) expect([m.epoch, m.membership.rows, m.membership.expected]).toEqual([m.epoch, 4800, 4800]);
+    // 16-row batches: rows 0–4, 5–9, 10–15 of each to ranks 0, 1, 2 (300 steps); then 8 each to ranks 0 and 2.
+    expect(metrics[0].membership).toEqual({ rows: 4800, expected: 4800, ranks: [{ rank: 0, rows: 1500 }, { rank: 1, rows: 1500 }, { rank: 2, rows: 1800 }], changes: [] });
+    const k = metrics.findIndex((m) => m.membership.changes.length > 0);
+    expect(k, JSON.stringify(metrics.map((m) => m.membership))).toBeGreaterThanOrEqual(1);
+    const killed = metrics[k].membership;
+    expect(killed.changes.map((c: { live: number[] }) => c.live)).toEqual([[0, 2]]); // from one step on, ranks 0 and 2 …
+    expect(killed.ranks.map((r: { rank: number }) => r.rank)).toEqual([0, 1, 2]);
+    expect(killed.ranks[1].rows).toBeLessThan(1500); // … take what rank 1 did not train
+    for (const m of metrics.slice(k + 1)) expect(m.membership.ranks).toEqual([{ rank: 0, rows: 2400 }, { rank: 2, rows: 2400 }]);
+    // The same global batches as an undisturbed run, but for the step whose rows were carried: the same loss.
+    const ref = loom('train', ...DATA, ...MODEL, '--epochs', '4', '--workers', '1', '--out', 'undisturbed');
+    expect(ref.code, ref.stderr).toBe(0);
+    const [last, undisturbed] = [metrics.at(-1), readMetrics('undisturbed').at(-1)];
+    expect(Math.abs(last.trainLoss - undisturbed.trainLoss) / undisturbed.trainLoss).toBeLessThan(0.05);
+    expect(Math.abs(last.validAccuracy - undisturbed.validAccuracy)).toBeLessThanOrEqual(0.01);
+  });
+
+  it('--task ctr (sync dense part, Hogwild! tables): the same — the survivors take the share, every impression is trained once per epoch, the run ends', async () => {
+    const run = start('train', '--task', 'ctr', '--dataset', 'news-clicks', '--cluster', 'local:1,3', '--epochs', '4', '--seed', '9', '--out', 'ctr-resharded');
+    const [, train] = await run.line(/ (\d+) train \/ \d+ valid impressions/);
+    await run.line(/^epoch 1: /);
+    const kids = childrenOf(run.proc.pid!);
+    for (const k of kids) pids.add(k.pid);
+    const victim = kids.find((k) => / worker .*--rank 1 /.test(k.args));
+    expect(victim, JSON.stringify(kids)).toBeDefined();
+    process.kill(victim!.pid, 'SIGKILL');
+    // (The tables count an update per push: with a worker gone, an epoch's end is no longer a count of them.)
+    expect(await run.exited, run.err.join('\n')).toBe(0);
+    const metrics = readMetrics('ctr-resharded');
+    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3, 4]);
+    for (const m of metrics) expect([m.epoch, m.membership.rows, m.membership.expected]).toEqual([m.epoch, Number(train), Number(train)]);
+    expect(metrics.flatMap((m) => m.membership.changes.map((c: { live: number[] }) => c.live))).toEqual([[0, 2]]);
+    expect(metrics.at(-1).membership.ranks.map((r: { rank: number }) => r.rank)).toEqual([0, 2]);
+  }, 120_000);
+
+  it('restarted with its rank, a killed worker is readmitted and takes its share back; the server counts every example once in every epoch', async () => {
+    const s = start('serve', '--port', '0', '--workers', '3', ...MODEL);
+    const [, url] = await s.line(/listening on (ws:\/\/\S+)$/);
+    const worker = (rank: number) => start('worker', '--connect', url!, '--rank', String(rank), '--workers', '3', ...DATA, ...MODEL, '--epochs', '16', '--json');
+    const [w0, w1, w2] = [0, 1, 2].map(worker) as [Proc, Proc, Proc];
+    await w0.line(/"epoch":1,/);
+    w1.proc.kill('SIGKILL');
+    await w1.exited;
+    await s.line(/worker 1 dropped at step \d+: disconnected/);
+    await w0.line(/"epoch":4,/); // epoch 3 at least went by without rank 1
+    const again = worker(1);
+    await s.line(/worker 1 readmitted from step \d+ \(3 of 3 workers\)/);
+    for (const w of [w0, w2, again]) expect(await w.exited, w.err.join('\n')).toBe(0);
+    // Rows per epoch of each rank: a third (5, 5, 6 of every 16), half while rank 1 was away, a third again.
+    const rows = (p: Proc) => epochLines(p).map((r) => r.rows);
+    expect(rows(w0)[0]).toBe(1500);
+    expect(rows(w2)[0]).toBe(1800);
+    expect(rows(w0)).toContain(2400);
+    expect(rows(w2)).toContain(2400);
+    expect([rows(w0).at(-1), rows(again).at(-1), rows(w2).at(-1)]).toEqual([1500, 1500, 1800]);
+    expect(epochLines(again).at(-1).epoch).toBe(16);
+    // The server's count: every example once in each of the 16 epochs; who trained changed twice.
+    const observer = await PsClient.connect([url!], { token: TOKEN, role: 'observer', workers: 3, size: P });
+    const [stats] = await observer.stats();
+    expect(stats!.trained!.map((t) => [t.epoch, t.rows, t.expected])).toEqual(Array.from({ length: 16 }, (_, e) => [e, 4800, 4800]));
+    expect(stats!.trained!.flatMap((t) => t.changes.map((c) => c.live))).toEqual([[0, 2], [0, 1, 2]]);
+    expect([stats!.dropped, stats!.readmitted]).toEqual([1, 1]);
+    await observer.shutdown(true);
+    await observer.close();
+    expect(await s.exited).toBe(0);
   });
 });
 
