@@ -80,6 +80,35 @@ describe('plans of a sync run', () => {
   });
 });
 
+describe('plans of an async run: re-sharding at epoch boundaries', () => {
+  it('the first pull of an epoch fixes its plan; a worker dropped mid-epoch leaves the rest of its share, which the others take from the next epoch', () => {
+    const p = netPolicy<number[]>({ mode: 'async', staleness: 0, workers: 3 }, recorder().target);
+    expect(p.plan(0)).toBeUndefined(); // steps per epoch not known yet (no join said them)
+    p.stepsPerEpoch = 2; // batches of 6 rows, 2 per epoch
+    expect(p.plan(0)).toEqual({ live: [0, 1, 2], carry: [] });
+    for (const r of [0, 1, 2]) p.push(r, 0, [], 2, 6, true);
+    p.push(0, 1, [], 2, 6, true);
+    p.drop(1); // before its push of step 1
+    p.push(2, 1, [], 2, 6, true);
+    expect(p.plan(1)!.live).toEqual([0, 1, 2]); // epoch 0's plan holds to its end
+    expect(p.plan(2)).toEqual({ live: [0, 2], carry: [] }); // epoch 1: the first pull of it, without rank 1
+    for (const r of [0, 2]) for (const step of [2, 3]) p.push(r, step, [], 3, 6, true);
+    p.join(1);
+    expect(p.plan(3)!.live).toEqual([0, 2]); // readmitted mid-epoch: it trains from the next one
+    expect(p.plan(4)!.live).toEqual([0, 1, 2]);
+    expect(p.trained().map((t) => [t.epoch, t.rows, t.expected, t.ranks])).toEqual([[0, 10, 12, [4, 2, 4]], [1, 12, 12, [6, 0, 6]], [2, 0, 0, [0, 0, 0]]]);
+    expect(p.trained().flatMap((t) => t.changes)).toEqual([{ step: 2, live: [0, 2], carried: 0 }, { step: 4, live: [0, 1, 2], carried: 0 }]);
+  });
+
+  it('a worker that rejoins behind the others finds nobody live in the epochs they are past, and skips to theirs', () => {
+    const p = netPolicy<number[]>({ mode: 'async', staleness: 0, workers: 2 }, recorder().target);
+    p.stepsPerEpoch = 10;
+    for (let e = 0; e <= 5; e++) p.plan(10 * e);
+    expect(p.plan(12)).toEqual({ live: [], carry: [] }); // epoch 1: forgotten, and behind epoch 5
+    expect(p.plan(45)!.live).toEqual([0, 1]);
+  });
+});
+
 /**
  * A sync run of W simulated workers over E epochs, each step: every live worker that is alive asks
  * the policy for the step's plan (as the parameters would bring it), cuts its part with `cut`, and

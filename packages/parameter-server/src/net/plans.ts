@@ -138,6 +138,23 @@ export class PlanBook {
     });
   }
 
+  /**
+   * Async: worker `rank` pushed `rows` rows of step `step`, whose batch has `batchRows`; `first`:
+   * the step's first push, which adds its batch to the epoch's expected rows.
+   */
+  pushed(step: number, rank: number, rows: number, batchRows: number, first: boolean): void {
+    const e = this.epoch(step);
+    if (e === undefined) return;
+    e.rows += rows;
+    e.ranks[rank]! += rows;
+    if (first) e.expected += batchRows;
+  }
+
+  /** Async: forgets the plans of steps before `step` (epochs no worker is in any more). */
+  forgetBefore(step: number): void {
+    for (const t of this.plans.keys()) if (t < step) this.plans.delete(t);
+  }
+
   /** The ledger, oldest epoch first, with `applied` updates applied (for `open`). */
   trained(applied: number): TrainedEpoch[] {
     const P = this.stepsPerEpoch;

@@ -88,9 +88,12 @@ export interface NetPolicy<G> {
   push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean, live?: readonly number[]): PushOutcome;
   /** Continues from a checkpoint of `applied` updates; only before any push. */
   restore(applied: number): void;
-  /** Sync and ssp: the plan of `step` once it is fixed, until 64 steps after it is applied (./plans.ts); async: none. */
+  /**
+   * The plan of `step` (./plans.ts). Sync and ssp: once it is fixed, until 64 steps after it is
+   * applied. Async: its epoch's, fixed by the first pull of a step of it.
+   */
   plan(step: number): StepPlan | undefined;
-  /** Sync and ssp: what each recent epoch's updates were made of (./plans.ts); async: nothing. */
+  /** What each recent epoch's updates were made of (./plans.ts). */
   trained(): TrainedEpoch[];
   /** Steps per epoch, for the ledger of `trained` (0: not known). */
   stepsPerEpoch: number;
@@ -297,14 +300,35 @@ function ranksText(live: readonly number[] | undefined): string {
   return live === undefined ? '(none: a fixed split)' : `[${live.join(', ')}]`;
 }
 
-/** async: every push is an update of its own on arrival; membership is only bookkeeping. */
+/**
+ * async: every push is an update of its own on arrival; membership is only bookkeeping. Plans are
+ * per epoch (re-sharding at epoch boundaries): the first pull of a step of epoch e fixes the plan of
+ * all its steps — the members then, nothing carried — so a worker that dies leaves the rest of its
+ * share of that epoch untrained, and from the next epoch the others take it; a worker readmitted
+ * mid-epoch trains from the next one. An epoch older than the newest planned that is no longer kept
+ * has nobody live: a worker that rejoins behind the others skips to where they are.
+ */
 class AsyncPolicy<G> extends Membership<G> implements NetPolicy<G> {
   /** The update counter at each worker's last pull, for its staleness. */
   private readonly pulledAt: number[];
+  private readonly book: PlanBook;
+  /** The newest epoch planned (−1: none). */
+  private newest = -1;
+  /** Per epoch kept, the steps some worker pushed (for the batches the ledger expects). */
+  private readonly seen = new Map<number, Set<number>>();
 
   constructor(o: PolicyOptions, target: UpdateTarget<G>) {
     super(o, target);
     this.pulledAt = new Array<number>(o.workers).fill(0);
+    this.book = new PlanBook(o.workers);
+  }
+
+  get stepsPerEpoch(): number {
+    return this.book.stepsPerEpoch;
+  }
+
+  set stepsPerEpoch(n: number) {
+    this.book.stepsPerEpoch = n;
   }
 
   drop(rank: number): number {
@@ -325,10 +349,22 @@ class AsyncPolicy<G> extends Membership<G> implements NetPolicy<G> {
     this.pulledAt[rank] = this.applied;
   }
 
-  push(rank: number, _step: number, grad: G, _rows: number, _batchRows: number, finite: boolean): PushOutcome {
+  push(rank: number, step: number, grad: G, rows: number, batchRows: number, finite: boolean): PushOutcome {
     const stale = this.applied - this.pulledAt[rank]!;
     const t = this.next();
     this.target.own(t, finite ? grad : null);
+    const P = this.book.stepsPerEpoch;
+    if (P > 0) {
+      const e = Math.floor(step / P);
+      let steps = this.seen.get(e);
+      if (steps === undefined) {
+        this.seen.set(e, (steps = new Set()));
+        this.seen.delete(e - 4);
+      }
+      const first = !steps.has(step);
+      steps.add(step);
+      this.book.pushed(step, rank, finite ? rows : 0, batchRows, first);
+    }
     return { appliedNow: 1, stale, readUntil: t };
   }
 
@@ -338,14 +374,20 @@ class AsyncPolicy<G> extends Membership<G> implements NetPolicy<G> {
     this.pulledAt.fill(applied);
   }
 
-  stepsPerEpoch = 0;
-
-  /** Async workers walk their own batches: no plans (see the package README). */
-  plan(): undefined {
-    return undefined;
+  plan(step: number): StepPlan | undefined {
+    const P = this.book.stepsPerEpoch;
+    if (P <= 0) return undefined;
+    const e = Math.floor(step / P);
+    const fixed = this.book.get(e * P);
+    if (fixed !== undefined) return fixed;
+    if (e < this.newest) return { live: [], carry: [] };
+    this.newest = e;
+    this.book.forgetBefore((e - 2) * P);
+    return this.book.fix(e * P, this.memberFrom.flatMap((from, r) => (from !== Infinity ? [r] : [])));
   }
 
   trained(): TrainedEpoch[] {
-    return [];
+    // (`open` by the update count means nothing here: the newest epoch is the one still trained.)
+    return this.book.trained(Infinity).map((t) => ({ ...t, open: t.epoch >= this.newest }));
   }
 }

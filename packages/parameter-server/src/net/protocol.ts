@@ -179,8 +179,8 @@ export interface Params {
   /** pushpull only: updates applied by others between this worker's last pull and its push. */
   stale: number;
   /**
-   * Version 4, sync and ssp, to a worker: the plan of step `step` (who trains it, and the rows of
-   * earlier steps it carries). Every shard sends its own; workers follow shard 0's.
+   * Version 4, to a worker: the plan of step `step` (who trains it, and the rows of earlier steps it
+   * carries; async: its epoch's, nothing carried). Every shard sends its own; workers follow shard 0's.
    */
   plan?: WirePlan;
 }
@@ -263,9 +263,9 @@ export interface ServerStats {
   /** The step of the last checkpoint this server saved or resumed from (−1: none). */
   checkpoint?: number;
   /**
-   * Version 4, sync and ssp: what the dense table's updates of each recent epoch were made of —
-   * rows trained against expected, by rank, and the plans that changed who trains (./plans.ts).
-   * Shard 0's is the run's: workers follow its plans.
+   * Version 4: what the dense table's updates of each recent epoch were made of — rows trained
+   * against expected, by rank, and the plans that changed who trains (./plans.ts). Shard 0's is
+   * the run's: workers follow its plans.
    */
   trained?: TrainedEpoch[];
   /**

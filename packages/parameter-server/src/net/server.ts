@@ -286,7 +286,7 @@ export class ParameterServer {
       shard: s.o.shard, shards: s.o.shards, lo: s.lo, hi: s.hi, mode: s.o.mode, workers: s.o.workers, applied: s.applied,
       stopped: this.handler.stopped, connections: this.conns.size, pushes: t.pushes, pulls: t.pulls, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
       errors: { ...t.errors }, refused: { ...this.gate.refusals.totals }, skippedNonFinite: s.skippedNonFinite, members: this.handler.members(), ...this.handler.membership, checkpoint: this.checkpointStep,
-      ...(s.o.mode !== 'async' ? { trained: s.policy.trained() } : {}),
+      trained: s.policy.trained(),
       ...(this.tables.rowTables().length > 0 ? { tables: Object.fromEntries(this.tables.rowTables().map((r) => [r.name, r.stats()])) } : {}),
     };
   }
