@@ -168,6 +168,25 @@ describe('a worker killed mid-epoch (sync): its data is not lost', () => {
     expect(metrics.at(-1).membership.ranks.map((r: { rank: number }) => r.rank)).toEqual([0, 2]);
   }, 120_000);
 
+  it('async: the rest of its share of the epoch it dies in is lost; from the next epoch the others take it, and the run ends', async () => {
+    const run = start('train', ...DATA, ...MODEL, '--epochs', '4', '--cluster', 'local:1,3', '--mode', 'async', '--out', 'async-resharded');
+    await run.line(/^epoch 1: /);
+    const kids = childrenOf(run.proc.pid!);
+    for (const k of kids) pids.add(k.pid);
+    const victim = kids.find((k) => / worker .*--rank 1 /.test(k.args));
+    expect(victim, JSON.stringify(kids)).toBeDefined();
+    process.kill(victim!.pid, 'SIGKILL');
+    expect(await run.exited, run.err.join('\n')).toBe(0); // (the update count no longer says where an epoch ends)
+    const metrics = readMetrics('async-resharded');
+    expect(metrics.map((m) => m.epoch)).toEqual([1, 2, 3, 4]);
+    const k = metrics.findIndex((m) => m.membership.rows < 4800);
+    expect(k, JSON.stringify(metrics.map((m) => m.membership))).toBeGreaterThanOrEqual(1);
+    expect(metrics[k].membership.ranks[1]).toMatchObject({ rank: 1 });
+    expect(metrics[k].membership.ranks[1].rows).toBeLessThan(1500);
+    for (const m of metrics.slice(k + 1)) expect(m.membership).toMatchObject({ rows: 4800, expected: 4800, ranks: [{ rank: 0, rows: 2400 }, { rank: 2, rows: 2400 }] });
+    expect(metrics[k + 1].membership.changes).toEqual([{ step: (k + 1) * 300, live: [0, 2], carried: 0 }]);
+  });
+
   it('restarted with its rank, a killed worker is readmitted and takes its share back; the server counts every example once in every epoch', async () => {
     const s = start('serve', '--port', '0', '--workers', '3', ...MODEL);
     const [, url] = await s.line(/listening on (ws:\/\/\S+)$/);

@@ -72,14 +72,24 @@ export async function observeEpochs(o: ObserveOptions): Promise<{ stopped: boole
     p.catch(() => {});
     return p;
   };
-  let next = pull(o.first);
+  // Async: an epoch's end is no update count — the counter counts every worker's pushes, fewer once
+  // one is gone — so its parameters are read once every worker has reported it (a worker reports
+  // an epoch after its last push of it is applied), as they are then.
+  const async = o.observer.mode === 'async';
+  let next = async ? null : pull(o.first);
   const scratch = new Float32Array(o.size);
   for (let epoch = o.first; epoch <= o.last; epoch++) {
-    const pulled = await Promise.race([next, o.failure]);
-    if (pulled.stop) return { stopped: true };
     const params = buffers[epoch % 2]!;
-    if (epoch < o.last) next = pull(epoch + 1);
-    await reportsOf(epoch, o);
+    if (next !== null) {
+      const pulled = await Promise.race([next, o.failure]);
+      if (pulled.stop) return { stopped: true };
+      if (epoch < o.last) next = pull(epoch + 1);
+      await reportsOf(epoch, o);
+    } else {
+      await reportsOf(epoch, o);
+      const pulled = await Promise.race([o.observer.pull(0, params), o.failure]);
+      if (pulled.stop) return { stopped: true };
+    }
     const membership = await membershipOf(o.observer, epoch, { ...o, scratch });
     await o.onEpoch({ ...epochMetrics(epoch, o.reports.of(epoch)), ...(membership !== undefined ? { membership } : {}) }, params);
   }
@@ -87,15 +97,14 @@ export async function observeEpochs(o: ObserveOptions): Promise<{ stopped: boole
 }
 
 /**
- * Sync and ssp: who trained epoch `epoch`'s rows (from 1), from shard 0's ledger — the shard whose
- * plans the workers follow. Rows a dead worker left in the epoch's last steps are carried 1 + S
+ * Who trained epoch `epoch`'s rows (from 1), from shard 0's ledger — the shard whose plans the
+ * workers follow. Sync and ssp: rows a dead worker left in the epoch's last steps are carried 1 + S
  * steps on, into the next epoch, so this first waits for update epoch·perEpoch + S + 1 (pulled
- * into `scratch`); the run's last epoch has no later step, and its ledger is read as it is. Async:
- * undefined (each worker walks its own batches; see the parameter-server README).
+ * into `scratch`); the run's last epoch has no later step, and its ledger is read as it is. Async
+ * (plans per epoch, nothing carried): read once the workers have reported the epoch.
  */
 export async function membershipOf(observer: PsClient, epoch: number, o: { perEpoch: number; last: number; failure: Promise<never>; scratch: Float32Array }): Promise<MembershipMetrics | undefined> {
-  if (observer.mode === 'async') return undefined;
-  if (epoch < o.last) await Promise.race([observer.pull(epoch * o.perEpoch + observer.staleness + 1, o.scratch), o.failure]);
+  if (epoch < o.last && observer.mode !== 'async') await Promise.race([observer.pull(epoch * o.perEpoch + observer.staleness + 1, o.scratch), o.failure]);
   const [first] = await Promise.race([observer.stats(), o.failure]);
   const t = first?.trained?.find((x) => x.epoch === epoch - 1);
   if (t === undefined) return undefined;
