@@ -52,7 +52,8 @@ for (let i = 0; i < runs; i++) torchRuns.push(runReference('ctr.py', ['--data', 
 const torch = torchRuns.includes(null) ? null : best(torchRuns);
 
 // The cluster: one run; its metrics.jsonl has the bytes each step moved.
-const cluster = loomTrain('--cluster', 'local:2,2');
+// No checkpoints (threads keep none either): the row is the transport's cost, not the disk's.
+const cluster = loomTrain('--cluster', 'local:2,2', '--checkpoint-every', '0');
 const clusterEpoch = JSON.parse(readFileSync(join(cluster.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop());
 /** The least bytes a step can move with 2 workers: every worker pulls and pushes its unique rows once, and its dense pushpull. */
 function leastBytesPerStep() {
