@@ -10,13 +10,13 @@
  * the dense parameters do — their ids are the next batch's — so a step with tables costs a second
  * round trip; the socket's order puts each push before the next pull on every server.
  *
- * Plans (sync and ssp): the parameters for step t come with its StepPlan (who trains it, and rows
- * carried from earlier steps: @loom/worker's plan.ts), so `plan(t)` is the answer of the pushpull
- * of step t − 1 — or, for the first step on a connection, of a pull it starts. The loop cuts the
- * step's part by it; the push names the plan's live ranks; and a rank the plan leaves out (one
- * readmitted after the step's plan was fixed) pushes nothing and only pulls step t + 1. With
- * tables, the step's rows are pulled once its part is known, after the plan: the second round
- * trip follows the dense one instead of overlapping it.
+ * Plans: the parameters for step t come with its StepPlan (who trains it, and rows carried from
+ * earlier steps: @loom/worker's plan.ts; async servers plan per epoch), so `plan(t)` is the answer
+ * of the pushpull of step t − 1 — or, for the first step on a connection, of a pull it starts. The
+ * loop cuts the step's part by it; the push names the plan's live ranks; and a rank the plan leaves
+ * out (one readmitted after the plan was fixed) pushes nothing and only pulls step t + 1. With
+ * tables, runEpoch cuts the step by the last plan and pulls its rows while the plan is on its way,
+ * and pulls again in the rare step whose plan differs.
  */
 import { Staleness, type StepInfo, type StepPlan, type Transport } from '@loom/worker';
 import type { PsClient, PullResult } from './client.js';
