@@ -20,8 +20,11 @@ export function specOf(o: ModelChoice, where: string): string {
   return `mlp:${o.sizes.join(',')}`;
 }
 
-/** The parsed spec and its model with the initial weights drawn from `seed` (as every process draws them). */
-export function buildChoice(spec: string, seed: number): { spec: ModelSpec; model: Module<any> } {
+/**
+ * The parsed spec and its model with the initial weights drawn from `seed` (as every process draws
+ * them), or, when `adopting` (a thread about to adopt the shared parameters), its skeleton.
+ */
+export function buildChoice(spec: string, seed: number, o: { adopting?: boolean } = {}): { spec: ModelSpec; model: Module<any> } {
   const s = parseModelSpec(spec);
-  return { spec: s, model: s.build(new Random(seed)) };
+  return { spec: s, model: o.adopting === true && s.skeleton !== undefined ? s.skeleton() : s.build(new Random(seed)) };
 }

@@ -32,8 +32,8 @@ function setUp(task: EpochTask): ThreadState {
   bindThread(run, rank);
   setSpin(run.workers);
   const transport = localTransport({ run, rank, algorithm, options });
-  // The model adopts the shared parameters the coordinator initialised: its own initial values are dropped.
-  const { spec, model } = buildChoice(task.model, task.seed);
+  // The model adopts the shared parameters the coordinator initialised, so it draws none of its own.
+  const { spec, model } = buildChoice(task.model, task.seed, { adopting: true });
   // Adopt the shared parameters (the coordinator initialised them) and accumulate gradients
   // where the transport reads them.
   const flat = flattenParameters(model, { params: views(run).params, grads: transport.gradBuffer });
