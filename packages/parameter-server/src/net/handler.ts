@@ -13,7 +13,8 @@ import { PART_FLOATS, encodeFrame, encodeFrameWith, frames, type FramePool } fro
 import { PROTOCOL_VERSION, idOf, parseRequest, planToWire, type Hello, type Params, type Pull, type PullRows, type Push, type PushRows, type Request, type Rows, type ServerStats, type Welcome } from './protocol.js';
 import { checkIds, type RowStore } from './row-store.js';
 import type { Connection, ConnectionHandler, Streams, Tally } from './connection.js';
-import { DENSE_TABLE, type DenseTable, type Table, type Tables } from './table.js';
+import { DENSE_TABLE, type DenseTable, type Table } from './table.js';
+import type { Tables } from './tables.js';
 
 export interface HandlerOptions {
   tables: Tables;

@@ -40,7 +40,8 @@ import type { ServerStats } from './protocol.js';
 import type { Mode } from '../mode.js';
 import { RowStore, type RowTableSpec } from './row-store.js';
 import { ShardStore, type StoreOptions } from './store.js';
-import { DENSE_TABLE, Tables } from './table.js';
+import { DENSE_TABLE } from './table.js';
+import { Tables } from './tables.js';
 
 export interface ServerOptions extends Omit<StoreOptions, 'staleness' | 'shard' | 'shards' | 'nonFinite'> {
   staleness?: number;
