@@ -159,8 +159,12 @@ describe('loom train --task ctr --cluster: row-table checkpoints', () => {
     const threads = loom(...flags, '--workers', '2', '--out', 'threads');
     expect(threads.code).toBe(2);
     expect(threads.stderr).toContain('--admit-after, --evict-after and --table-capacity apply to one thread (--workers 1) and --cluster');
-    const resume = loom(...flags, '--workers', '1', '--resume', 'one');
+    // A one-thread CTR run keeps no checkpoints, so there is nothing to resume from — unless the run
+    // finished, which --resume then says (exit 0, nothing trained).
+    const resume = loom(...flags, '--workers', '1', '--resume', 'unfinished');
     expect(resume.code).toBe(2);
     expect(resume.stderr).toContain('--resume needs --cluster');
+    const finished = loom(...flags, '--workers', '1', '--resume', 'one');
+    expect([finished.code, finished.stdout]).toEqual([0, expect.stringContaining('one already finished its 2 epochs')]);
   }, 300_000);
 });

@@ -44,7 +44,7 @@ import { ctrBaselines, defaultSparseLr, saveCtrRun, setUpCtr, tableRows, validat
 import { UsageError } from './errors.js';
 import type { OptimizerName } from './optimizers.js';
 import { appendEvent, appendMetrics, resumeRun, startRun } from './run-dir.js';
-import { EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, membershipOf, resumeAdvice, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
+import { EpochReports, RunFailure, TrainingGroup, connectObserver, firstEpochToObserve, membershipOf, resumeAdvice, serverArgv, workerArgv, type TrainingConfig } from './orchestration/index.js';
 
 export interface CtrClusterOptions {
   servers: number;
@@ -197,15 +197,11 @@ export async function trainCtrCluster(run: CtrRun, o: CtrTrainOptions, c: CtrClu
     await Promise.race([Promise.all([read(0, final), readTables(0, final)]), group.failure]);
     useBuffers(final);
     await obs.shutdown(true).catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(servers.map((s) => s.exited)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
-    clearTimeout(timer);
+    await group.serversExited();
     c.signal?.removeEventListener('abort', stop);
     return { stopped: stopped || stopRequested };
   } catch (e) {
-    const cause = await group.explain(e);
-    // The workers' epoch: the observer's may lag behind it.
-    throw cause instanceof RunFailure ? cause.during(first === undefined ? 'while starting' : duringEpoch(Math.max(first, group.latestEpoch + 1), o.epochs)) : cause;
+    throw await group.failedDuring(e, first, o.epochs);
   } finally {
     group.end();
     await observer?.close().catch(() => {});

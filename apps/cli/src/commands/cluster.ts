@@ -28,7 +28,7 @@ import { UsageError } from '../errors.js';
 import { buildModel } from '../models.js';
 import { appendEvent } from '../run-dir.js';
 import {
-  EpochReports, RunFailure, TrainingGroup, connectObserver, duringEpoch, firstEpochToObserve, observeEpochs, pullFinal, serverArgv, updatesPerEpoch, workerArgv,
+  EpochReports, TrainingGroup, connectObserver, firstEpochToObserve, observeEpochs, pullFinal, serverArgv, updatesPerEpoch, workerArgv,
   type ObservedEpoch, type TrainingConfig,
 } from '../orchestration/index.js';
 
@@ -110,15 +110,11 @@ export async function trainCluster(o: ClusterOptions): Promise<{ model: Module<a
     });
     // Every worker has ended and every push it made is applied: take the final parameters.
     flattenParameters(model, { params: await pullFinal(observer, { size, workersDone: group.workersDone(), failure: group.failure }) });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(servers.map((s) => s.exited)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
-    clearTimeout(timer);
+    await group.serversExited();
     o.signal?.removeEventListener('abort', stop);
     return { model, stopped: stopped || stopRequested };
   } catch (e) {
-    const cause = await group.explain(e);
-    // The workers' epoch: the observer's may lag behind it.
-    throw cause instanceof RunFailure ? cause.during(first === undefined ? 'while starting' : duringEpoch(Math.max(first, group.latestEpoch + 1), o.epochs)) : cause;
+    throw await group.failedDuring(e, first, o.epochs);
   } finally {
     group.end();
     await observer?.close().catch(() => {});

@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PsError } from '@loom/parameter-server';
 import { ProcessGroup, type Child } from '../processes.js';
-import { RunFailure, describeExit, processLabel, type RunProcess } from './failure.js';
+import { RunFailure, describeExit, duringEpoch, processLabel, type RunProcess } from './failure.js';
 import { parseEpochLine, type EpochReports, type WorkerEpochLine } from './reports.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -191,6 +191,24 @@ export class TrainingGroup {
       }
     }
     return e;
+  }
+
+  /**
+   * The error a run of `epochs` epochs ends with for `e`: its root cause (explain), said to have
+   * happened in the workers' latest epoch (the observer's may lag behind it), or while starting
+   * when no epoch was observed yet (`first` undefined).
+   */
+  async failedDuring(e: unknown, first: number | undefined, epochs: number): Promise<unknown> {
+    const cause = await this.explain(e);
+    if (!(cause instanceof RunFailure)) return cause;
+    return cause.during(first === undefined ? 'while starting' : duringEpoch(Math.max(first, this.latestEpoch + 1), epochs));
+  }
+
+  /** Waits until every server has exited after a shutdown, or `ms`: one that hangs is end()'s to kill. */
+  async serversExited(ms = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.servers.map((s) => s.exited)), new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   /** The run is over: exits from now on are not failures; every child still running is SIGKILLed at once. */
