@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../random.js';
-import { IntTensor, Tensor } from './tensor.js';
+import { IntTensor, Tensor, gradBuffer, record } from './tensor.js';
+import { sum } from './ops.js';
 import { crossEntropy } from './losses.js';
-import { BufferPool, reusingBuffers } from './buffers.js';
+import { BufferPool, recycle, reusingBuffers, scratch } from './buffers.js';
 import { mlp } from '../nn/mlp.js';
 import { flattenParameters } from '../nn/flat.js';
 
@@ -56,5 +57,46 @@ describe('reusingBuffers', () => {
       }
     });
     for (const g of grads) expect(lent.has(g)).toBe(false);
+  });
+});
+
+describe('recycling outside a pool', () => {
+  it("gives an intermediate gradient back once backward has passed it, never a parameter's", () => {
+    // A pass-through op that shows its gradient array: (7, 13), a length no other test uses.
+    let seen: Float32Array | null = null;
+    const probe = (t: Tensor) => {
+      const out = new Tensor(t.data, t.shape);
+      return record(out, 'probe', [t], () => {
+        seen = out.grad!.data;
+        gradBuffer(t).set(seen);
+      });
+    };
+    const w = Tensor.uniform([7, 13], new Random(4), -1, 1, true);
+    sum(probe(w)).backward();
+    expect(w.grad!.data.every((v) => v === 1)).toBe(true);
+    const next = scratch(7 * 13);
+    expect(next).toBe(seen);
+    expect(next.every((v) => v === 0)).toBe(true);
+    expect(scratch(7 * 13)).not.toBe(w.grad!.data); // a leaf's gradient outlives the step
+  });
+
+  it('hands an array out once however often it is given back, and ignores arrays it did not make', () => {
+    const n = 1237; // a length no other test uses
+    const a = scratch(n);
+    a.fill(3);
+    recycle(a);
+    recycle(a);
+    const b = scratch(n);
+    const c = scratch(n);
+    expect(b).toBe(a);
+    expect(c).not.toBe(a);
+    expect(b.every((v) => v === 0)).toBe(true); // zero-filled again
+    const foreign = new Float32Array(n);
+    recycle(foreign);
+    expect(scratch(n)).not.toBe(foreign);
+    const pool = new BufferPool();
+    const lent = reusingBuffers(pool, () => scratch(n));
+    recycle(lent); // the pool's, not ours: the pool lends it again, nobody else
+    expect(scratch(n)).not.toBe(lent);
   });
 });

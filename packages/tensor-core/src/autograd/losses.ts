@@ -6,7 +6,7 @@
 import { fmtShape, opError } from '../errors.js';
 import { softmaxCrossEntropy } from '../kernels/softmax.js';
 import { IntTensor, Tensor, gradBuffer, record } from './tensor.js';
-import { scratch } from './buffers.js';
+import { recycle, scratch } from './buffers.js';
 
 export type Reduction = 'mean' | 'sum';
 
@@ -48,6 +48,7 @@ export function crossEntropy(logits: Tensor, labels: IntTensor, reduction: Reduc
     const dx = gradBuffer(logits);
     for (let i = 0; i < n * c; i++) dx[i]! += probs[i]! * g;
     for (let i = 0; i < n; i++) dx[i * c + y[i]!]! -= g;
+    recycle(probs); // this rule runs once
   });
 }
 

@@ -9,7 +9,7 @@
  */
 import { fmtShape, opError } from '../errors.js';
 import { isGradEnabled } from './grad-mode.js';
-import { scratch } from './buffers.js';
+import { recycle, scratch } from './buffers.js';
 import type { Random } from '../random.js';
 import type { RowSparseGrad } from './sparse-grad.js';
 // Methods below delegate to the op functions; the cycle is safe because neither module uses the
@@ -229,9 +229,11 @@ export class Tensor {
       if (t._backward === null) continue;
       t._backward();
       // Release the graph: intermediate gradients and closures are not needed again, and keeping
-      // them would hold every activation of the step in memory.
+      // them would hold every activation of the step in memory. Nothing else can reach this
+      // gradient (it was made by gradBuffer and is dropped here), so its array goes back for reuse.
       t._backward = null;
       t._parents = [];
+      if (t.grad !== null) recycle(t.grad.data);
       t.grad = null;
       t._op = 'released';
     }
