@@ -10,7 +10,7 @@ export { noGrad, isGradEnabled } from './autograd/grad-mode.js';
 export { BufferPool, reusingBuffers } from './autograd/buffers.js';
 export {
   add, sub, mul, div, neg, relu, sigmoid, tanh, exp, log, reshape, cat, sum, mean, softmax, logSoftmax,
-  matmul, linear, embedding, embeddingBag, dropout, type EmbeddingOptions, type EmbeddingBagMode,
+  matmul, linear, linearRelu, embedding, embeddingBag, dropout, type EmbeddingOptions, type EmbeddingBagMode,
 } from './autograd/ops.js';
 export { RowSparseGrad } from './autograd/sparse-grad.js';
 export { conv2d, maxPool2d, avgPool2d, type Pair, type Conv2dOptions, type Pool2dOptions } from './autograd/conv.js';

@@ -155,6 +155,34 @@ describe('matrix products', () => {
       expectClose(([x, w, b]) => ops.linear(x!, w!, b!), ref, [rand([n, inF]), rand([outF, inF]), rand([outF])]);
     });
   }
+  for (const [n, inF, outF, bias] of [[1, 9, 4, true], [13, 11, 7, true], [17, 37, 29, false]] as const) {
+    it(`linearRelu (${n}, ${inF}) → ${outF} ${bias ? 'with' : 'without'} bias: relu(x·Wᵀ + b)`, () => {
+      const ref: Ref = ([x, w, b]) => {
+        const out = new Float64Array(n * outF);
+        for (let i = 0; i < n; i++) for (let o = 0; o < outF; o++) {
+          let s = bias ? b![o]! : 0;
+          for (let p = 0; p < inF; p++) s += x![i * inF + p]! * w![o * inF + p]!;
+          out[i * outF + o] = Math.max(s, 0);
+        }
+        return out;
+      };
+      // Finite differences step by 1e-6: a pre-activation that close to relu's kink is improbable.
+      const inputs = bias ? [rand([n, inF]), rand([outF, inF]), awayFromZero([outF])] : [rand([n, inF]), rand([outF, inF])];
+      expectClose((xs) => ops.linearRelu(xs[0]!, xs[1]!, bias ? xs[2]! : null), ref, inputs);
+    });
+  }
+  it('linearRelu gives the same bits as relu(linear(…)), forward and backward, negative pre-activations included', () => {
+    const x = rand([9, 6]), w = rand([5, 6]), b = rand([5]), g = rand([9, 5]);
+    const run = (fused: boolean) => {
+      const xs = [x, w, b].map((t) => new Tensor(t.data.slice(), t.shape, true));
+      const y = fused ? ops.linearRelu(xs[0]!, xs[1]!, xs[2]!) : ops.relu(ops.linear(xs[0]!, xs[1]!, xs[2]!));
+      ops.sum(ops.mul(y, g)).backward();
+      return [y.data, ...xs.map((t) => t.grad!.data)];
+    };
+    const fused = run(true), separate = run(false);
+    expect(fused[0]!.some((v) => v === 0) && fused[0]!.some((v) => v > 0)).toBe(true);
+    fused.forEach((a, i) => expect([...a]).toEqual([...separate[i]!]));
+  });
   it('linear without bias', () => {
     const ref: Ref = ([x, w]) => matmulRef(3, 4, 2)([x!, Float64Array.from({ length: 8 }, (_, i) => w![(i % 2) * 4 + Math.floor(i / 2)]!)]);
     expectClose(([x, w]) => ops.linear(x!, w!), ref, [rand([3, 4]), rand([2, 4])]);

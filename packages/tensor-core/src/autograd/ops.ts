@@ -12,7 +12,7 @@ import { BinaryOp, binary, reduceBroadcast, type Strides } from '../kernels/elem
 import * as unary from '../kernels/unary.js';
 import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
 import * as sm from '../kernels/softmax.js';
-import { copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
+import { broadcastRow, copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
 import { bagRows, bagRowsBackward, bagRowsScatterAdd } from '../kernels/bags.js';
 import { IntTensor, Tensor, gradBuffer, numel, record, type Shape } from './tensor.js';
 import { RowSparseGrad } from './sparse-grad.js';
@@ -357,34 +357,57 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  * y = x·Wᵀ + b with W stored (out, in), as PyTorch's `F.linear`: (N, in) → (N, out).
  * Fused so that backward reads W and x in place: dx = dy·W, dW += dyᵀ·x, db += Σₙ dy.
  *
- * The bias rides on the products too: y starts as b in every row and the product is added to it,
- * and db += 1ᵀ·dy. A JavaScript loop over y or dy costs about 1.6 ns per element, as much as the
- * multiply-adds of a K = 50 product on the wasm backend; these cost a row copy and a thin product.
+ * The bias rides on the products too: y starts as b in every row (a handful of doubling copies, not
+ * a loop over y) and the product is added to it, and db += 1ᵀ·dy. A JavaScript loop over y or dy
+ * costs about 1.6 ns per element, as much as the multiply-adds of a K = 50 product on the wasm
+ * backend; these cost a few copies and a thin product.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return linearOp('linear', x, weight, bias, false);
+}
+
+/**
+ * relu(x·Wᵀ + b) as one op: `relu(linear(x, weight, bias))` with one (N, out) buffer instead of two.
+ * The ReLU is applied in place on the product, and its gradient masks the incoming gradient in
+ * place, so a Linear → ReLU pair costs one output, one gradient and two passes over them fewer than
+ * the two ops. Sequential runs every Linear followed by a ReLU through it; the results are the same
+ * bits as the two ops'.
+ *
+ * @example
+ * linearRelu(x, fc1.weight, fc1.bias) // (64, 100) → (64, 50), every element ≥ 0
+ */
+export function linearRelu(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return linearOp('linearRelu', x, weight, bias, true);
+}
+
+function linearOp(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, relu: boolean): Tensor {
   // (…, in) → (…, out), as PyTorch: the leading dimensions are folded into rows (no copy).
   if (x instanceof Tensor && x.ndim > 2) {
-    const y = linear(reshape(x, [-1, x.shape[x.ndim - 1]!]), weight, bias);
+    const y = linearOp(op, reshape(x, [-1, x.shape[x.ndim - 1]!]), weight, bias, relu);
     return reshape(y, [...x.shape.slice(0, -1), y.shape[1]!]);
   }
-  check2d('linear', x, 'the input');
-  check2d('linear', weight, 'the weight');
+  check2d(op, x, 'the input');
+  check2d(op, weight, 'the weight');
   const [n, inF] = x.shape as [number, number];
   const [outF, inW] = weight.shape as [number, number];
   if (inF !== inW) {
-    throw opError('linear', `input has ${inF} features but the weight ${fmtShape(weight.shape)} expects ${inW}`);
+    throw opError(op, `input has ${inF} features but the weight ${fmtShape(weight.shape)} expects ${inW}`);
   }
   if (bias !== null) {
-    requireFloat('linear', bias, 'the bias');
-    if (bias.size !== outF || bias.ndim !== 1) throw opError('linear', `bias has shape ${fmtShape(bias.shape)}, expected [${outF}]`);
+    requireFloat(op, bias, 'the bias');
+    if (bias.size !== outF || bias.ndim !== 1) throw opError(op, `bias has shape ${fmtShape(bias.shape)}, expected [${outF}]`);
   }
   const out = output([n, outF]);
   const y = out.data; // (N, out)
-  if (bias !== null) for (let r = 0; r < n; r++) y.set(bias.data, r * outF); // y = b in every row
+  if (bias !== null) broadcastRow(bias.data, y, n, outF); // y = b in every row
   backend.matmul(x.data, weight.data, y, n, inF, outF, false, true, bias !== null); // y (+)= x·Wᵀ
+  if (relu) unary.relu(y, y, n * outF);
   const parents = bias === null ? [x, weight] : [x, weight, bias];
-  return record(out, 'linear', parents, () => {
+  return record(out, op, parents, () => {
     const dy = out.grad!.data; // (N, out)
+    // The ReLU's gradient, in place: dy is this op's own and complete (every consumer's rule has
+    // run), and nothing reads it after this rule. y > 0 exactly where x·Wᵀ + b > 0.
+    if (relu) unary.reluBackwardInto(y, dy, dy, n * outF);
     if (x.requiresGrad) {
       const add = hadGrad(x);
       backend.matmul(dy, weight.data, gradBuffer(x), n, outF, inF, false, false, add); // dx += dy·W

@@ -52,3 +52,18 @@ export function copyColumns(
     else out.set(x.subarray(xb, xb + width), ob);
   }
 }
+
+/**
+ * out(N, C) = row(C) in every row — a bias before a product is added to it. One copy of the row,
+ * then doubling copies of the rows already written: log₂ N memmoves instead of N calls.
+ */
+export function broadcastRow(
+  row: Float32Array, // (C)
+  out: Float32Array, // (N, C)
+  rows: number,
+  cols: number,
+): void {
+  if (rows === 0 || cols === 0) return;
+  for (let c = 0; c < cols; c++) out[c] = row[c]!;
+  for (let done = 1; done < rows; done *= 2) out.copyWithin(done * cols, 0, Math.min(done, rows - done) * cols);
+}

@@ -199,9 +199,23 @@ export class Sequential extends Module {
     return this.layers.map((m, i) => [String(i), m]);
   }
 
+  /**
+   * Each layer's forward in turn, except that a Linear followed by a ReLU runs as one op,
+   * `linearRelu` (one output buffer instead of two, the same bits): the Linear's own output is seen
+   * by nothing but the ReLU, so nothing can tell. Subclasses that override either forward are
+   * run as they are.
+   */
   forward(x: Tensor): Tensor {
+    const layers = this.layers;
     let y = x;
-    for (const layer of this.layers) y = layer.forward(y);
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers[i]!;
+      const next = layers[i + 1];
+      if (layer instanceof Linear && layer.forward === Linear.prototype.forward && next instanceof ReLU && next.forward === ReLU.prototype.forward) {
+        y = ops.linearRelu(y, layer.weight, layer.bias);
+        i++;
+      } else y = layer.forward(y);
+    }
     return y;
   }
 }

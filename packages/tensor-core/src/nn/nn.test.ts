@@ -190,6 +190,32 @@ describe('layers', () => {
     expect(parameterLayout(m)).toEqual(parameterLayout(mlp([5, 4, 3])));
     expect(() => mlp([5, 3], { init: 'he' as never })).toThrow(/init must be 'xavier', 'default' or 'none', got 'he'/);
   });
+  it('Sequential runs Linear → ReLU as one op with the same bits, and leaves overridden layers alone', () => {
+    const x = Tensor.uniform([7, 5], new Random(4), -1, 1);
+    const y = IntTensor.from([0, 1, 2, 0, 1, 2, 0]);
+    const layers = () => {
+      const rng = new Random(5);
+      return [new Linear(5, 4, { rng }), new ReLU(), new Linear(4, 4, { rng }), new ReLU(), new Linear(4, 3, { rng })];
+    };
+    const fused = new Sequential(...layers());
+    const plain = layers();
+    const loss = crossEntropy(fused.forward(x), y);
+    expect(loss._parents[0]!._parents[0]!._op).toBe('linearRelu');
+    loss.backward();
+    let h = x;
+    for (const l of plain) h = l.forward(h);
+    crossEntropy(h, y).backward();
+    fused.parameters().forEach((p, i) => {
+      expect([...p.grad!.data]).toEqual([...plain.flatMap((l) => l.parameters())[i]!.grad!.data]);
+    });
+    class LeakyReLU extends ReLU {
+      override forward(t: Tensor): Tensor {
+        return t.mul(0.5);
+      }
+    }
+    const custom = new Sequential(new Linear(5, 4, { rng: new Random(6) }), new LeakyReLU());
+    expect(custom.forward(x)._op).toBe('mul');
+  });
   it('constructors reject bad sizes', () => {
     expect(() => new Linear(0, 3)).toThrow('Linear: inFeatures must be a positive integer, got 0');
     expect(() => mlp([5])).toThrow(/mlp: needs at least an input and an output size/);
