@@ -1,15 +1,17 @@
 # The optional native kernel backend (native/), built by scripts/build-native.js with the node-gyp
 # that npm bundles, against the Node headers npm is configured with (nothing is downloaded).
 # Compiled for baseline x86-64: the AVX2 and AVX-512 micro-kernels carry target attributes and are
-# chosen at run time (native/kernels.c), so the binary runs on any x86-64.
+# chosen at run time (native/kernels.c), so the binary runs on any x86-64. -fno-trapping-math lets
+# the compiler turn the comparisons in native/rows.c's loops into vector selects (Loom never reads
+# the floating-point exception flags).
 {
   "targets": [
     {
       "target_name": "loom_native",
-      "sources": ["native/addon.c", "native/gemm.c", "native/kernels.c"],
-      "cflags": ["-std=c11", "-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "sources": ["native/addon.c", "native/gemm.c", "native/kernels.c", "native/rows.c"],
+      "cflags": ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O2", "-O0"],
-      "xcode_settings": { "OTHER_CFLAGS": ["-std=c11", "-O3"] }
+      "xcode_settings": { "OTHER_CFLAGS": ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math"] }
     }
   ]
 }

@@ -14,8 +14,12 @@
  *   matmulBatched(isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut)
  *     `batch` independent products, the i-th on a[i·strideA:], b[i·strideB:], out[i·strideOut:]
  *     (attention heads, one image's im2col columns); a stride of 0 reuses one operand.
- * `isa` is an index into `isas`. Sizes are checked against the arrays' lengths: a product that would
- * read or write outside them throws a RangeError and touches nothing.
+ *   relu(x, out, n), reluBackwardInto(y, dy, dx, n)
+ *   softmaxCrossEntropy(x, labels, probs, rows, cols) → number
+ *   softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g)
+ *     the row kernels of rows.h, with the arguments of their TypeScript twins (unary.ts, softmax.ts)
+ * `isa` is an index into `isas`. Sizes are checked against the arrays' lengths (and labels against
+ * the classes): a call that would read or write outside them throws a RangeError and touches nothing.
  */
 #define _POSIX_C_SOURCE 200112L /* posix_memalign under -std=c11 */
 #define NAPI_VERSION 6
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 
 #include "gemm.h"
+#include "rows.h"
 
 typedef struct {
   const loom_isa *const *isas;
@@ -48,32 +53,39 @@ static int fail(napi_env env, const char *msg) {
   return 0;
 }
 
-static int get_f32(napi_env env, napi_value v, const char *name, float **data, size_t *length) {
+/* A typed array of `want` (Float32Array or Int32Array), its data pointer and length in elements. */
+static int get_array(napi_env env, const char *op, napi_value v, const char *name, napi_typedarray_type want, void **data, size_t *length) {
   napi_typedarray_type type;
   void *ptr;
   char msg[160];
-  if (napi_get_typedarray_info(env, v, &type, length, &ptr, NULL, NULL) != napi_ok || type != napi_float32_array) {
-    snprintf(msg, sizeof msg, "matmul (native): %s: expected a Float32Array", name);
+  if (napi_get_typedarray_info(env, v, &type, length, &ptr, NULL, NULL) != napi_ok || type != want) {
+    snprintf(msg, sizeof msg, "%s (native): %s: expected a%s", op, name, want == napi_float32_array ? " Float32Array" : "n Int32Array");
     return fail(env, msg);
   }
   *data = ptr; /* already advanced by the view's byteOffset */
   return 1;
 }
 
-static int get_size(napi_env env, napi_value v, const char *name, int64_t *out) {
+static int get_f32(napi_env env, napi_value v, const char *name, float **data, size_t *length) {
+  return get_array(env, "matmul", v, name, napi_float32_array, (void **)data, length);
+}
+
+static int get_dim(napi_env env, const char *op, napi_value v, const char *name, int64_t *out) {
   char msg[160];
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok) {
-    snprintf(msg, sizeof msg, "matmul (native): %s: expected an integer in [0, 2^31), got a non-number", name);
+    snprintf(msg, sizeof msg, "%s (native): %s: expected an integer in [0, 2^31), got a non-number", op, name);
     return fail(env, msg);
   }
   if (!(d >= 0 && d <= 2147483647.0) || d != (double)(int64_t)d) {
-    snprintf(msg, sizeof msg, "matmul (native): %s: expected an integer in [0, 2^31), got %g", name, d);
+    snprintf(msg, sizeof msg, "%s (native): %s: expected an integer in [0, 2^31), got %g", op, name, d);
     return fail(env, msg);
   }
   *out = (int64_t)d;
   return 1;
 }
+
+static int get_size(napi_env env, napi_value v, const char *name, int64_t *out) { return get_dim(env, "matmul", v, name, out); }
 
 /* A boolean, or a number (0 or not), as the wasm backend's callers sometimes pass. */
 static int get_flag(napi_env env, napi_value v) {
@@ -83,12 +95,14 @@ static int get_flag(napi_env env, napi_value v) {
   return napi_get_value_double(env, v, &d) == napi_ok && d != 0;
 }
 
-static int check_len(napi_env env, const char *name, size_t length, int64_t need) {
+static int check_len_of(napi_env env, const char *op, const char *name, size_t length, int64_t need) {
   char msg[200];
   if ((int64_t)length >= need) return 1;
-  snprintf(msg, sizeof msg, "matmul (native): %s: expected at least %lld elements for these sizes, got %zu", name, (long long)need, length);
+  snprintf(msg, sizeof msg, "%s (native): %s: expected at least %lld elements for these sizes, got %zu", op, name, (long long)need, length);
   return fail(env, msg);
 }
+
+static int check_len(napi_env env, const char *name, size_t length, int64_t need) { return check_len_of(env, "matmul", name, length, need); }
 
 static float *workspace(napi_env env, instance *self, size_t floats) {
   if (floats <= self->cap) return self->work;
@@ -144,6 +158,93 @@ static napi_value run(napi_env env, napi_callback_info info, int batched) {
 static napi_value matmul(napi_env env, napi_callback_info info) { return run(env, info, 0); }
 static napi_value matmul_batched(napi_env env, napi_callback_info info) { return run(env, info, 1); }
 
+/*
+ * The row kernels (rows.h). Each checks its arguments before touching anything, as the products do:
+ * arrays of the right type and long enough, labels inside [0, C).
+ */
+#define ARGS(op, count)                                                                \
+  size_t argc = count;                                                                 \
+  napi_value argv[count];                                                              \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;   \
+  if (argc < count) {                                                                  \
+    fail(env, op " (native): expected " #count " arguments");                          \
+    return NULL;                                                                       \
+  }
+
+/* relu(x, out, n) and reluBackwardInto(y, dy, dx, n): the float arrays are read as their bits. */
+static napi_value relu(napi_env env, napi_callback_info info) {
+  ARGS("relu", 3)
+  void *x, *out;
+  size_t xlen, olen;
+  int64_t n;
+  if (!get_array(env, "relu", argv[0], "x", napi_float32_array, &x, &xlen) || !get_array(env, "relu", argv[1], "out", napi_float32_array, &out, &olen) ||
+      !get_dim(env, "relu", argv[2], "n", &n) || !check_len_of(env, "relu", "x", xlen, n) || !check_len_of(env, "relu", "out", olen, n))
+    return NULL;
+  loom_relu(x, out, n);
+  return NULL;
+}
+
+static napi_value relu_backward(napi_env env, napi_callback_info info) {
+  const char *op = "reluBackwardInto";
+  ARGS("reluBackwardInto", 4)
+  void *y, *dy, *dx;
+  size_t ylen, dylen, dxlen;
+  int64_t n;
+  if (!get_array(env, op, argv[0], "y", napi_float32_array, &y, &ylen) || !get_array(env, op, argv[1], "dy", napi_float32_array, &dy, &dylen) ||
+      !get_array(env, op, argv[2], "dx", napi_float32_array, &dx, &dxlen) || !get_dim(env, op, argv[3], "n", &n) ||
+      !check_len_of(env, op, "y", ylen, n) || !check_len_of(env, op, "dy", dylen, n) || !check_len_of(env, op, "dx", dxlen, n))
+    return NULL;
+  loom_relu_backward(y, dy, dx, n);
+  return NULL;
+}
+
+/* The arguments both cross-entropy kernels share: (N, C) floats, N labels in [0, C), rows, cols. */
+static int xent_args(napi_env env, const char *op, napi_value *argv, float **a, const char *aname, int32_t **labels, float **b, const char *bname,
+                     int64_t *rows, int64_t *cols) {
+  size_t alen, llen, blen;
+  if (!get_array(env, op, argv[0], aname, napi_float32_array, (void **)a, &alen) || !get_array(env, op, argv[1], "labels", napi_int32_array, (void **)labels, &llen) ||
+      !get_array(env, op, argv[2], bname, napi_float32_array, (void **)b, &blen) || !get_dim(env, op, argv[3], "rows", rows) ||
+      !get_dim(env, op, argv[4], "cols", cols) || !check_len_of(env, op, aname, alen, *rows * *cols) ||
+      !check_len_of(env, op, "labels", llen, *rows) || !check_len_of(env, op, bname, blen, *rows * *cols))
+    return 0;
+  for (int64_t r = 0; r < *rows; r++) {
+    if ((*labels)[r] < 0 || (*labels)[r] >= *cols) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%s (native): label %d at position %lld is out of range for %lld classes", op, (*labels)[r], (long long)r, (long long)*cols);
+      return fail(env, msg);
+    }
+  }
+  return 1;
+}
+
+/* softmaxCrossEntropy(x, labels, probs, rows, cols) → Σ −log softmax(x)[label] */
+static napi_value softmax_xent(napi_env env, napi_callback_info info) {
+  ARGS("softmaxCrossEntropy", 5)
+  float *x, *probs;
+  int32_t *labels;
+  int64_t rows, cols;
+  if (!xent_args(env, "softmaxCrossEntropy", argv, &x, "x", &labels, &probs, "probs", &rows, &cols)) return NULL;
+  napi_value total;
+  napi_create_double(env, rows == 0 || cols == 0 ? 0 : loom_softmax_xent(x, labels, probs, rows, cols), &total);
+  return total;
+}
+
+/* softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g): dx += (probs − onehot)·g */
+static napi_value softmax_xent_backward(napi_env env, napi_callback_info info) {
+  ARGS("softmaxCrossEntropyBackward", 6)
+  float *probs, *dx;
+  int32_t *labels;
+  int64_t rows, cols;
+  double g;
+  if (!xent_args(env, "softmaxCrossEntropyBackward", argv, &probs, "probs", &labels, &dx, "dx", &rows, &cols)) return NULL;
+  if (napi_get_value_double(env, argv[5], &g) != napi_ok) {
+    fail(env, "softmaxCrossEntropyBackward (native): g: expected a number");
+    return NULL;
+  }
+  loom_softmax_xent_backward(probs, labels, dx, rows, cols, (float)g);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   instance *self = calloc(1, sizeof *self);
   if (self == NULL) return NULL;
@@ -157,6 +258,14 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "matmul", fn);
   napi_create_function(env, "matmulBatched", NAPI_AUTO_LENGTH, matmul_batched, self, &fn);
   napi_set_named_property(env, exports, "matmulBatched", fn);
+  napi_create_function(env, "relu", NAPI_AUTO_LENGTH, relu, NULL, &fn);
+  napi_set_named_property(env, exports, "relu", fn);
+  napi_create_function(env, "reluBackwardInto", NAPI_AUTO_LENGTH, relu_backward, NULL, &fn);
+  napi_set_named_property(env, exports, "reluBackwardInto", fn);
+  napi_create_function(env, "softmaxCrossEntropy", NAPI_AUTO_LENGTH, softmax_xent, NULL, &fn);
+  napi_set_named_property(env, exports, "softmaxCrossEntropy", fn);
+  napi_create_function(env, "softmaxCrossEntropyBackward", NAPI_AUTO_LENGTH, softmax_xent_backward, NULL, &fn);
+  napi_set_named_property(env, exports, "softmaxCrossEntropyBackward", fn);
   napi_create_array_with_length(env, self->isa_count, &names);
   for (int i = 0; i < self->isa_count; i++) {
     napi_value name;

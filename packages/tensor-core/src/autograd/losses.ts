@@ -4,7 +4,7 @@
  * softmax probabilities and then takes their log.
  */
 import { fmtShape, opError } from '../errors.js';
-import { softmaxCrossEntropy } from '../kernels/softmax.js';
+import { rowKernels } from '../kernels/select.js';
 import { IntTensor, Tensor, gradBuffer, record } from './tensor.js';
 import { recycle, scratch } from './buffers.js';
 
@@ -39,15 +39,12 @@ export function crossEntropy(logits: Tensor, labels: IntTensor, reduction: Reduc
     if (y[i]! < 0 || y[i]! >= c) throw opError('crossEntropy', `label ${y[i]} at position ${i} is out of range for ${c} classes`);
   }
   const probs = scratch(n * c); // (N, C) softmax, kept for backward
-  const total = softmaxCrossEntropy(logits.data, y, probs, n, c);
+  const total = rowKernels.softmaxCrossEntropy(logits.data, y, probs, n, c);
   const scale = reduction === 'mean' ? 1 / n : 1;
   const out = new Tensor(Float32Array.of(total * scale), []);
   return record(out, 'crossEntropy', [logits], () => {
     // d/dlogits = (softmax − onehot(label)) · scale · dLoss
-    const g = out.grad!.data[0]! * scale;
-    const dx = gradBuffer(logits);
-    for (let i = 0; i < n * c; i++) dx[i]! += probs[i]! * g;
-    for (let i = 0; i < n; i++) dx[i * c + y[i]!]! -= g;
+    rowKernels.softmaxCrossEntropyBackward(probs, y, gradBuffer(logits), n, c, out.grad!.data[0]! * scale);
     recycle(probs); // this rule runs once
   });
 }

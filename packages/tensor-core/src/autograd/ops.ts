@@ -7,7 +7,7 @@
  * model's step run at the speed of its arithmetic.
  */
 import { fmtShape, opError } from '../errors.js';
-import { backend } from '../kernels/select.js';
+import { backend, rowKernels } from '../kernels/select.js';
 import { BinaryOp, binary, reduceBroadcast, type Strides } from '../kernels/elementwise.js';
 import * as unary from '../kernels/unary.js';
 import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
@@ -140,12 +140,12 @@ export const neg = (x: Tensor): Tensor => unaryOp('neg', x, unary.neg, (_x, _y, 
 export function relu(x: Tensor): Tensor {
   requireFloat('relu', x, 'the input');
   const out = output(x.shape);
-  unary.relu(x.data, out.data, x.size);
+  rowKernels.relu(x.data, out.data, x.size);
   return record(out, 'relu', [x], () => {
     // x's gradient usually starts here (x is a linear's output): then write it rather than add to zeros.
     const fresh = x.grad === null;
     const dx = gradBuffer(x);
-    if (fresh) unary.reluBackwardInto(x.data, out.grad!.data, dx, x.size);
+    if (fresh) rowKernels.reluBackwardInto(x.data, out.grad!.data, dx, x.size);
     else unary.reluBackward(x.data, out.grad!.data, dx, x.size);
   });
 }
@@ -401,13 +401,13 @@ function linearOp(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, re
   const y = out.data; // (N, out)
   if (bias !== null) broadcastRow(bias.data, y, n, outF); // y = b in every row
   backend.matmul(x.data, weight.data, y, n, inF, outF, false, true, bias !== null); // y (+)= x·Wᵀ
-  if (relu) unary.relu(y, y, n * outF);
+  if (relu) rowKernels.relu(y, y, n * outF);
   const parents = bias === null ? [x, weight] : [x, weight, bias];
   return record(out, op, parents, () => {
     const dy = out.grad!.data; // (N, out)
     // The ReLU's gradient, in place: dy is this op's own and complete (every consumer's rule has
     // run), and nothing reads it after this rule. y > 0 exactly where x·Wᵀ + b > 0.
-    if (relu) unary.reluBackwardInto(y, dy, dy, n * outF);
+    if (relu) rowKernels.reluBackwardInto(y, dy, dy, n * outF);
     if (x.requiresGrad) {
       const add = hadGrad(x);
       backend.matmul(dy, weight.data, gradBuffer(x), n, outF, inF, false, false, add); // dx += dy·W

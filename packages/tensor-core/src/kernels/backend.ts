@@ -6,10 +6,14 @@
  * grows once and is reused). Shapes are given by dimension letters: M rows of the output, N columns
  * of the output, K the contracted dimension.
  *
- * Only matmul is backend-specific today: it is where a model spends its time. Everything else in
- * this tier is plain TypeScript that every backend shares. Products built on matmul (convolution as
- * im2col · weights, attention's Q·Kᵀ and P·V per head) call `matmul`, or `batchedMatmul` below for
- * many same-shaped products in one call, which a backend can run without a call per product.
+ * matmul is what every backend implements: it is where a model spends its time. Products built on
+ * matmul (convolution as im2col · weights, attention's Q·Kᵀ and P·V per head) call `matmul`, or
+ * `batchedMatmul` below for many same-shaped products in one call, which a backend can run without
+ * a call per product. A backend may also take over the row kernels a training step spends the rest
+ * of its time in once its products are fast (ReLU, softmax + cross-entropy, forward and backward):
+ * the optional members below, with the arguments of the TypeScript kernels that stand in where it
+ * does not (unary.ts, softmax.ts; `rowKernels` in select.ts picks) and stay their oracles.
+ * Everything else in this tier is plain TypeScript that every backend shares.
  *
  * Backends: 'js' (matmul.ts), 'wasm-simd' / 'wasm-relaxed-simd' (wasm-backend.ts) and
  * 'native-avx512' / 'native-avx2' / 'native-sse' (native-backend.ts, an optional C addon).
@@ -59,6 +63,17 @@ export interface KernelBackend {
     strideB: number,
     strideOut: number,
   ): void;
+  /** Optional: out = max(x, 0) over n elements, NaN kept, as unary.ts's `relu`; out may be x. */
+  relu?(x: Float32Array, out: Float32Array, n: number): void;
+  /** Optional: dx = dy where y > 0, else 0, as unary.ts's `reluBackwardInto`; dx may be dy. */
+  reluBackwardInto?(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /**
+   * Optional: probs (N, C) = softmax of each row of x (N, C), returning Σ_r −log softmax(x_r)[labels_r],
+   * as softmax.ts's `softmaxCrossEntropy`. Labels lie in [0, C) (the caller checks them).
+   */
+  softmaxCrossEntropy?(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
+  /** Optional: dx (N, C) += (probs − onehot(labels)) · g, as softmax.ts's `softmaxCrossEntropyBackward`. */
+  softmaxCrossEntropyBackward?(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
 
 /**

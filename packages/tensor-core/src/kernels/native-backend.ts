@@ -5,7 +5,7 @@
  *
  * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
- * (native/kernels.c). Each `isa` it reports is a backend here, 'native-avx512' and so on, so a test
+ * (native/kernels.c), plus the row kernels (ReLU, softmax + cross-entropy: native/rows.c). Each `isa` it reports is a backend here, 'native-avx512' and so on, so a test
  * can run the lower paths on a machine that has the higher ones.
  *
  * Operands are read and written in place: the addon takes the Float32Arrays' data pointers, whether
@@ -29,6 +29,10 @@ interface NativeAddon {
     isa: number, a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, accumulate: boolean, strideA: number, strideB: number, strideOut: number,
   ): void;
+  relu(x: Float32Array, out: Float32Array, n: number): void;
+  reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
+  softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
 
 /** Why the last loadNativeBackend() call returned null, for error messages; null after a load. */
@@ -120,5 +124,23 @@ export class NativeBackend implements KernelBackend {
     strideOut: number,
   ): void {
     this.#addon.matmulBatched(this.#isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut);
+  }
+
+  // The row kernels (native/rows.c): the same C for every isa, compiled for the baseline.
+
+  relu(x: Float32Array, out: Float32Array, n: number): void {
+    this.#addon.relu(x, out, n);
+  }
+
+  reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void {
+    this.#addon.reluBackwardInto(y, dy, dx, n);
+  }
+
+  softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number {
+    return this.#addon.softmaxCrossEntropy(x, labels, probs, rows, cols);
+  }
+
+  softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void {
+    this.#addon.softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g);
   }
 }

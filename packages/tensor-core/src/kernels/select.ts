@@ -22,12 +22,15 @@
  * and wasm-simd was faster from 256 up (8×8×8: 180 vs 400 ns; the reference model's 64×100×50: 9×).
  * The native addon's call costs more than a wasm call (≈ 250 ns of N-API argument handling, ≈ 330 ns
  * for 1×1×1 against js's 20): js stayed faster up to 8×8×8 (390 vs 580 ns) and native was 3× faster
- * at 16×16×16 (960 vs 2900 ns), so TINY_NATIVE is 1024.
+ * at 16×16×16 (960 vs 2900 ns), so TINY_NATIVE is 1024. The row kernels (ReLU, softmax + cross-
+ * entropy) likewise stay in TypeScript under TINY_ROWS elements; see there.
  */
 import { existsSync } from 'node:fs';
 import { opError } from '../errors.js';
 import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
+import { relu, reluBackwardInto } from './unary.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
 import { NativeBackend, loadNativeBackend, nativeLoadError, nativePath } from './native-backend.js';
 import { WasmBackend, loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath, type SharedMemoryHandle } from './wasm-backend.js';
 
@@ -85,8 +88,16 @@ export const TINY = 128;
 export const TINY_NATIVE = 1024;
 
 /**
+ * Row kernels over fewer elements than this (N·C) run in TypeScript under 'auto' even where the
+ * backend has them: a call into the native addon costs ≈ 0.3 µs, what the TypeScript ReLU takes for
+ * about 200 elements (1–2 ns each) and the softmax for about 50.
+ */
+export const TINY_ROWS = 256;
+
+/**
  * A backend that runs products of fewer than `threshold` multiply-adds on `small` and the rest on
- * `large`, named after `large`. Deterministic: a given shape always takes the same path.
+ * `large`, named after `large`, and `large`'s row kernels (if any) on TINY_ROWS elements or more.
+ * Deterministic: a given shape always takes the same path.
  */
 export function routeTiny(large: KernelBackend, small: KernelBackend, threshold: number): KernelBackend & { readonly large: KernelBackend } {
   const routed: KernelBackend & { readonly large: KernelBackend } = {
@@ -99,11 +110,48 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   };
   // Batches go to the large backend whole: one call for all the products is its reason to exist.
   if (large.matmulBatched !== undefined) routed.matmulBatched = large.matmulBatched.bind(large);
+  const fast = rowKernelsOf(large);
+  if (large.relu !== undefined) routed.relu = (x, out, n) => (n < TINY_ROWS ? relu : fast.relu)(x, out, n);
+  if (large.reluBackwardInto !== undefined) {
+    routed.reluBackwardInto = (y, dy, dx, n) => (n < TINY_ROWS ? reluBackwardInto : fast.reluBackwardInto)(y, dy, dx, n);
+  }
+  if (large.softmaxCrossEntropy !== undefined) {
+    routed.softmaxCrossEntropy = (x, labels, probs, rows, cols) =>
+      (rows * cols < TINY_ROWS ? softmaxCrossEntropy : fast.softmaxCrossEntropy)(x, labels, probs, rows, cols);
+  }
+  if (large.softmaxCrossEntropyBackward !== undefined) {
+    routed.softmaxCrossEntropyBackward = (probs, labels, dx, rows, cols, g) =>
+      (rows * cols < TINY_ROWS ? softmaxCrossEntropyBackward : fast.softmaxCrossEntropyBackward)(probs, labels, dx, rows, cols, g);
+  }
   return routed;
+}
+
+/** The row kernels a backend may take over (see KernelBackend), as plain functions. */
+export interface RowKernels {
+  relu(x: Float32Array, out: Float32Array, n: number): void;
+  reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
+  softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
+}
+
+/**
+ * `b`'s row kernels, and the TypeScript ones (unary.ts, softmax.ts) for those it lacks.
+ * @example rowKernelsOf(jsBackend).relu === relu // the TypeScript kernel
+ */
+export function rowKernelsOf(b: KernelBackend): RowKernels {
+  return {
+    relu: b.relu?.bind(b) ?? relu,
+    reluBackwardInto: b.reluBackwardInto?.bind(b) ?? reluBackwardInto,
+    softmaxCrossEntropy: b.softmaxCrossEntropy?.bind(b) ?? softmaxCrossEntropy,
+    softmaxCrossEntropyBackward: b.softmaxCrossEntropyBackward?.bind(b) ?? softmaxCrossEntropyBackward,
+  };
 }
 
 /** The backend every matmul in this process uses, chosen once at import. */
 export const backend: KernelBackend = defaultBackend();
+
+/** The row kernels every op in this process uses: the backend's, else TypeScript's. */
+export const rowKernels: RowKernels = rowKernelsOf(backend);
 
 /**
  * Makes this thread's products run in place on arrays that live in a shared WebAssembly memory

@@ -53,6 +53,12 @@ export function softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: 
   return total;
 }
 
+/** dx(N, C) += (probs − onehot(labels)) · g: the gradient of softmaxCrossEntropy, g = dLoss · scale. */
+export function softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void {
+  for (let i = 0; i < rows * cols; i++) dx[i]! += probs[i]! * g;
+  for (let r = 0; r < rows; r++) dx[r * cols + labels[r]!]! -= g;
+}
+
 /** dx += y ⊙ (dy − Σ_c dy·y), with y = softmax(x): the gradient of softmax. */
 export function softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
