@@ -50,6 +50,12 @@ export class Tensor {
   _backward: (() => void) | null = null;
   /** @internal The op that produced this tensor, for error messages. */
   _op = 'leaf';
+  /**
+   * @internal Set by whoever knows that nothing but the graph holds this tensor or its data (an
+   * activation between two layers of a Sequential): its data goes back for reuse once backward
+   * has run its gradient rule, when every rule that reads it has run.
+   */
+  _transient = false;
 
   constructor(data: Float32Array, shape: Shape, requiresGrad = false) {
     checkShape('Tensor', shape);
@@ -234,6 +240,7 @@ export class Tensor {
       t._backward = null;
       t._parents = [];
       if (t.grad !== null) recycle(t.grad.data);
+      if (t._transient) recycle(t.data);
       t.grad = null;
       t._op = 'released';
     }

@@ -204,18 +204,28 @@ export class Sequential extends Module {
    * `linearRelu` (one output buffer instead of two, the same bits): the Linear's own output is seen
    * by nothing but the ReLU, so nothing can tell. Subclasses that override either forward are
    * run as they are.
+   *
+   * When such a pair's (2-D) output goes on to a Linear, nothing but the graph holds it: the Linear
+   * reads it in its forward and its gradient rule and keeps nothing. It is marked transient, and its
+   * array is reused once backward is past it (a fresh one costs page faults; see buffers.ts).
    */
   forward(x: Tensor): Tensor {
     const layers = this.layers;
     let y = x;
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i]!;
-      const next = layers[i + 1];
-      if (layer instanceof Linear && layer.forward === Linear.prototype.forward && next instanceof ReLU && next.forward === ReLU.prototype.forward) {
+      if (isPlain(layer, Linear) && isPlain(layers[i + 1], ReLU)) {
+        const flat = y.ndim === 2; // else linearRelu's output is a reshaped view of its buffer
         y = ops.linearRelu(y, layer.weight, layer.bias);
         i++;
+        if (flat && isPlain(layers[i + 1], Linear)) y._transient = true;
       } else y = layer.forward(y);
     }
     return y;
   }
+}
+
+/** Whether m is a `type` whose forward is type's own (a subclass may do anything in its forward). */
+function isPlain<T extends Module<any>>(m: Module<any> | undefined, type: { new (...args: any[]): T; prototype: T }): m is T {
+  return m instanceof type && m.forward === type.prototype.forward;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Random } from '../random.js';
 import { IntTensor, Tensor } from '../autograd/tensor.js';
 import { crossEntropy } from '../autograd/losses.js';
+import { scratch } from '../autograd/buffers.js';
 import { Dropout, Embedding, Linear, ReLU, Sequential } from './layers.js';
 import { Module } from './module.js';
 import { mlp } from './mlp.js';
@@ -215,6 +216,30 @@ describe('layers', () => {
     }
     const custom = new Sequential(new Linear(5, 4, { rng: new Random(6) }), new LeakyReLU());
     expect(custom.forward(x)._op).toBe('mul');
+  });
+  it("Sequential gives a Linear → ReLU's output back for reuse after backward only when a Linear is all that reads it", () => {
+    const x = Tensor.uniform([7, 5], new Random(4), -1, 1);
+    const y = IntTensor.from([0, 1, 2, 0, 1, 2, 0]);
+    const rng = new Random(8);
+    const model = new Sequential(new Linear(5, 11, { rng }), new ReLU(), new Linear(11, 3, { rng })); // hidden (7, 11): a length no other test uses
+    const logits = model.forward(x);
+    const hidden = logits._parents[0]!;
+    expect(hidden._transient).toBe(true);
+    crossEntropy(logits, y).backward();
+    expect(scratch(7 * 11)).toBe(hidden.data); // reused by the next array of its length…
+    // …but not the output of the last pair, or one a layer of the user's reads.
+    class Keep extends Linear {
+      seen: Tensor | null = null;
+      override forward(t: Tensor): Tensor {
+        this.seen = t;
+        return super.forward(t);
+      }
+    }
+    const last = new Sequential(new Linear(5, 4, { rng }), new ReLU());
+    expect(last.forward(x)._transient).toBe(false);
+    const keep = new Keep(4, 3, { rng });
+    new Sequential(new Linear(5, 4, { rng }), new ReLU(), keep).forward(x);
+    expect(keep.seen!._transient).toBe(false);
   });
   it('constructors reject bad sizes', () => {
     expect(() => new Linear(0, 3)).toThrow('Linear: inFeatures must be a positive integer, got 0');
