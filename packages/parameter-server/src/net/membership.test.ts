@@ -2,13 +2,14 @@
 // reconnect loop giving up — in one process, over real sockets on 127.0.0.1.
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { createServer, connect, type Server } from 'node:net';
 import WebSocket from 'ws';
 import { ShardStore, type StoreOptions } from './store.js';
 import { ParameterServer } from './server.js';
 import { PsClient } from './client.js';
 import { backoffMs, joinRun } from './membership.js';
 import { PROTOCOL_VERSION } from './protocol.js';
-import { encodeFrame } from './frame.js';
+import { decodeFrame, encodeFrame } from './frame.js';
 
 const SIZES = [3, 4, 2];
 const base: StoreOptions = { sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.1, mode: 'sync', staleness: 0, workers: 2, shard: 0, shards: 1, nonFinite: 'reject' };
@@ -149,6 +150,97 @@ describe('heartbeats and readmission', () => {
       await first.client.close();
     } finally {
       await server.close();
+    }
+  });
+});
+
+/**
+ * A TCP proxy to `port` that holds what a client sends in its first `holdMs` and then passes it on:
+ * the hello of a connection through it reaches the server that much later than one sent directly.
+ */
+async function holdingProxy(port: number, holdMs: number): Promise<Server> {
+  const proxy = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    const held: Buffer[] = [];
+    let holding = true;
+    setTimeout(() => {
+      holding = false;
+      for (const b of held.splice(0)) upstream.write(b);
+    }, holdMs);
+    client.on('data', (d) => (holding ? held.push(d) : upstream.write(d)));
+    upstream.pipe(client);
+    for (const s of [client, upstream]) s.on('error', () => (client.destroy(), upstream.destroy()));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return proxy;
+}
+
+describe('rejoining a run that goes on', () => {
+  it('a worker whose hellos reach the two shards 300 ms apart, while the other trains, joins — the servers do not "disagree"', async () => {
+    const token = randomBytes(16).toString('hex');
+    const opts = { sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.01, mode: 'sync' as const, workers: 2, token, shards: 2 };
+    const servers = await Promise.all([0, 1].map((shard) => ParameterServer.start({ ...opts, shard })));
+    const urls = servers.map((s) => s.url);
+    const size = servers[0]!.store.size;
+    const proxy = await holdingProxy(Number(new URL(urls[1]!).port), 300);
+    try {
+      // Worker 1 says hello and dies (kill -9: no close frame); worker 0 then trains alone, step after step.
+      const doomed = await Promise.all(urls.map(async (u) => {
+        const ws = new WebSocket(u);
+        await new Promise((r) => ws.once('open', r));
+        ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token, role: 'worker', rank: 1, workers: 2, size }));
+        await new Promise((r) => ws.once('message', r));
+        return ws;
+      }));
+      const w0 = await joinRun(urls, { token, rank: 0, workers: 2, size });
+      for (const ws of doomed) ws.terminate();
+      const params = new Float32Array(size);
+      let stopped = false, steps = 0;
+      const loop = (async () => {
+        for (let step = 0; !stopped; step++, steps++) await w0.client.pushPull(step, new Float32Array(size).fill(1e-3), params, { rows: 1, batchRows: 2 });
+      })();
+      loop.catch(() => {}); // (awaited below; the servers closing under it when the test fails is not the news)
+      while (steps < 20) await new Promise((r) => setTimeout(r, 5));
+      // Restarted, it connects to shard 0 directly and to shard 1 through the proxy: the two welcomes
+      // are read ~300 ms apart, dozens of updates apart though the shards never are more than 1 apart.
+      const back = await joinRun([urls[0]!, `ws://127.0.0.1:${(proxy.address() as { port: number }).port}`], { token, rank: 1, workers: 2, size, retryForMs: 5000 });
+      const [a0, a1] = back.client.applied;
+      expect(Math.abs(a1! - a0!)).toBeGreaterThan(1); // what the welcomes said
+      expect(back.step).toBeGreaterThanOrEqual(Math.max(a0!, a1!));
+      stopped = true;
+      await back.client.close(); // leaves on purpose: worker 0's step goes on without it
+      await loop;
+      await w0.client.close();
+    } finally {
+      proxy.close();
+      await Promise.all(servers.map((s) => s.close()));
+    }
+  });
+  it('servers that really are apart (one trained on alone, as if restarted from another checkpoint) are still refused, naming each step', async () => {
+    const token = randomBytes(16).toString('hex');
+    const servers = await Promise.all([0, 1].map((shard) => ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.01, mode: 'sync', workers: 1, token, shard, shards: 2 })));
+    const urls = servers.map((s) => s.url);
+    const size = servers[0]!.store.size;
+    try {
+      // Shard 1 alone takes 5 steps from a worker that then leaves (1000: no drop); shard 0 stays at 0.
+      const ws = new WebSocket(urls[1]!);
+      await new Promise((r) => ws.once('open', r));
+      const replies: Array<Record<string, number>> = [];
+      ws.on('message', (d) => replies.push(decodeFrame(d as Buffer).header as Record<string, number>));
+      ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token, role: 'worker', rank: 0, workers: 1, size }));
+      while (replies.length < 1) await new Promise((r) => setTimeout(r, 5));
+      const { lo, hi } = replies[0]!;
+      for (let step = 0; step < 5; step++) ws.send(encodeFrame({ type: 'push', id: step + 1, step, lo, rows: 1, batchRows: 1 }, new Float32Array(hi! - lo!)));
+      while (replies.length < 6) await new Promise((r) => setTimeout(r, 5));
+      ws.close(1000);
+      await new Promise((r) => ws.once('close', r));
+      await expect(joinRun(urls, { token, rank: 0, workers: 1, size, retryForMs: 2000 })).rejects.toThrow(
+        `the servers disagree on the step: ${urls[0]} has applied 0 updates, ${urls[1]} has applied 5 updates; restart every server with --resume from the same checkpoint`,
+      );
+    } finally {
+      await Promise.all(servers.map((s) => s.close()));
     }
   });
 });

@@ -77,18 +77,26 @@ export async function joinRun(urls: readonly string[], o: JoinOptions): Promise<
 }
 
 async function join(client: PsClient, o: JoinOptions): Promise<number> {
-  const applied = client.applied;
-  const lo = Math.min(...applied);
-  let step = Math.max(...applied);
+  let applied = client.applied;
   if (client.mode === 'async') {
     await client.join(0, o.stepsPerEpoch ?? 0);
-    return Math.floor(lo / o.workers);
+    return Math.floor(Math.min(...applied) / o.workers);
   }
   // Servers of one live run are at most 1 + S updates apart (a worker pushes every shard before its
-  // next step). Further apart, one was restarted from an older checkpoint than the others.
-  if (step - lo > 1 + client.staleness) {
-    throw new PsError('config-mismatch', `the servers disagree on the step: ${client.urls.map((u, i) => `${u} has applied ${applied[i]} updates`).join(', ')}; restart every server with --resume from the same checkpoint`);
+  // next step). Further apart, one was restarted from an older checkpoint than the others — or the
+  // welcomes were read at different moments of a run that trains on: each hello reaches its server
+  // when that connection is up, and a worker restarted beside others that train at 100 updates/s
+  // saw shards "13 apart" whose hellos were answered 0.1 s apart. So a gap is read again from every
+  // server at once (stats) before it is believed: servers restarted from different checkpoints stay
+  // apart, as nobody can train the one behind forward.
+  const spread = (a: number[]) => Math.max(...a) - Math.min(...a);
+  for (let reads = 0; spread(applied) > 1 + client.staleness; reads++) {
+    if (reads === 3) {
+      throw new PsError('config-mismatch', `the servers disagree on the step: ${client.urls.map((u, i) => `${u} has applied ${applied[i]} updates`).join(', ')}; restart every server with --resume from the same checkpoint`);
+    }
+    applied = (await client.stats()).map((s) => s.applied);
   }
+  let step = Math.max(...applied);
   for (let tries = 0; ; tries++) {
     try {
       await client.join(step, o.stepsPerEpoch ?? 0);
