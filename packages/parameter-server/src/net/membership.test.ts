@@ -155,26 +155,33 @@ describe('heartbeats and readmission', () => {
 });
 
 /**
- * A TCP proxy to `port` that holds what a client sends in its first `holdMs` and then passes it on:
- * the hello of a connection through it reaches the server that much later than one sent directly.
+ * A TCP proxy to `port` that passes each chunk a client sends on only once `before()` resolves (in
+ * order): a way to make the run move on while a request is on its way.
  */
-async function holdingProxy(port: number, holdMs: number): Promise<Server> {
-  const proxy = createServer((client) => {
+async function proxy(port: number, before: () => Promise<void>): Promise<Server & { url: string }> {
+  const p = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
-    const held: Buffer[] = [];
-    let holding = true;
-    setTimeout(() => {
-      holding = false;
-      for (const b of held.splice(0)) upstream.write(b);
-    }, holdMs);
-    client.on('data', (d) => (holding ? held.push(d) : upstream.write(d)));
+    let chain = Promise.resolve();
+    client.on('data', (d) => (chain = chain.then(before).then(() => void upstream.write(d))));
     upstream.pipe(client);
     for (const s of [client, upstream]) s.on('error', () => (client.destroy(), upstream.destroy()));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  return proxy;
+  await new Promise<void>((r) => p.listen(0, '127.0.0.1', r));
+  return Object.assign(p, { url: `ws://127.0.0.1:${(p.address() as { port: number }).port}` });
+}
+
+/** Hello as worker `rank` on each of `urls`, then gone without a close frame (kill -9): the servers drop it. */
+async function dies(urls: string[], token: string, rank: number, workers: number, size: number): Promise<void> {
+  const sockets = await Promise.all(urls.map(async (u) => {
+    const ws = new WebSocket(u);
+    await new Promise((r) => ws.once('open', r));
+    ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token, role: 'worker', rank, workers, size }));
+    await new Promise((r) => ws.once('message', r));
+    return ws;
+  }));
+  for (const ws of sockets) ws.terminate();
 }
 
 describe('rejoining a run that goes on', () => {
@@ -184,28 +191,25 @@ describe('rejoining a run that goes on', () => {
     const servers = await Promise.all([0, 1].map((shard) => ParameterServer.start({ ...opts, shard })));
     const urls = servers.map((s) => s.url);
     const size = servers[0]!.store.size;
-    const proxy = await holdingProxy(Number(new URL(urls[1]!).port), 300);
+    const t0 = performance.now();
+    const late = await proxy(Number(new URL(urls[1]!).port), () => new Promise((r) => setTimeout(r, Math.max(0, t0 + 300 - performance.now()))));
+    let stopped = false;
+    let loop: Promise<void> = Promise.resolve();
     try {
-      // Worker 1 says hello and dies (kill -9: no close frame); worker 0 then trains alone, step after step.
-      const doomed = await Promise.all(urls.map(async (u) => {
-        const ws = new WebSocket(u);
-        await new Promise((r) => ws.once('open', r));
-        ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, token, role: 'worker', rank: 1, workers: 2, size }));
-        await new Promise((r) => ws.once('message', r));
-        return ws;
-      }));
+      // Worker 1 says hello and dies; worker 0 then trains alone, step after step.
+      await dies(urls, token, 1, 2, size);
       const w0 = await joinRun(urls, { token, rank: 0, workers: 2, size });
-      for (const ws of doomed) ws.terminate();
       const params = new Float32Array(size);
-      let stopped = false, steps = 0;
-      const loop = (async () => {
+      let steps = 0;
+      loop = (async () => {
         for (let step = 0; !stopped; step++, steps++) await w0.client.pushPull(step, new Float32Array(size).fill(1e-3), params, { rows: 1, batchRows: 2 });
       })();
       loop.catch(() => {}); // (awaited below; the servers closing under it when the test fails is not the news)
       while (steps < 20) await new Promise((r) => setTimeout(r, 5));
-      // Restarted, it connects to shard 0 directly and to shard 1 through the proxy: the two welcomes
-      // are read ~300 ms apart, dozens of updates apart though the shards never are more than 1 apart.
-      const back = await joinRun([urls[0]!, `ws://127.0.0.1:${(proxy.address() as { port: number }).port}`], { token, rank: 1, workers: 2, size, retryForMs: 5000 });
+      // Restarted, it connects to shard 0 directly and to shard 1 through the proxy, which holds its
+      // bytes until 300 ms after it was made: the two welcomes are read dozens of updates apart,
+      // though the shards never are more than 1 apart.
+      const back = await joinRun([urls[0]!, late.url], { token, rank: 1, workers: 2, size, retryForMs: 5000 });
       const [a0, a1] = back.client.applied;
       expect(Math.abs(a1! - a0!)).toBeGreaterThan(1); // what the welcomes said
       expect(back.step).toBeGreaterThanOrEqual(Math.max(a0!, a1!));
@@ -214,10 +218,45 @@ describe('rejoining a run that goes on', () => {
       await loop;
       await w0.client.close();
     } finally {
-      proxy.close();
+      stopped = true;
+      late.close();
       await Promise.all(servers.map((s) => s.close()));
     }
   });
+
+  it('a worker that rejoins a run moving 30 updates while each of its requests travels catches up with it, and joins', async () => {
+    const token = randomBytes(16).toString('hex');
+    const server = await ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.01, mode: 'sync', workers: 2, token });
+    const size = server.store.size;
+    await dies([server.url], token, 1, 2, size);
+    const w0 = await joinRun([server.url], { token, rank: 0, workers: 2, size });
+    const params = new Float32Array(size);
+    let step = 0;
+    /** Worker 0 trains `n` steps alone. */
+    const train = async (n: number) => {
+      for (const end = step + n; step < end; step++) await w0.client.pushPull(step, new Float32Array(size).fill(1e-3), params, { rows: 1, batchRows: 2 });
+    };
+    // Every request of the rejoining worker (hello, join, stats) reaches the server 30 updates after it was sent.
+    let moving = true;
+    const slow = await proxy(server.port, () => (moving ? train(30) : Promise.resolve()));
+    try {
+      // (It used to ask again 1, 2, 3 … 21 updates ahead of the servers, and gave up with "join at
+      // step N: M updates are already applied"; now 1, 2, 4 … 63.)
+      const back = await joinRun([slow.url], { token, rank: 1, workers: 2, size, reconnecting: true, retryForMs: 5000, heartbeatMs: 0 });
+      moving = false;
+      // Joined at a step not yet applied, at most 63 ahead, and counted as readmitted.
+      expect(back.step).toBeGreaterThanOrEqual(step);
+      expect(back.step).toBeLessThanOrEqual(step + 63);
+      expect((await w0.client.stats())[0]).toMatchObject({ dropped: 1, readmitted: 1 });
+      await back.client.close();
+      await w0.client.close();
+    } finally {
+      moving = false;
+      slow.close();
+      await server.close();
+    }
+  });
+
   it('servers that really are apart (one trained on alone, as if restarted from another checkpoint) are still refused, naming each step', async () => {
     const token = randomBytes(16).toString('hex');
     const servers = await Promise.all([0, 1].map((shard) => ParameterServer.start({ sizes: SIZES, seed: 1, optimizer: 'sgd', lr: 0.01, mode: 'sync', workers: 1, token, shard, shards: 2 })));
