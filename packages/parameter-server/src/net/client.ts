@@ -223,8 +223,8 @@ class ShardConnection {
   }
 
   close(): Promise<void> {
-    clearInterval(this.heartbeat);
-    this.failure ??= new PsError('closed', `${this.url}: closed by this client`);
+    // Requests still waiting are rejected now: once `failure` is set, the socket's close event rejects nothing.
+    this.fail(new PsError('closed', `${this.url}: closed by this client`));
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((r) => {
       this.ws.once('close', () => r());

@@ -136,6 +136,17 @@ describe('ssp and async over sockets', () => {
     await Promise.all([ahead!.close(), behind!.close()]);
   });
 
+  it('a request still waiting when its client is closed rejects, rather than waiting forever', async () => {
+    // (The soak's stats poller hung this way in CI: close() during a poll left the poll pending.)
+    const [s] = await cluster(1, 2, 'sync');
+    const client = await PsClient.connect([s!.url], { token: TOKEN, rank: 0, workers: 2, size: P });
+    // A pull of step 1 waits for update 0, which needs worker 1's push: it is held.
+    const held = client.pull(1, new Float32Array(P));
+    const outcome = Promise.race([held.then(() => 'answered', (e: Error) => e.message), new Promise((r) => setTimeout(() => r('still waiting 2 s after close()'), 2000))]);
+    await client.close();
+    expect(await outcome).toMatch(/closed by this client/);
+  });
+
   it('ssp, S = 1, uneven parts: the worker with nothing to compute runs ahead to 1 update old, never more', async () => {
     // A global batch of 1 row leaves worker 0 an empty part: it only pulls and pushes, so it is
     // ahead of worker 1, which computes, whenever the bound lets it.
