@@ -63,6 +63,18 @@ const SIZES = SOAK_MODEL.slice(4).split(',').map(Number);
 const P = flattenParameters(mlp(SIZES, { init: 'none', rng: new Random(0) })).size;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `p`, or a rejection naming `what` after `ms`: every wait of the driver is bounded, so that a hang
+ * (a reply that never comes, a process that does not exit) ends the soak with a report saying where.
+ */
+function within(p, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${typeof what === 'function' ? what() : what}: nothing after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 const pick = (xs) => xs[Math.floor(Math.random() * xs.length)];
 
 /** A child process, its output as lines (also written to `log`), and waiting for a line. */
@@ -258,7 +270,7 @@ export async function runSoak(options = {}) {
     for (const t of st.trained ?? []) book.set(t.epoch, t);
   };
   const connectObserver = async () => {
-    observer = await PsClient.connect(urls, { token, role: 'observer', workers: TRAIN.workers, size: P, heartbeatMs: 0 });
+    observer = await within(PsClient.connect(urls, { token, role: 'observer', workers: TRAIN.workers, size: P, heartbeatMs: 0 }), 20_000, `the observer connecting to ${urls.join(', ')}`);
   };
   let stopped = false;
   const poller = (async () => {
@@ -267,7 +279,7 @@ export async function runSoak(options = {}) {
       if (observer === null) continue;
       try {
         const t = performance.now();
-        const sts = await observer.stats();
+        const sts = await within(observer.stats(), 10_000, 'the observer\'s stats poll');
         if (process.env.SOAK_DEBUG && performance.now() - t > 300) say(`poll took ${(performance.now() - t).toFixed(0)} ms (applied ${sts.map((x) => x.applied)})`);
         sts.forEach((st, shard) => record(incarnation, shard, st));
         progress = sts[0].applied;
@@ -302,13 +314,13 @@ export async function runSoak(options = {}) {
     w.dying = true;
     const at = progress;
     w.proc.kill('SIGKILL');
-    await w.exited;
+    await within(w.exited, 10_000, `${w.name} (pid ${w.pid}) exiting after kill -9`);
     w.killedByUs = true;
     const dropped = await Promise.all(servers.map((s, i) => s.line(new RegExp(`worker ${rank} dropped at step (\\d+)`), { from: marks[i], timeoutMs: 35_000 })));
     const kill = { rank, pid: w.pid, progress: at, droppedAt: dropped.map((m) => Number(m[1])) };
     if (progress > 60) {
       const shard = Math.floor(Math.random() * servers.length);
-      const r = await injector.deadRankSession(shard, rank);
+      const r = await within(injector.deadRankSession(shard, rank), 30_000, `the injector speaking as dead rank ${rank} to shard ${shard}`);
       kill.deadRank = { shard, welcomed: r.welcome };
     }
     await sleep(300);
@@ -325,9 +337,9 @@ export async function runSoak(options = {}) {
 
   /** kill -9 of a random shard; the other stopped; both restarted with --resume from the latest complete checkpoint. */
   const restartServers = async (over) => {
-    await injector.pause();
+    await within(injector.pause(), 20_000, 'the injector pausing');
     const victim = Math.floor(Math.random() * servers.length);
-    const before = await observer.stats().catch(() => null); // the killed one's counts die with it: kept here (the injector is quiet)
+    const before = await within(observer.stats(), 10_000, 'stats before a server kill').catch(() => null); // the killed one's counts die with it: kept here (the injector is quiet)
     before?.forEach((st, shard) => record(incarnation, shard, st));
     if (before) progress = before[0].applied;
     if (over()) return injector.start(); // too late in the run: skipped
@@ -335,21 +347,21 @@ export async function runSoak(options = {}) {
     const s = servers[victim];
     const at = before?.[victim]?.applied ?? progress;
     s.proc.kill('SIGKILL');
-    await s.exited;
+    await within(s.exited, 10_000, `${s.name} (pid ${s.pid}) exiting after kill -9`);
     s.killedByUs = true;
     const observerLost = observer.close().catch(() => {});
     observer = null;
-    await observerLost;
+    await within(observerLost, 5000, 'the observer closing').catch(() => {});
     // What a worker says when a server dies: lost the servers (…); reconnecting.
     const lost = await Promise.all(workers.map((w, r) => w.line(/lost the servers \((.*)\); reconnecting$/, { from: marks[r], timeoutMs: 20_000 })));
     // The survivor's ledger as this incarnation leaves it (every worker has left it), then it is stopped as an operator would: SIGTERM saves and exits 0.
     const others = servers.filter((x) => x !== s);
     for (const other of others) {
       await sleep(300); // (the workers' closes are handled)
-      record(incarnation, other.shard, await statsOf(urls[other.shard], token));
+      record(incarnation, other.shard, await within(statsOf(urls[other.shard], token), 10_000, `stats of ${other.name}`));
       other.proc.kill('SIGTERM');
       other.stoppedByUs = true;
-      await other.exited;
+      await within(other.exited, 20_000, () => `${other.name} (pid ${other.pid}) exiting after SIGTERM (${procState(other.pid)}; last lines: ${other.lines.slice(-4).join(' | ')})`);
     }
     const resumeStep = latestCheckpoint(ckpt, TRAIN.servers);
     const ended = { victim, survivors: others.map((x) => x.shard), progress: at, appliedAtStop: Math.max(...others.map((x) => stats[incarnation][x.shard].applied)), resumeStep, workerSaid: lost[0][0], pid: s.pid };
@@ -412,16 +424,16 @@ export async function runSoak(options = {}) {
     // The faults are over: the workers now are the run's last; it ends when they do.
     const ends = await Promise.race([Promise.all(workers.map((w) => w.exited)), sleep(Math.max(10_000, deadline - performance.now() + 30_000)).then(() => null)]);
     if (ends === null) throw new Error(`the run did not finish: update ${progress} of ${total} after ${elapsed().toFixed(0)} s`);
-    await injector.pause();
+    await within(injector.pause(), 20_000, 'the injector pausing');
     report.injected = injector.tally;
 
     // ---- after the run ---------------------------------------------------------------------------
-    const final = await observer.stats();
+    const final = await within(observer.stats(), 10_000, 'the final stats');
     final.forEach((st, shard) => record(incarnation, shard, st));
     const params = new Float32Array(P);
-    await observer.pull(0, params);
-    await observer.shutdown(true).catch(() => {});
-    await observer.close().catch(() => {});
+    await within(observer.pull(0, params), 10_000, 'the final parameters');
+    await within(observer.shutdown(true), 10_000, 'the shutdown request').catch(() => {});
+    await within(observer.close(), 5000, 'the observer closing').catch(() => {});
     observer = null;
     for (const s of servers) await Promise.race([s.exited, sleep(10_000)]);
     report.applied = final.map((st) => st.applied);
@@ -437,12 +449,12 @@ export async function runSoak(options = {}) {
   } finally {
     stopped = true;
     clearInterval(sampler);
-    await injector.pause();
+    await within(injector.pause(), 20_000, 'the injector pausing').catch((e) => report.failures.push(e.message));
     report.injected ??= injector.tally;
-    await observer?.close().catch(() => {});
+    if (observer !== null) await within(observer.close(), 5000, 'the observer closing').catch(() => {});
     for (const p of [...serverLog, ...workerLog]) if (p.alive) p.proc.kill('SIGKILL');
     await Promise.all([...serverLog, ...workerLog].map((p) => Promise.race([p.exited, sleep(5000)])));
-    await poller;
+    await within(poller, 15_000, 'the stats poller ending').catch((e) => report.failures.push(e.message));
     hosts.tearDown();
   }
   report.seconds = elapsed();
