@@ -202,7 +202,12 @@ describe('rejoining a run that goes on', () => {
       const params = new Float32Array(size);
       let steps = 0;
       loop = (async () => {
-        for (let step = 0; !stopped; step++, steps++) await w0.client.pushPull(step, new Float32Array(size).fill(1e-3), params, { rows: 1, batchRows: 2 });
+        // (A millisecond a step stands for its compute: without it, on a loaded machine, this loop
+        // outruns any join's round trip by more than the 64 updates a server lets a join be ahead.)
+        for (let step = 0; !stopped; step++, steps++) {
+          await w0.client.pushPull(step, new Float32Array(size).fill(1e-3), params, { rows: 1, batchRows: 2 });
+          await new Promise((r) => setTimeout(r, 1));
+        }
       })();
       loop.catch(() => {}); // (awaited below; the servers closing under it when the test fails is not the news)
       while (steps < 20) await new Promise((r) => setTimeout(r, 5));
