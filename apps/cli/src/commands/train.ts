@@ -15,7 +15,7 @@ import { appendMetrics, finishedRun, resumeRun, saveRun, startRun } from '../run
 import { StepLog } from '../step-log.js';
 import { RunFailure, resumeAdvice } from '../orchestration/index.js';
 import { UsageError } from '../errors.js';
-import { DENSE_BATCH_SIZE, DENSE_MODE } from '../defaults.js';
+import { DENSE_MODE, denseBatchSize } from '../defaults.js';
 import { train, type ValidatedEpochMetrics } from '../trainer.js';
 import { parseCluster, trainCluster } from './cluster.js';
 import { SPARSE_OPTIMIZERS } from '../ctr.js';
@@ -38,7 +38,7 @@ export const TRAIN_FLAGS: Flags = {
   'evict-after': { type: 'int', arg: 'K', min: 0, configurable: true, help: '--task ctr (one thread, --cluster): evict rows not touched for K steps, checked every ⌈K/8⌉ steps (0: never)' },
   'table-capacity': { type: 'int', arg: 'R', min: 0, configurable: true, help: '--task ctr (one thread, --cluster): at most R rows per table (per server); a new row first evicts the least recently touched eighth' },
   'save-init': { type: 'boolean', configurable: true, help: '--task ctr: also write DIR/init.safetensors, the weights before training, so another framework can start from them' },
-  'batch-size': { type: 'int', min: 1, configurable: true, help: 'mini-batch size (default: 64; 512 for --task ctr)' },
+  'batch-size': { type: 'int', min: 1, configurable: true, help: 'mini-batch size (default: 64; 32 for --model cnn; 512 for --task ctr)' },
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles' },
   out: { type: 'string', arg: 'DIR', default: 'runs/latest', configurable: true, help: 'run directory to write' },
@@ -96,8 +96,8 @@ async function trainParsed(f: Values, argv: string[], log: (line: string) => voi
   if (f.task === 'ctr') return trainCtrCommand(f, log, argv);
   if (f.sparseOptimizer !== 'sparse-adam' || f.sparseLr !== undefined || f.saveInit !== undefined) throw new UsageError('--sparse-optimizer, --sparse-lr and --save-init apply to --task ctr only');
   if (f.dataset === 'news-clicks') throw new UsageError('--dataset news-clicks is a click log: train it with --task ctr');
-  f.batchSize ??= DENSE_BATCH_SIZE;
   const spec = resolveModel(f.model as string);
+  f.batchSize ??= denseBatchSize(spec.spec);
   if ((spec.kind === 'gpt') !== (f.task === 'lm')) throw new UsageError(spec.kind === 'gpt' ? `--model ${String(f.model)} is a language model: train it with --task lm` : `--task lm trains a gpt:L,C,H,T model, got --model ${String(f.model)}`);
   const seed = f.seed as number;
   const workers = (f.workers as number | undefined) ?? availableParallelism();

@@ -5,6 +5,7 @@ import { generateClickLog } from '@loom/data';
 import { helpText, parseFlags, type Flags } from '../args.js';
 import { exitWithParent, resolveToken } from '../cluster-token.js';
 import { loadTrainingData } from '../datasets.js';
+import { DENSE_BATCH_SIZE, denseBatchSize } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { fitModel, resolveModel } from '../models.js';
 import type { WorkerEpochLine } from '../orchestration/index.js';
@@ -19,7 +20,7 @@ export const WORKER_FLAGS: Flags = {
   scale: { type: 'int', arg: 'N', default: 1, min: 1, configurable: true, help: 'news only: N times the default number of users' },
   model: { type: 'string', arg: 'reference|mlp:A,B,…|cnn|gpt:L,C,H,T,V', default: 'reference', configurable: true, help: 'the model, as the servers name it (a gpt with its vocabulary V)' },
   task: { type: 'string', default: 'classify', choices: ['classify', 'ctr'], configurable: true, help: 'classify | ctr (the CTR model on the click log generated from --seed and --scale, which this worker makes itself; the servers run --task ctr)' },
-  'batch-size': { type: 'int', default: 64, min: 1, configurable: true, help: 'the global mini-batch (split across workers)' },
+  'batch-size': { type: 'int', min: 1, configurable: true, help: 'the global mini-batch, split across workers (default: 64; 32 for --model cnn)' },
   epochs: { type: 'int', default: 5, min: 1, configurable: true, help: 'passes over the training data' },
   seed: { type: 'int', default: 42, min: 0, configurable: true, help: 'seeds data, initial weights and shuffles (the same everywhere)' },
   'token-file': { type: 'string', arg: 'PATH', configurable: true, help: 'the cluster token (else LOOM_TOKEN, else ~/.loom/token)' },
@@ -64,6 +65,7 @@ export async function workerCommand(argv: string[], log: (line: string) => void 
   const spec = resolveModel(f.model as string);
   const data = loadTrainingData(f.dataset as string, { seed, scale: f.scale as number, label: f.label as string | undefined, ...(spec.gpt ? { context: spec.gpt.context } : {}) });
   const model = fitModel(f.model as string, data);
+  f.batchSize ??= denseBatchSize(model);
   exitWithParent();
   const json = f.json === true;
   if (!json) log(`worker ${rank}/${workers}: ${data.train.rows.length} train rows, batch ${String(f.batchSize)}, connecting to ${urls.join(', ')}`);
@@ -98,7 +100,7 @@ async function ctrWorker(f: Record<string, unknown>, c: { urls: string[]; token:
   const json = f.json === true;
   const { rank } = c;
   const result = await trainCtrRemote({
-    ...c, seed: f.seed as number, batchSize: f.batchSize as number, epochs: f.epochs as number,
+    ...c, seed: f.seed as number, batchSize: (f.batchSize as number | undefined) ?? DENSE_BATCH_SIZE, epochs: f.epochs as number,
     columns, shape: { historyLength: clicks.historyLength, denseWidth: clicks.denseWidth }, range: [0, clicks.validStart],
     maxInFlight: Math.max(16, f.maxInFlight as number), heartbeatMs: f.heartbeatMs as number, retryForMs: (f.retryFor as number) * 1000,
     log: (line) => console.error(`loom worker [${rank}]: ${line}`),

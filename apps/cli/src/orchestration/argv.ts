@@ -6,7 +6,7 @@
  */
 import type { Mode } from '@loom/parameter-server';
 import type { Values } from '../args.js';
-import { DENSE_BATCH_SIZE, DENSE_MODE } from '../defaults.js';
+import { DENSE_MODE, denseBatchSize } from '../defaults.js';
 
 /** What every child of a run agrees on: the model, how the servers step it, and what the workers train on. */
 export interface TrainingConfig {
@@ -41,7 +41,7 @@ export function trainingFromFlags(t: Values): TrainingConfig {
     model: t.model as string, seed: t.seed as number, optimizer: t.optimizer as string, lr: t.lr as number,
     mode: (t.mode as Mode | undefined) ?? DENSE_MODE, staleness: (t.staleness as number | undefined) ?? 2,
     dataset: { spec: t.dataset as string, ...(t.label !== undefined ? { label: t.label as string } : {}), scale: t.scale as number },
-    batchSize: (t.batchSize as number | undefined) ?? DENSE_BATCH_SIZE, epochs: t.epochs as number,
+    batchSize: (t.batchSize as number | undefined) ?? denseBatchSize(t.model as string), epochs: t.epochs as number,
   };
 }
 

@@ -6,7 +6,7 @@ import { parseFlags } from '../args.js';
 import { SERVE_FLAGS } from '../commands/serve.js';
 import { TRAIN_FLAGS } from '../commands/train.js';
 import { WORKER_FLAGS } from '../commands/worker.js';
-import { DENSE_BATCH_SIZE, DENSE_MODE } from '../defaults.js';
+import { DENSE_MODE, denseBatchSize } from '../defaults.js';
 import { serverArgv, trainingFromFlags, workerArgv, type TrainingConfig } from './argv.js';
 import { EpochReports, parseEpochLine, type WorkerEpochLine } from './reports.js';
 
@@ -22,7 +22,7 @@ function clustered(argv: string[]): TrainingConfig {
   return {
     model: f.model as string, dataset: { spec: f.dataset as string, label: f.label as string | undefined, scale: f.scale as number },
     seed: f.seed as number, mode: (f.mode as TrainingConfig['mode'] | undefined) ?? DENSE_MODE, staleness: (f.staleness as number | undefined) ?? 2,
-    optimizer: f.optimizer as string, lr: f.lr as number, batchSize: (f.batchSize as number | undefined) ?? DENSE_BATCH_SIZE, epochs: f.epochs as number,
+    optimizer: f.optimizer as string, lr: f.lr as number, batchSize: (f.batchSize as number | undefined) ?? denseBatchSize(f.model as string), epochs: f.epochs as number,
   };
 }
 
