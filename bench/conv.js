@@ -1,8 +1,8 @@
-// conv2d forward + backward in GFLOP/s on the Fashion-MNIST CNN's two layers (batch 64) beside
-// torch.nn.functional.conv2d on one thread measured in the same run (bench/reference/conv.py), and,
-// for each layer, its forward GEMM alone — (O, C·kh·kw)·(C·kh·kw, N·OH·OW) on the selected
-// backend beside torch.mm — so the conv ratio can be read against the matmul ratio of the very
-// product it is built on.
+// conv2d forward + backward in GFLOP/s on the Fashion-MNIST CNN's two layers (batch 32, padding 1,
+// as @loom/worker's `cnn` trains them) beside torch.nn.functional.conv2d on one thread measured in
+// the same run (bench/reference/conv.py), and, for each layer, its forward GEMM alone —
+// (O, C·kh·kw)·(C·kh·kw, N·OH·OW) on the selected backend beside torch.mm — so the conv ratio can be
+// read against the matmul ratio of the very product it is built on.
 //
 // Run after a build:  cd packages/tensor-core && node scripts/build-wasm.js && npx tsc -b && cd ../.. && node bench/conv.js
 // Options: --budget=MS (time per case, default 1000)
@@ -19,10 +19,14 @@ import { printTable, ratio, runReference } from './lib.js';
 const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}`));
 const budgetMs = Number(arg('budget')?.split('=')[1] ?? 1000);
 
-/** [label, N, C, H, W, O, k, padding]: stride 1, as the CNN of issue #13. Sent as is to conv.py. */
+/**
+ * [label, N, C, H, W, O, k, padding]: stride 1, the `cnn` model's two layers at its default batch
+ * (packages/worker/src/models.ts: padding 1 keeps 28×28, then 14×14 after the first pool). Sent as
+ * is to conv.py.
+ */
 const CASES = [
-  ['conv1 1→32 28×28', 64, 1, 28, 28, 32, 3, 0],
-  ['conv2 32→64 13×13', 64, 32, 13, 13, 64, 3, 0],
+  ['conv1 1→32 28×28 pad 1', 32, 1, 28, 28, 32, 3, 1],
+  ['conv2 32→64 14×14 pad 1', 32, 32, 14, 14, 64, 3, 1],
 ];
 
 function best(step, budget) {
@@ -57,7 +61,7 @@ function measure([, n, c, h, w, o, k, pad]) {
   return { conv: (6 * macs) / conv / 1e9, gemm: (2 * macs) / gemm / 1e9, ms: conv * 1e3 };
 }
 
-console.log(`conv2d forward+backward GFLOP/s, batch 64, ~${budgetMs} ms per case; PyTorch on 1 thread; backend: ${backend.name}`);
+console.log(`conv2d forward+backward GFLOP/s, batch ${CASES[0][1]}, ~${budgetMs} ms per case; PyTorch on 1 thread; backend: ${backend.name}`);
 const torch = runReference('conv.py', [JSON.stringify(CASES), budgetMs]);
 const rows = [];
 for (const c of CASES) {
