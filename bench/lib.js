@@ -2,7 +2,9 @@
 // results as a table. Every benchmark reports Loom beside its reference as a ratio, because this
 // machine drifts ±40% between runs and only side-by-side figures mean anything.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PYTHON = '/usr/bin/python3';
@@ -91,4 +93,28 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** The CPU's model name as the OS reports it (lscpu's "Model name"), for table titles. */
+export function cpuName() {
+  return cpus()[0]?.model.trim() || 'unknown CPU';
+}
+
+const CLI = fileURLToPath(new URL('../apps/cli/dist/main.js', import.meta.url));
+let runsDir;
+
+/**
+ * Runs the built `loom train` in a subprocess with `args` (plus --out and --json) and returns its
+ * samples/s of every epoch after the first `warmup` ones, the kernel backend its banner names, and
+ * its final JSON result. The subprocess inherits LOOM_BACKEND.
+ */
+export function loomTrain(args, { warmup = 1 } = {}) {
+  runsDir ??= mkdtempSync(join(tmpdir(), 'loom-bench-runs-'));
+  const out = join(runsDir, `run-${Math.random().toString(36).slice(2)}`);
+  const r = spawnSync(process.execPath, [CLI, 'train', ...args, '--out', out, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`loom train ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  const lines = r.stdout.trim().split('\n');
+  const banner = lines.find((l) => l.startsWith('training ')) ?? '';
+  const rates = lines.filter((l) => l.startsWith('epoch ')).map((l) => Number(/(\d+) samples\/s/.exec(l)[1]));
+  return { rates: rates.slice(warmup), backend: /\(kernels: ([^)]+)\)/.exec(banner)?.[1] ?? '?', banner, result: JSON.parse(lines[lines.length - 1]) };
 }

@@ -2,7 +2,8 @@
 """PyTorch side of bench/train.js: train an MLP (--sizes) or Loom's `cnn` (--model cnn: Conv 1→32 3×3
 padding 1, ReLU, MaxPool 2, Conv 32→64 3×3 padding 1, ReLU, MaxPool 2, Flatten, Linear 3136→128,
 ReLU, Linear 128→10, PyTorch's default init, as @loom/worker's registry builds it) with Adam 1e-3
-on one thread and report samples/s (median epoch after the first) and test accuracy.
+on one thread (or --threads T intra-op threads) and report samples/s (median epoch after the
+first, and every epoch's in "rates") and test accuracy.
 
 Data comes either from a file Loom wrote (--data FILE: a JSON header line, then float32 features
 and int32 labels) or from Fashion-MNIST IDX files (--fmnist DIR), scaled to [0, 1] and then, as
@@ -22,9 +23,10 @@ p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
 p.add_argument("--batch", type=int, default=64)
 p.add_argument("--epochs", type=int, default=3)
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--threads", type=int, default=1, help="intra-op threads (run with OMP_NUM_THREADS=T and OpenMP OpenBLAS, as bench/lib.js's torchEnv does)")
 p.add_argument("--holdout", type=float, default=0.0, help="fraction of the training set to leave out, as loom train holds out its validation split")
 a = p.parse_args()
-torch.set_num_threads(1)
+torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 
 def idx(path):
@@ -84,4 +86,4 @@ for epoch in range(a.epochs):
 with torch.no_grad():
     acc = (model(xte).argmax(1) == yte).float().mean().item()
 steady = rates[1:] if len(rates) > 1 else rates
-print(json.dumps({"model": a.model, "samplesPerSec": statistics.median(steady), "testAccuracy": acc, "epochs": a.epochs, "batch": a.batch}))
+print(json.dumps({"model": a.model, "samplesPerSec": statistics.median(steady), "rates": rates, "testAccuracy": acc, "epochs": a.epochs, "batch": a.batch, "threads": torch.get_num_threads()}))
