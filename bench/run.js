@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['matmul', 'model', 'optimizer', 'train', 'threads', 'ps', 'data', 'ctr'];
+const ALL = ['matmul', 'conv', 'model', 'optimizer', 'train', 'cnn', 'gpt', 'threads', 'ps', 'data', 'ctr'];
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 let failed = 0;
 for (const name of chosen) {
