@@ -7,10 +7,11 @@
 // To keep a run to minutes, both sides train on a slice of Fashion-MNIST written to a temporary IDX
 // directory: the first --rows training images (default 10,000; loom train keeps 90% of them, and
 // train_loop.py --holdout 0.1 as many) and the first 1,000 test images. Every configuration trains
-// --epochs epochs (default 4); the first is warm-up (JIT, thread start, page faults), and the table
+// --epochs epochs (default 6); the first --warmup (default 2) are warm-up — JIT, thread start, page
+// faults: 2 sync workers' first epoch of 281 steps ran at ~75% of their later ones — and the table
 // gives the best and the median of the others, as bench/threads.js does.
 //
-// Usage: node bench/cnn.js [--rows N] [--epochs N]     (LOOM_BACKEND=native|wasm|js picks kernels)
+// Usage: node bench/cnn.js [--rows N] [--epochs N] [--warmup N]   (LOOM_BACKEND=native|wasm|js picks kernels)
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,8 @@ import { convProducts, linearProducts, stepGemm } from './step-gemm.js';
 
 const flag = (name, dflt) => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : dflt);
 const trainRows = flag('rows', 10_000);
-const epochs = flag('epochs', 4);
+const epochs = flag('epochs', 6);
+const warmup = flag('warmup', 2);
 const BATCH = 32;
 const FMNIST = '/usr/share/datasets/fashion-mnist';
 
@@ -50,17 +52,17 @@ sliceIdx(dir, 't10k-images-idx3-ubyte', 1000);
 sliceIdx(dir, 't10k-labels-idx1-ubyte', 1000);
 
 const best = (xs) => (xs.length ? Math.max(...xs) : null);
-const med = (xs) => (xs.length ? median(xs) : null);
+const med = (xs) => (xs.length ? Math.round(median(xs)) : null);
 const x = (a, b) => (a && b ? (a / b).toFixed(2) + '×' : '–');
 
 const loom = {};
 for (const workers of [1, 2]) {
-  loom[workers] = loomTrain(['--dataset', `idx:${dir}`, '--model', 'cnn', '--batch-size', BATCH, '--epochs', epochs, '--workers', workers, '--seed', 0].map(String));
+  loom[workers] = loomTrain(['--dataset', `idx:${dir}`, '--model', 'cnn', '--batch-size', BATCH, '--epochs', epochs, '--workers', workers, '--seed', 0].map(String), { warmup });
 }
 const torchArgs = ['--model', 'cnn', '--fmnist', dir, '--holdout', 0.1, '--batch', BATCH, '--epochs', epochs];
 const torch1 = runReference('train_loop.py', [...torchArgs, '--threads', 1]);
 const torch2 = torch1 && runReference('train_loop.py', [...torchArgs, '--threads', 2], { threads: 2 });
-const steady = (t) => (t ? t.rates.slice(1).map(Math.round) : []);
+const steady = (t) => (t ? t.rates.slice(warmup).map(Math.round) : []);
 const backend = loom[1].backend;
 
 // The step's products: conv1's input (the images) needs no gradient.
@@ -87,12 +89,13 @@ rows.push({
   'torch best': x(best(steady(torch2)), best(steady(torch1))), 'torch median': x(med(steady(torch2)), med(steady(torch1))),
   'loom/torch best': '', 'loom/torch median': '', 'loom test acc': '', 'torch test acc': '',
 });
-printTable(`cnn training samples/s, batch ${BATCH}, Adam 1e-3, ${/: (\d+) train/.exec(loom[1].banner)?.[1] ?? '?'} of ${kept} rows an epoch, epochs 2–${epochs} (1 is warm-up), test acc on 1,000 test images; ${cpuName()}, 2 cores; loom kernels: ${backend}; ${torch1 ? `PyTorch ${torch1.threads} and ${torch2?.threads ?? '–'} threads` : 'PyTorch not run'}`, rows);
+printTable(`cnn training samples/s, batch ${BATCH}, Adam 1e-3, ${/: (\d+) train/.exec(loom[1].banner)?.[1] ?? '?'} of ${kept} rows an epoch, epochs ${warmup + 1}–${epochs} (1–${warmup} are warm-up), test acc on 1,000 test images; ${cpuName()}, 2 cores; loom kernels: ${backend}; ${torch1 ? `PyTorch ${torch1.threads} and ${torch2?.threads ?? '–'} threads` : 'PyTorch not run'}`, rows);
 
 const one = best(loom[1].rates) / (best(steady(torch1)) ?? NaN);
 const twoOverOne = best(loom[2].rates) / best(loom[1].rates);
+const twoMedian = med(loom[2].rates) / med(loom[1].rates);
 const met = (ok) => (Number.isNaN(ok) ? '–' : ok ? 'yes' : 'no');
 printTable(`Targets (issue #13). The step's products: ${gemm.gflop.toFixed(3)} GFLOP, loom ${gemm.loomMs.toFixed(2)} ms (${gemm.backend}), torch.mm ${gemm.torchMs?.toFixed(2) ?? '–'} ms, one thread each`, [
   { target: "1 thread loom/torch ≥ the step's GEMM loom/torch", needs: gemm.ratio ? `≥ ${gemm.ratio.toFixed(2)}×` : '–', measured: Number.isNaN(one) ? '–' : `${one.toFixed(2)}× (best epochs)`, met: gemm.ratio ? met(one >= gemm.ratio) : '–' },
-  { target: '2 sync workers ≥ 1.7× one thread', needs: '≥ 1.70×', measured: `${twoOverOne.toFixed(2)}× best, ${(med(loom[2].rates) / med(loom[1].rates)).toFixed(2)}× median`, met: met(twoOverOne >= 1.7) },
+  { target: '2 sync workers ≥ 1.7× one thread', needs: '≥ 1.70×', measured: `${twoOverOne.toFixed(2)}× best, ${twoMedian.toFixed(2)}× median`, met: `${met(twoOverOne >= 1.7)} (best), ${met(twoMedian >= 1.7)} (median)` },
 ]);
