@@ -337,16 +337,35 @@ export async function runSoak(options = {}) {
 
   /** kill -9 of a random shard; the other stopped; both restarted with --resume from the latest complete checkpoint. */
   const restartServers = async (over) => {
-    await within(injector.pause(), 20_000, 'the injector pausing');
+    // The workers are stopped (SIGSTOP, far within the servers' 30 s heartbeat timeout) while the
+    // injector's sessions settle, which takes up to 8 s: on a quiet machine the run would otherwise
+    // train to its end meanwhile, and the kill would come too late to be made.
+    const frozen = workers.filter((w) => w.alive);
+    for (const w of frozen) w.proc.kill('SIGSTOP');
+    const thaw = () => {
+      for (const w of frozen) if (w.alive) w.proc.kill('SIGCONT');
+    };
+    let before;
+    try {
+      await within(injector.pause(), 20_000, 'the injector pausing');
+      before = await within(observer.stats(), 10_000, 'stats before a server kill').catch(() => null); // the killed one's counts die with it: kept here (the injector is quiet)
+    } catch (e) {
+      thaw();
+      throw e;
+    }
     const victim = Math.floor(Math.random() * servers.length);
-    const before = await within(observer.stats(), 10_000, 'stats before a server kill').catch(() => null); // the killed one's counts die with it: kept here (the injector is quiet)
     before?.forEach((st, shard) => record(incarnation, shard, st));
     if (before) progress = before[0].applied;
-    if (over()) return injector.start(); // too late in the run: skipped
+    if (over()) {
+      thaw();
+      say(`server fault skipped: the run is at update ${progress} of ${total}`);
+      return injector.start();
+    }
     const marks = workers.map((w) => w.lines.length);
     const s = servers[victim];
     const at = before?.[victim]?.applied ?? progress;
     s.proc.kill('SIGKILL');
+    thaw();
     await within(s.exited, 10_000, `${s.name} (pid ${s.pid}) exiting after kill -9`);
     s.killedByUs = true;
     const observerLost = observer.close().catch(() => {});
