@@ -14,7 +14,7 @@
  *   matmulBatched(isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut)
  *     `batch` independent products, the i-th on a[i·strideA:], b[i·strideB:], out[i·strideOut:]
  *     (attention heads, one image's im2col columns); a stride of 0 reuses one operand.
- *   relu(x, out, n), reluBackwardInto(y, dy, dx, n)
+ *   relu(x, out, n), reluBackwardInto(y, dy, dx, n), gelu(x, out, n), geluBackward(x, dy, dx, n)
  *   softmaxCrossEntropy(x, labels, probs, rows, cols) → number
  *   softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g)
  *     the row kernels of rows.h, with the arguments of their TypeScript twins (unary.ts, softmax.ts)
@@ -198,6 +198,34 @@ static napi_value relu_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* gelu(x, out, n) and geluBackward(x, dy, dx, n): the exact GELU and its gradient (dx +=). */
+static napi_value gelu(napi_env env, napi_callback_info info) {
+  ARGS("gelu", 3)
+  float *x, *out;
+  size_t xlen, olen;
+  int64_t n;
+  if (!get_array(env, "gelu", argv[0], "x", napi_float32_array, (void **)&x, &xlen) ||
+      !get_array(env, "gelu", argv[1], "out", napi_float32_array, (void **)&out, &olen) || !get_dim(env, "gelu", argv[2], "n", &n) ||
+      !check_len_of(env, "gelu", "x", xlen, n) || !check_len_of(env, "gelu", "out", olen, n))
+    return NULL;
+  loom_gelu(x, out, n);
+  return NULL;
+}
+
+static napi_value gelu_backward(napi_env env, napi_callback_info info) {
+  const char *op = "geluBackward";
+  ARGS("geluBackward", 4)
+  float *x, *dy, *dx;
+  size_t xlen, dylen, dxlen;
+  int64_t n;
+  if (!get_array(env, op, argv[0], "x", napi_float32_array, (void **)&x, &xlen) || !get_array(env, op, argv[1], "dy", napi_float32_array, (void **)&dy, &dylen) ||
+      !get_array(env, op, argv[2], "dx", napi_float32_array, (void **)&dx, &dxlen) || !get_dim(env, op, argv[3], "n", &n) ||
+      !check_len_of(env, op, "x", xlen, n) || !check_len_of(env, op, "dy", dylen, n) || !check_len_of(env, op, "dx", dxlen, n))
+    return NULL;
+  loom_gelu_backward(x, dy, dx, n);
+  return NULL;
+}
+
 /* The arguments both cross-entropy kernels share: (N, C) floats, N labels in [0, C), rows, cols. */
 static int xent_args(napi_env env, const char *op, napi_value *argv, float **a, const char *aname, int32_t **labels, float **b, const char *bname,
                      int64_t *rows, int64_t *cols) {
@@ -262,6 +290,10 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "relu", fn);
   napi_create_function(env, "reluBackwardInto", NAPI_AUTO_LENGTH, relu_backward, NULL, &fn);
   napi_set_named_property(env, exports, "reluBackwardInto", fn);
+  napi_create_function(env, "gelu", NAPI_AUTO_LENGTH, gelu, NULL, &fn);
+  napi_set_named_property(env, exports, "gelu", fn);
+  napi_create_function(env, "geluBackward", NAPI_AUTO_LENGTH, gelu_backward, NULL, &fn);
+  napi_set_named_property(env, exports, "geluBackward", fn);
   napi_create_function(env, "softmaxCrossEntropy", NAPI_AUTO_LENGTH, softmax_xent, NULL, &fn);
   napi_set_named_property(env, exports, "softmaxCrossEntropy", fn);
   napi_create_function(env, "softmaxCrossEntropyBackward", NAPI_AUTO_LENGTH, softmax_xent_backward, NULL, &fn);

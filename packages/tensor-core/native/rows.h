@@ -1,8 +1,9 @@
 /*
  * The kernels besides the GEMM that a training step spends its time in once its products are fast:
- * ReLU and its gradient, and the fused softmax + cross-entropy over rows with its gradient. Each is
- * the C twin of a TypeScript kernel that stays its oracle (src/kernels/unary.ts, softmax.ts), with
- * the same arguments, reading and writing the typed arrays in place.
+ * ReLU and its gradient, the fused softmax + cross-entropy over rows with its gradient, and GELU
+ * with its gradient. Each is the C twin of a TypeScript kernel that stays its oracle
+ * (src/kernels/unary.ts, softmax.ts, gelu.ts), with the same arguments, reading and writing the
+ * typed arrays in place.
  *
  * Why native: a JavaScript loop costs 1–2 ns per element (2.3 for relu's bit masks, ≈ 7 for a
  * softmax element, most of it Math.exp), and at batch 512 the reference model has 25 600 hidden
@@ -10,7 +11,8 @@
  *
  * Compiled for the baseline of the target (SSE2 on x86-64, NEON on aarch64): these loops read and
  * write each element once, so they run at the speed of the cache, and the wider registers of the
- * GEMM's run-time paths would buy nothing. Dimension letters: N rows, C columns (classes).
+ * GEMM's run-time paths would buy little (GELU, ~25 flops an element, is the exception worth
+ * measuring). Dimension letters: N rows, C columns (classes).
  */
 #ifndef LOOM_ROWS_H
 #define LOOM_ROWS_H
@@ -35,5 +37,14 @@ double loom_softmax_xent(const float *x, const int32_t *labels, float *probs, lo
 
 /* dx (N, C) += (probs − onehot(labels)) · g: cross-entropy's gradient, g = dLoss · scale. */
 void loom_softmax_xent_backward(const float *probs, const int32_t *labels, float *dx, long rows, long cols, float g);
+
+/*
+ * out = x·Φ(x), the exact GELU, Φ by a fitted erfc (see rows.c for its error): gelu.ts's gelu.
+ * out may be x.
+ */
+void loom_gelu(const float *x, float *out, long n);
+
+/* dx += dy·(Φ(x) + x·φ(x)), φ the standard normal density: gelu.ts's geluBackward. */
+void loom_gelu_backward(const float *x, const float *dy, float *dx, long n);
 
 #endif

@@ -4,7 +4,7 @@
  */
 import { fmtShape, opError } from '../errors.js';
 import { batchNormBackward, channelStats, layerNorm as layerNormKernel, layerNormBackward, normalizeChannels } from '../kernels/norm.js';
-import { gelu as geluKernel, geluBackward } from '../kernels/gelu.js';
+import { rowKernels } from '../kernels/select.js';
 import { IntTensor, Tensor, gradBuffer, numel, record } from './tensor.js';
 import { scratch } from './buffers.js';
 
@@ -157,6 +157,6 @@ export function batchNorm(
 export function gelu(x: Tensor): Tensor {
   requireTensor('gelu', x, 'the input');
   const out = new Tensor(scratch(x.size), x.shape);
-  geluKernel(x.data, out.data, x.size);
-  return record(out, 'gelu', [x], () => geluBackward(x.data, out.grad!.data, gradBuffer(x), x.size));
+  rowKernels.gelu(x.data, out.data, x.size);
+  return record(out, 'gelu', [x], () => rowKernels.geluBackward(x.data, out.grad!.data, gradBuffer(x), x.size));
 }

@@ -10,9 +10,10 @@
  * matmul (convolution as im2col · weights, attention's Q·Kᵀ and P·V per head) call `matmul`, or
  * `batchedMatmul` below for many same-shaped products in one call, which a backend can run without
  * a call per product. A backend may also take over the row kernels a training step spends the rest
- * of its time in once its products are fast (ReLU, softmax + cross-entropy, forward and backward):
- * the optional members below, with the arguments of the TypeScript kernels that stand in where it
- * does not (unary.ts, softmax.ts; `rowKernels` in select.ts picks) and stay their oracles.
+ * of its time in once its products are fast (ReLU, GELU, softmax + cross-entropy, forward and
+ * backward): the optional members below, with the arguments of the TypeScript kernels that stand in
+ * where it does not (unary.ts, gelu.ts, softmax.ts; `rowKernels` in select.ts picks) and stay their
+ * oracles.
  * Everything else in this tier is plain TypeScript that every backend shares.
  *
  * Backends: 'js' (matmul.ts), 'wasm-simd' / 'wasm-relaxed-simd' (wasm-backend.ts) and
@@ -67,6 +68,10 @@ export interface KernelBackend {
   relu?(x: Float32Array, out: Float32Array, n: number): void;
   /** Optional: dx = dy where y > 0, else 0, as unary.ts's `reluBackwardInto`; dx may be dy. */
   reluBackwardInto?(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /** Optional: out = x·Φ(x), the exact GELU, as gelu.ts's `gelu`; out may be x. */
+  gelu?(x: Float32Array, out: Float32Array, n: number): void;
+  /** Optional: dx += dy·(Φ(x) + x·φ(x)), as gelu.ts's `geluBackward`. */
+  geluBackward?(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   /**
    * Optional: probs (N, C) = softmax of each row of x (N, C), returning Σ_r −log softmax(x_r)[labels_r],
    * as softmax.ts's `softmaxCrossEntropy`. Labels lie in [0, C) (the caller checks them).

@@ -5,7 +5,7 @@
  *
  * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
- * (native/kernels.c), plus the row kernels (ReLU, softmax + cross-entropy: native/rows.c). Each `isa` it reports is a backend here, 'native-avx512' and so on, so a test
+ * (native/kernels.c), plus the row kernels (ReLU, GELU, softmax + cross-entropy: native/rows.c). Each `isa` it reports is a backend here, 'native-avx512' and so on, so a test
  * can run the lower paths on a machine that has the higher ones.
  *
  * Operands are read and written in place: the addon takes the Float32Arrays' data pointers, whether
@@ -31,6 +31,8 @@ interface NativeAddon {
   ): void;
   relu(x: Float32Array, out: Float32Array, n: number): void;
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  gelu(x: Float32Array, out: Float32Array, n: number): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
@@ -134,6 +136,14 @@ export class NativeBackend implements KernelBackend {
 
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void {
     this.#addon.reluBackwardInto(y, dy, dx, n);
+  }
+
+  gelu(x: Float32Array, out: Float32Array, n: number): void {
+    this.#addon.gelu(x, out, n);
+  }
+
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void {
+    this.#addon.geluBackward(x, dy, dx, n);
   }
 
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number {

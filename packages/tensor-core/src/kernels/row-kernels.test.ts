@@ -1,6 +1,6 @@
-// The row kernels a backend may take over (KernelBackend's optional relu, reluBackwardInto,
-// softmaxCrossEntropy and softmaxCrossEntropyBackward) against the TypeScript kernels, their
-// oracles: on every backend that has them (the native addon, once per code path, and 'auto', which
+// The row kernels a backend may take over (KernelBackend's optional relu, reluBackwardInto, gelu,
+// geluBackward, softmaxCrossEntropy and softmaxCrossEntropyBackward) against the TypeScript kernels,
+// their oracles (GELU's: the float64 series of gelu.ts): on every backend that has them (the native addon, once per code path, and 'auto', which
 // routes small calls to TypeScript), on sizes off every vector width and the native softmax's 64-row
 // blocks, in place, in a SharedArrayBuffer, and on the values where bits and comparisons could disagree.
 import { existsSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { TINY_ROWS, defaultBackend, routeTiny, rowKernelsOf, type RowKernels } f
 import { jsBackend } from './matmul.js';
 import { relu, reluBackwardInto } from './unary.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
+import { gelu, geluBackward, phiReference } from './gelu.js';
 
 const SPECIAL = [0, -0, 1, -1, NaN, -NaN, Infinity, -Infinity, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.5, -2.5, 1e-38, -1e-38];
 
@@ -24,6 +25,38 @@ function values(n: number, seed: number, scale = 1, prefix: number[] = []): Floa
     out[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
   }
   return out;
+}
+
+/**
+ * Checks gelu and geluBackward over n values against the float64 oracle: each result within
+ * rel(x) of the size of what it sums (|x·Φ(x)|; |dx₀| + |dy|·(Φ(x) + |x|·φ(x)) for the gradient,
+ * whose terms cancel near x = −0.75) or of a float32 denormal, non-finite results equal, nothing
+ * past n written.
+ */
+function checkGelu(k: Pick<RowKernels, 'gelu' | 'geluBackward'>, n: number, rel: (x: number) => number): void {
+  const x = values(n + 2, n + 5, 9, SPECIAL);
+  const dy = values(n + 2, n + 6);
+  const dx0 = values(n + 2, n + 7);
+  const out = new Float32Array(n + 2).fill(-7);
+  k.gelu(x, out, n);
+  const dx = dx0.slice();
+  k.geluBackward(x, dy, dx, n);
+  const close = (got: number, want: number, scale: number, v: number, what: string) => {
+    if (!Number.isFinite(want)) return expect(got, what).toBe(want);
+    expect(Math.abs(got - want), what).toBeLessThanOrEqual(rel(v) * scale + 1.2e-38);
+  };
+  for (let i = 0; i < n; i++) {
+    const v = x[i]!;
+    const phi = phiReference(v);
+    const density = Math.exp(-0.5 * v * v) / Math.sqrt(2 * Math.PI);
+    close(out[i]!, v * phi, Math.abs(v * phi), v, `gelu(${v})`);
+    close(dx[i]!, dx0[i]! + dy[i]! * (phi + v * density), Math.abs(dx0[i]!) + Math.abs(dy[i]!) * (phi + Math.abs(v) * density), v, `geluBackward at ${v}`);
+  }
+  expect([...out.subarray(n)]).toEqual([-7, -7]);
+  expect([...dx.subarray(n)]).toEqual([...dx0.subarray(n)]);
+  const inPlace = x.slice(0, n);
+  k.gelu(inPlace, inPlace, n);
+  expect(bits(inPlace)).toEqual(bits(out.subarray(0, n)));
 }
 
 const bits = (x: Float32Array) => [...new Uint32Array(x.buffer, x.byteOffset, x.length)];
@@ -51,6 +84,13 @@ function suite(getKernels: () => RowKernels): void {
       const dyInPlace = dy.slice();
       k.reluBackwardInto(x, dyInPlace, dyInPlace, n);
       expect(bits(dyInPlace.subarray(0, n))).toEqual(bits(wantDx.subarray(0, n)));
+    });
+  }
+
+  for (const n of [1, 7, 17, 256, 1000, 4099]) {
+    it(`gelu and geluBackward over ${n} elements: the float64 oracle's values within 5e-7 + 1e-7·x² of their size, in place too`, () => {
+      // float32's rounding of −x²/2 before its exp: see native/rows.c.
+      checkGelu(getKernels(), n, (x) => 5e-7 + 1e-7 * x * x);
     });
   }
 
@@ -113,9 +153,18 @@ function suite(getKernels: () => RowKernels): void {
 describe('the TypeScript row kernels (what a backend without them uses)', () => {
   it('are what rowKernelsOf gives for a backend that has none', () => {
     const k = rowKernelsOf(jsBackend);
-    expect([k.relu, k.reluBackwardInto, k.softmaxCrossEntropy, k.softmaxCrossEntropyBackward]).toEqual([
-      relu, reluBackwardInto, softmaxCrossEntropy, softmaxCrossEntropyBackward,
+    expect([k.relu, k.reluBackwardInto, k.gelu, k.geluBackward, k.softmaxCrossEntropy, k.softmaxCrossEntropyBackward]).toEqual([
+      relu, reluBackwardInto, gelu, geluBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward,
     ]);
+  });
+
+  it("gelu's fitted erfc (float64) is within 3e-7 of the float64 series everywhere: 1.2e-7 of the fit and float32's rounding", () => {
+    checkGelu({ gelu, geluBackward }, 4099, () => 3e-7);
+    // erfc's far tail, where Φ(−|x|) is tiny but its relative error is the fit's.
+    const x = Float32Array.from({ length: 200 }, (_, i) => -0.06 * i);
+    const out = new Float32Array(200);
+    gelu(x, out, 200);
+    for (let i = 1; i < 200; i++) expect(Math.abs(out[i]! / (x[i]! * phiReference(x[i]!)) - 1)).toBeLessThanOrEqual(3e-7);
   });
 });
 

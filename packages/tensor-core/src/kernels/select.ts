@@ -23,13 +23,14 @@
  * The native addon's call costs more than a wasm call (≈ 250 ns of N-API argument handling, ≈ 330 ns
  * for 1×1×1 against js's 20): js stayed faster up to 8×8×8 (390 vs 580 ns) and native was 3× faster
  * at 16×16×16 (960 vs 2900 ns), so TINY_NATIVE is 1024. The row kernels (ReLU, softmax + cross-
- * entropy) likewise stay in TypeScript under TINY_ROWS elements; see there.
+ * entropy, GELU) likewise stay in TypeScript under TINY_ROWS elements; see there.
  */
 import { existsSync } from 'node:fs';
 import { opError } from '../errors.js';
 import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
 import { relu, reluBackwardInto } from './unary.js';
+import { gelu, geluBackward } from './gelu.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
 import { NativeBackend, loadNativeBackend, nativeLoadError, nativePath } from './native-backend.js';
 import { WasmBackend, loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath, type SharedMemoryHandle } from './wasm-backend.js';
@@ -115,6 +116,8 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   if (large.reluBackwardInto !== undefined) {
     routed.reluBackwardInto = (y, dy, dx, n) => (n < TINY_ROWS ? reluBackwardInto : fast.reluBackwardInto)(y, dy, dx, n);
   }
+  if (large.gelu !== undefined) routed.gelu = (x, out, n) => (n < TINY_ROWS ? gelu : fast.gelu)(x, out, n);
+  if (large.geluBackward !== undefined) routed.geluBackward = (x, dy, dx, n) => (n < TINY_ROWS ? geluBackward : fast.geluBackward)(x, dy, dx, n);
   if (large.softmaxCrossEntropy !== undefined) {
     routed.softmaxCrossEntropy = (x, labels, probs, rows, cols) =>
       (rows * cols < TINY_ROWS ? softmaxCrossEntropy : fast.softmaxCrossEntropy)(x, labels, probs, rows, cols);
@@ -130,6 +133,8 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
 export interface RowKernels {
   relu(x: Float32Array, out: Float32Array, n: number): void;
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  gelu(x: Float32Array, out: Float32Array, n: number): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
@@ -142,6 +147,8 @@ export function rowKernelsOf(b: KernelBackend): RowKernels {
   return {
     relu: b.relu?.bind(b) ?? relu,
     reluBackwardInto: b.reluBackwardInto?.bind(b) ?? reluBackwardInto,
+    gelu: b.gelu?.bind(b) ?? gelu,
+    geluBackward: b.geluBackward?.bind(b) ?? geluBackward,
     softmaxCrossEntropy: b.softmaxCrossEntropy?.bind(b) ?? softmaxCrossEntropy,
     softmaxCrossEntropyBackward: b.softmaxCrossEntropyBackward?.bind(b) ?? softmaxCrossEntropyBackward,
   };
