@@ -18,6 +18,11 @@
  *   softmaxCrossEntropy(x, labels, probs, rows, cols) → number
  *   softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g)
  *     the row kernels of rows.h, with the arguments of their TypeScript twins (unary.ts, softmax.ts)
+ *   im2col(x, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow), col2im(dcols, dx, …the same),
+ *   swap01(x, out, a, b, inner, accumulate), addRowSums(x, out, rows, cols),
+ *   maxPool2d(x, out, argmax, planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow),
+ *   maxPool2dBackward(dy, argmax, dx, planes, h, w, oh, ow)
+ *     the plane kernels of planes.h, twins of conv.ts and pool.ts
  * `isa` is an index into `isas`. Sizes are checked against the arrays' lengths (and labels against
  * the classes): a call that would read or write outside them throws a RangeError and touches nothing.
  */
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 
 #include "gemm.h"
+#include "planes.h"
 #include "rows.h"
 
 typedef struct {
@@ -273,6 +279,132 @@ static napi_value softmax_xent_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The plane kernels (planes.h). Their dimensions come after the arrays as numbers, in the order of
+ * conv.ts's Conv2dShape and pool.ts's Pool2dShape; every index they touch is checked against the
+ * arrays' lengths first (the loops themselves read only inside the planes they are given).
+ */
+static int get_dims(napi_env env, const char *op, napi_value *argv, const char *const *names, int count, long *out) {
+  for (int i = 0; i < count; i++) {
+    int64_t d;
+    if (!get_dim(env, op, argv[i], names[i], &d)) return 0;
+    out[i] = (long)d;
+  }
+  return 1;
+}
+
+static int positive(napi_env env, const char *op, const char *name, long v) {
+  char msg[160];
+  if (v >= 1) return 1;
+  snprintf(msg, sizeof msg, "%s (native): %s: expected at least 1, got %ld", op, name, v);
+  return fail(env, msg);
+}
+
+static const char *const CONV_DIMS[] = {"n", "c", "h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow"};
+
+/* im2col(x, cols, ...dims) and col2im(dcols, dx, ...dims): `image` is x or dx, `columns` cols or dcols. */
+static napi_value columns_op(napi_env env, napi_callback_info info, const char *op, int to_columns) {
+  ARGS("im2col/col2im", 14)
+  float *first, *second;
+  size_t flen, slen;
+  long d[12];
+  const char *fname = to_columns ? "x" : "dcols", *sname = to_columns ? "cols" : "dx";
+  if (!get_array(env, op, argv[0], fname, napi_float32_array, (void **)&first, &flen) ||
+      !get_array(env, op, argv[1], sname, napi_float32_array, (void **)&second, &slen) || !get_dims(env, op, argv + 2, CONV_DIMS, 12, d) ||
+      !positive(env, op, "sh", d[6]) || !positive(env, op, "sw", d[7]))
+    return NULL;
+  loom_conv_shape s = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11]};
+  int64_t image = (int64_t)s.n * s.c * s.h * s.w, columns = (int64_t)s.c * s.kh * s.kw * s.n * s.oh * s.ow;
+  if (!check_len_of(env, op, fname, flen, to_columns ? image : columns) || !check_len_of(env, op, sname, slen, to_columns ? columns : image)) return NULL;
+  if (to_columns) loom_im2col(first, second, &s);
+  else loom_col2im(first, second, &s);
+  return NULL;
+}
+
+static napi_value im2col(napi_env env, napi_callback_info info) { return columns_op(env, info, "im2col", 1); }
+static napi_value col2im(napi_env env, napi_callback_info info) { return columns_op(env, info, "col2im", 0); }
+
+/* swap01(x, out, a, b, inner, accumulate) */
+static napi_value swap01(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"a", "b", "inner"};
+  ARGS("swap01", 6)
+  float *x, *out;
+  size_t xlen, olen;
+  long d[3];
+  if (!get_array(env, "swap01", argv[0], "x", napi_float32_array, (void **)&x, &xlen) ||
+      !get_array(env, "swap01", argv[1], "out", napi_float32_array, (void **)&out, &olen) || !get_dims(env, "swap01", argv + 2, names, 3, d) ||
+      !check_len_of(env, "swap01", "x", xlen, (int64_t)d[0] * d[1] * d[2]) || !check_len_of(env, "swap01", "out", olen, (int64_t)d[0] * d[1] * d[2]))
+    return NULL;
+  loom_swap01(x, out, d[0], d[1], d[2], get_flag(env, argv[5]));
+  return NULL;
+}
+
+/* addRowSums(x, out, rows, cols) */
+static napi_value add_row_sums(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"rows", "cols"};
+  const char *op = "addRowSums";
+  ARGS("addRowSums", 4)
+  float *x, *out;
+  size_t xlen, olen;
+  long d[2];
+  if (!get_array(env, op, argv[0], "x", napi_float32_array, (void **)&x, &xlen) || !get_array(env, op, argv[1], "out", napi_float32_array, (void **)&out, &olen) ||
+      !get_dims(env, op, argv + 2, names, 2, d) || !check_len_of(env, op, "x", xlen, (int64_t)d[0] * d[1]) || !check_len_of(env, op, "out", olen, d[0]))
+    return NULL;
+  loom_add_row_sums(x, out, d[0], d[1]);
+  return NULL;
+}
+
+static const char *const POOL_DIMS[] = {"planes", "h", "w", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow"};
+
+/* maxPool2d(x, out, argmax, ...dims) */
+static napi_value max_pool2d(napi_env env, napi_callback_info info) {
+  const char *op = "maxPool2d";
+  ARGS("maxPool2d", 14)
+  float *x, *out;
+  int32_t *argmax;
+  size_t xlen, olen, alen;
+  long d[11];
+  if (!get_array(env, op, argv[0], "x", napi_float32_array, (void **)&x, &xlen) || !get_array(env, op, argv[1], "out", napi_float32_array, (void **)&out, &olen) ||
+      !get_array(env, op, argv[2], "argmax", napi_int32_array, (void **)&argmax, &alen) || !get_dims(env, op, argv + 3, POOL_DIMS, 11, d))
+    return NULL;
+  loom_pool_shape s = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10]};
+  int64_t outputs = (int64_t)s.planes * s.oh * s.ow;
+  if (!check_len_of(env, op, "x", xlen, (int64_t)s.planes * s.h * s.w) || !check_len_of(env, op, "out", olen, outputs) ||
+      !check_len_of(env, op, "argmax", alen, outputs))
+    return NULL;
+  loom_max_pool2d(x, out, argmax, &s);
+  return NULL;
+}
+
+/* maxPool2dBackward(dy, argmax, dx, planes, h, w, oh, ow): every argmax is checked to lie in its plane. */
+static napi_value max_pool2d_backward(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"planes", "h", "w", "oh", "ow"};
+  const char *op = "maxPool2dBackward";
+  ARGS("maxPool2dBackward", 8)
+  float *dy, *dx;
+  int32_t *argmax;
+  size_t dylen, alen, dxlen;
+  long d[5];
+  if (!get_array(env, op, argv[0], "dy", napi_float32_array, (void **)&dy, &dylen) ||
+      !get_array(env, op, argv[1], "argmax", napi_int32_array, (void **)&argmax, &alen) ||
+      !get_array(env, op, argv[2], "dx", napi_float32_array, (void **)&dx, &dxlen) || !get_dims(env, op, argv + 3, names, 5, d))
+    return NULL;
+  int64_t outputs = (int64_t)d[0] * d[3] * d[4], hw = (int64_t)d[1] * d[2];
+  if (!check_len_of(env, op, "dy", dylen, outputs) || !check_len_of(env, op, "argmax", alen, outputs) || !check_len_of(env, op, "dx", dxlen, d[0] * hw))
+    return NULL;
+  for (int64_t q = 0; q < outputs; q++) {
+    if (argmax[q] < 0 || argmax[q] >= hw) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "%s (native): argmax %d at position %lld lies outside its %ld×%ld plane", op, argmax[q], (long long)q, d[1], d[2]);
+      fail(env, msg);
+      return NULL;
+    }
+  }
+  loom_pool_shape s = {d[0], d[1], d[2], 0, 0, 1, 1, 0, 0, d[3], d[4]};
+  loom_max_pool2d_backward(dy, argmax, dx, &s);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   instance *self = calloc(1, sizeof *self);
   if (self == NULL) return NULL;
@@ -294,6 +426,18 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "gelu", fn);
   napi_create_function(env, "geluBackward", NAPI_AUTO_LENGTH, gelu_backward, NULL, &fn);
   napi_set_named_property(env, exports, "geluBackward", fn);
+  napi_create_function(env, "im2col", NAPI_AUTO_LENGTH, im2col, NULL, &fn);
+  napi_set_named_property(env, exports, "im2col", fn);
+  napi_create_function(env, "col2im", NAPI_AUTO_LENGTH, col2im, NULL, &fn);
+  napi_set_named_property(env, exports, "col2im", fn);
+  napi_create_function(env, "swap01", NAPI_AUTO_LENGTH, swap01, NULL, &fn);
+  napi_set_named_property(env, exports, "swap01", fn);
+  napi_create_function(env, "addRowSums", NAPI_AUTO_LENGTH, add_row_sums, NULL, &fn);
+  napi_set_named_property(env, exports, "addRowSums", fn);
+  napi_create_function(env, "maxPool2d", NAPI_AUTO_LENGTH, max_pool2d, NULL, &fn);
+  napi_set_named_property(env, exports, "maxPool2d", fn);
+  napi_create_function(env, "maxPool2dBackward", NAPI_AUTO_LENGTH, max_pool2d_backward, NULL, &fn);
+  napi_set_named_property(env, exports, "maxPool2dBackward", fn);
   napi_create_function(env, "softmaxCrossEntropy", NAPI_AUTO_LENGTH, softmax_xent, NULL, &fn);
   napi_set_named_property(env, exports, "softmaxCrossEntropy", fn);
   napi_create_function(env, "softmaxCrossEntropyBackward", NAPI_AUTO_LENGTH, softmax_xent_backward, NULL, &fn);

@@ -4,9 +4,9 @@
  * The arithmetic is in kernels/conv.ts (im2col + the backend's matmul) and kernels/pool.ts.
  */
 import { fmtShape, opError } from '../errors.js';
-import { backend } from '../kernels/select.js';
+import { backend, rowKernels } from '../kernels/select.js';
 import { conv2d as conv2dKernel, conv2dBackward, outSize, type Conv2dShape } from '../kernels/conv.js';
-import { avgPool2d as avgKernel, avgPool2dBackward, maxPool2d as maxKernel, maxPool2dBackward, type Pool2dShape } from '../kernels/pool.js';
+import { avgPool2d as avgKernel, avgPool2dBackward, type Pool2dShape } from '../kernels/pool.js';
 import { IntTensor, Tensor, gradBuffer, numel, record } from './tensor.js';
 import { scratch } from './buffers.js';
 
@@ -69,9 +69,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, { 
   }
   const s: Conv2dShape = { n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow };
   const np = n * oh * ow;
-  const cols = scratch(c * kh * kw * np); // (C·kh·kw, N·P), read again by backward
-  const tmp = scratch(o * np); // (O, N·P), reused by backward as dyT
-  const out = new Tensor(scratch(n * o * oh * ow), [n, o, oh, ow]);
+  // Not zeroed: im2col, the product (or the bias fill before it) and swap01 write every element.
+  const cols = scratch(c * kh * kw * np, false); // (C·kh·kw, N·P), read again by backward
+  const tmp = scratch(o * np, false); // (O, N·P), reused by backward as dyT
+  const out = new Tensor(scratch(n * o * oh * ow, false), [n, o, oh, ow]);
   conv2dKernel(backend, x.data, weight.data, bias === null ? null : bias.data, out.data, cols, tmp, s);
   const parents = bias === null ? [x, weight] : [x, weight, bias];
   return record(out, op, parents, () => {
@@ -116,11 +117,12 @@ function poolShape(op: string, x: Tensor, kernelSize: Pair, { stride, padding = 
 export function maxPool2d(x: Tensor, kernelSize: Pair, options: Pool2dOptions = {}): Tensor {
   const s = poolShape('maxPool2d', x, kernelSize, options);
   const size = s.planes * s.oh * s.ow;
-  const out = new Tensor(scratch(size), [...x.shape.slice(0, -2), s.oh, s.ow]);
-  const buf = scratch(size);
+  // Not zeroed: the kernel writes every maximum and position.
+  const out = new Tensor(scratch(size, false), [...x.shape.slice(0, -2), s.oh, s.ow]);
+  const buf = scratch(size, false);
   const argmax = new Int32Array(buf.buffer, buf.byteOffset, size); // positions in the plane
-  maxKernel(x.data, out.data, argmax, s);
-  return record(out, 'maxPool2d', [x], () => maxPool2dBackward(out.grad!.data, argmax, gradBuffer(x), s));
+  rowKernels.maxPool2d(x.data, out.data, argmax, s);
+  return record(out, 'maxPool2d', [x], () => rowKernels.maxPool2dBackward(out.grad!.data, argmax, gradBuffer(x), s));
 }
 
 /**

@@ -11,14 +11,17 @@
  * `batchedMatmul` below for many same-shaped products in one call, which a backend can run without
  * a call per product. A backend may also take over the row kernels a training step spends the rest
  * of its time in once its products are fast (ReLU, GELU, softmax + cross-entropy, forward and
- * backward): the optional members below, with the arguments of the TypeScript kernels that stand in
- * where it does not (unary.ts, gelu.ts, softmax.ts; `rowKernels` in select.ts picks) and stay their
- * oracles.
+ * backward; convolution's im2col, col2im, layout swap and bias sums; max pooling): the optional members below,
+ * with the arguments of the TypeScript kernels that stand in where it does not (unary.ts, gelu.ts,
+ * softmax.ts, conv.ts, pool.ts; `rowKernels` in select.ts picks) and stay their oracles.
  * Everything else in this tier is plain TypeScript that every backend shares.
  *
  * Backends: 'js' (matmul.ts), 'wasm-simd' / 'wasm-relaxed-simd' (wasm-backend.ts) and
  * 'native-avx512' / 'native-avx2' / 'native-sse' (native-backend.ts, an optional C addon).
  */
+import type { Conv2dShape } from './conv.js';
+import type { Pool2dShape } from './pool.js';
+
 export interface KernelBackend {
   /** A short name for logs and benchmark tables, e.g. 'js' or 'wasm-simd'. */
   readonly name: string;
@@ -72,6 +75,18 @@ export interface KernelBackend {
   gelu?(x: Float32Array, out: Float32Array, n: number): void;
   /** Optional: dx += dy·(Φ(x) + x·φ(x)), as gelu.ts's `geluBackward`. */
   geluBackward?(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /** Optional: cols = im2col(x), as conv.ts's `im2col`. */
+  im2col?(x: Float32Array, cols: Float32Array, s: Conv2dShape): void;
+  /** Optional: dx += col2im(dcols), as conv.ts's `col2im`. */
+  col2im?(dcols: Float32Array, dx: Float32Array, s: Conv2dShape): void;
+  /** Optional: out (B, A, inner) (=|+=) x (A, B, inner), as conv.ts's `swap01`. */
+  swap01?(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
+  /** Optional: out (R) += the sum of each row of x (R, C), as conv.ts's `addRowSums`. */
+  addRowSums?(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** Optional: each window's maximum and its position, as pool.ts's `maxPool2d`. */
+  maxPool2d?(x: Float32Array, out: Float32Array, argmax: Int32Array, s: Pool2dShape): void;
+  /** Optional: dx += dy routed to each window's argmax, as pool.ts's `maxPool2dBackward`. */
+  maxPool2dBackward?(dy: Float32Array, argmax: Int32Array, dx: Float32Array, s: Pool2dShape): void;
   /**
    * Optional: probs (N, C) = softmax of each row of x (N, C), returning Σ_r −log softmax(x_r)[labels_r],
    * as softmax.ts's `softmaxCrossEntropy`. Labels lie in [0, C) (the caller checks them).

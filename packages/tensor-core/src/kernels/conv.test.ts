@@ -20,8 +20,9 @@ describe.each([jsBackend, selected])('conv2d on $name', (mm) => {
       const x = rand(s.n * s.c * s.h * s.w), w = rand(s.o * k), b = rand(s.o);
       const want = new Float32Array(s.n * s.o * p);
       conv2dReference(x, w, b, want, s);
-      const got = new Float32Array(want.length);
-      const cols = new Float32Array(k * np), tmp = new Float32Array(s.o * np);
+      // Garbage in the output and the scratch, as the autograd op's unzeroed buffers hold: every element must be written.
+      const got = new Float32Array(want.length).fill(NaN);
+      const cols = new Float32Array(k * np).fill(NaN), tmp = new Float32Array(s.o * np).fill(NaN);
       conv2d(mm, x, w, b, got, cols, tmp, s);
       for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i]!, 4);
 

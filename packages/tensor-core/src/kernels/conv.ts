@@ -9,8 +9,8 @@
  * Forward, for the whole batch at once (one product, so small images still make a large GEMM):
  *
  *   cols (K, N·P)    = im2col(x)            every receptive field as a column
- *   tmp  (O, N·P)    = W (O, K) · cols
- *   out  (N, O, P)   = tmp with N and O swapped, + bias[o]
+ *   tmp  (O, N·P)    = bias[o] + W (O, K) · cols   (the bias filled in, the product added)
+ *   out  (N, O, P)   = tmp with N and O swapped
  *
  * Backward:
  *
@@ -20,7 +20,9 @@
  *   dx              += col2im(dcols)        each column added back where it was read from
  *   db    (O)       += Σ over N, P of dy
  *
- * Every function writes into arrays the caller owns and allocates nothing.
+ * Every function writes into arrays the caller owns and allocates nothing. conv2d and its backward
+ * use the backend's im2col, col2im, swap01 and addRowSums where it has them (the native addon's are C loops) and
+ * these otherwise, which stay their oracles.
  */
 import type { KernelBackend } from './backend.js';
 
@@ -151,17 +153,22 @@ export function conv2d(
 ): void {
   const p = s.oh * s.ow;
   const k = s.c * s.kh * s.kw;
-  im2col(x, cols, s);
-  mm.matmul(weight, cols, tmp, s.o, k, s.n * p, false, false, false);
-  swap01(tmp, out, s.o, s.n, p, false);
-  if (bias !== null) {
-    for (let img = 0; img < s.n; img++) {
-      for (let o = 0; o < s.o; o++) {
-        const b = bias[o]!;
-        const base = (img * s.o + o) * p;
-        for (let q = 0; q < p; q++) out[base + q]! += b;
-      }
-    }
+  const np = s.n * p;
+  if (mm.im2col) mm.im2col(x, cols, s);
+  else im2col(x, cols, s);
+  // The bias is where the product starts: each row of tmp filled with it, the product added on.
+  if (bias !== null) for (let o = 0; o < s.o; o++) tmp.fill(bias[o]!, o * np, (o + 1) * np);
+  mm.matmul(weight, cols, tmp, s.o, k, np, false, false, bias !== null);
+  if (mm.swap01) mm.swap01(tmp, out, s.o, s.n, p, false);
+  else swap01(tmp, out, s.o, s.n, p, false);
+}
+
+/** out (R) += the sum of each row of x (R, C), in float64: a convolution's bias gradient. */
+export function addRowSums(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let i = r * cols, end = i + cols; i < end; i++) sum += x[i]!;
+    out[r]! += sum;
   }
 }
 
@@ -185,19 +192,17 @@ export function conv2dBackward(
   const p = s.oh * s.ow;
   const np = s.n * p;
   const k = s.c * s.kh * s.kw;
-  swap01(dy, dyT, s.n, s.o, p, false);
+  if (mm.swap01) mm.swap01(dy, dyT, s.n, s.o, p, false);
+  else swap01(dy, dyT, s.n, s.o, p, false);
   if (dweight !== null) mm.matmul(dyT, cols, dweight, s.o, np, k, false, true, true); // dW += dyT·colsᵀ
   if (dbias !== null) {
-    for (let o = 0; o < s.o; o++) {
-      let sum = 0;
-      const base = o * np;
-      for (let q = 0; q < np; q++) sum += dyT[base + q]!;
-      dbias[o]! += sum;
-    }
+    if (mm.addRowSums) mm.addRowSums(dyT, dbias, s.o, np);
+    else addRowSums(dyT, dbias, s.o, np);
   }
   if (dx !== null && dcols !== null) {
     mm.matmul(weight, dyT, dcols, k, s.o, np, true, false, false); // dcols = Wᵀ·dyT
-    col2im(dcols, dx, s);
+    if (mm.col2im) mm.col2im(dcols, dx, s);
+    else col2im(dcols, dx, s);
   }
 }
 

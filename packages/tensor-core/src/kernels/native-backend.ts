@@ -5,7 +5,9 @@
  *
  * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
- * (native/kernels.c), plus the row kernels (ReLU, GELU, softmax + cross-entropy: native/rows.c). Each `isa` it reports is a backend here, 'native-avx512' and so on, so a test
+ * (native/kernels.c), plus the row kernels (ReLU, GELU, softmax + cross-entropy: native/rows.c) and
+ * the plane kernels (im2col, col2im, the layout swap, row sums, max pooling: native/planes.c). Each
+ * `isa` it reports is a backend here, 'native-avx512' and so on, so a test
  * can run the lower paths on a machine that has the higher ones.
  *
  * Operands are read and written in place: the addon takes the Float32Arrays' data pointers, whether
@@ -17,6 +19,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { KernelBackend } from './backend.js';
+import type { Conv2dShape } from './conv.js';
+import type { Pool2dShape } from './pool.js';
 
 /** Where the build puts the addon; the same relative path works from src/kernels and dist/kernels. */
 export const nativePath: URL = new URL('../../build/Release/loom_native.node', import.meta.url);
@@ -33,9 +37,23 @@ interface NativeAddon {
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  im2col(x: Float32Array, cols: Float32Array, ...dims: ConvDims): void;
+  col2im(dcols: Float32Array, dx: Float32Array, ...dims: ConvDims): void;
+  swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
+  addRowSums(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  maxPool2d(x: Float32Array, out: Float32Array, argmax: Int32Array, ...dims: PoolDims): void;
+  maxPool2dBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, h: number, w: number, oh: number, ow: number): void;
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
+
+/** A Conv2dShape's numbers in the addon's order (native/addon.c): n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow. */
+type ConvDims = [number, number, number, number, number, number, number, number, number, number, number, number];
+/** A Pool2dShape's: planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow. */
+type PoolDims = [number, number, number, number, number, number, number, number, number, number, number];
+
+const convDims = (s: Conv2dShape): ConvDims => [s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow];
+const poolDims = (s: Pool2dShape): PoolDims => [s.planes, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow];
 
 /** Why the last loadNativeBackend() call returned null, for error messages; null after a load. */
 export let nativeLoadError: string | null = null;
@@ -128,7 +146,7 @@ export class NativeBackend implements KernelBackend {
     this.#addon.matmulBatched(this.#isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut);
   }
 
-  // The row kernels (native/rows.c): the same C for every isa, compiled for the baseline.
+  // The row kernels (native/rows.c): the same C for every isa (GELU's picks its own by CPU).
 
   relu(x: Float32Array, out: Float32Array, n: number): void {
     this.#addon.relu(x, out, n);
@@ -144,6 +162,32 @@ export class NativeBackend implements KernelBackend {
 
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void {
     this.#addon.geluBackward(x, dy, dx, n);
+  }
+
+  // The plane kernels (native/planes.c): the same C for every isa, compiled for the baseline.
+
+  im2col(x: Float32Array, cols: Float32Array, s: Conv2dShape): void {
+    this.#addon.im2col(x, cols, ...convDims(s));
+  }
+
+  col2im(dcols: Float32Array, dx: Float32Array, s: Conv2dShape): void {
+    this.#addon.col2im(dcols, dx, ...convDims(s));
+  }
+
+  swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void {
+    this.#addon.swap01(x, out, a, b, inner, accumulate);
+  }
+
+  addRowSums(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+    this.#addon.addRowSums(x, out, rows, cols);
+  }
+
+  maxPool2d(x: Float32Array, out: Float32Array, argmax: Int32Array, s: Pool2dShape): void {
+    this.#addon.maxPool2d(x, out, argmax, ...poolDims(s));
+  }
+
+  maxPool2dBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, s: Pool2dShape): void {
+    this.#addon.maxPool2dBackward(dy, argmax, dx, s.planes, s.h, s.w, s.oh, s.ow);
   }
 
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number {

@@ -31,6 +31,8 @@ import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
 import { relu, reluBackwardInto } from './unary.js';
 import { gelu, geluBackward } from './gelu.js';
+import { addRowSums, col2im, im2col, swap01, type Conv2dShape } from './conv.js';
+import { maxPool2d, maxPool2dBackward, type Pool2dShape } from './pool.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
 import { NativeBackend, loadNativeBackend, nativeLoadError, nativePath } from './native-backend.js';
 import { WasmBackend, loadRelaxedWasmBackend, loadWasmBackend, relaxedWasmPath, wasmPath, type SharedMemoryHandle } from './wasm-backend.js';
@@ -118,6 +120,13 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   }
   if (large.gelu !== undefined) routed.gelu = (x, out, n) => (n < TINY_ROWS ? gelu : fast.gelu)(x, out, n);
   if (large.geluBackward !== undefined) routed.geluBackward = (x, dy, dx, n) => (n < TINY_ROWS ? geluBackward : fast.geluBackward)(x, dy, dx, n);
+  // The plane kernels move whole activations (thousands of elements and up): no small-call route.
+  if (large.im2col !== undefined) routed.im2col = fast.im2col;
+  if (large.col2im !== undefined) routed.col2im = fast.col2im;
+  if (large.swap01 !== undefined) routed.swap01 = fast.swap01;
+  if (large.addRowSums !== undefined) routed.addRowSums = fast.addRowSums;
+  if (large.maxPool2d !== undefined) routed.maxPool2d = fast.maxPool2d;
+  if (large.maxPool2dBackward !== undefined) routed.maxPool2dBackward = fast.maxPool2dBackward;
   if (large.softmaxCrossEntropy !== undefined) {
     routed.softmaxCrossEntropy = (x, labels, probs, rows, cols) =>
       (rows * cols < TINY_ROWS ? softmaxCrossEntropy : fast.softmaxCrossEntropy)(x, labels, probs, rows, cols);
@@ -129,12 +138,18 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   return routed;
 }
 
-/** The row kernels a backend may take over (see KernelBackend), as plain functions. */
+/** The kernels besides the products that a backend may take over (see KernelBackend), as plain functions. */
 export interface RowKernels {
   relu(x: Float32Array, out: Float32Array, n: number): void;
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  im2col(x: Float32Array, cols: Float32Array, s: Conv2dShape): void;
+  col2im(dcols: Float32Array, dx: Float32Array, s: Conv2dShape): void;
+  swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
+  addRowSums(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  maxPool2d(x: Float32Array, out: Float32Array, argmax: Int32Array, s: Pool2dShape): void;
+  maxPool2dBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, s: Pool2dShape): void;
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
@@ -149,6 +164,12 @@ export function rowKernelsOf(b: KernelBackend): RowKernels {
     reluBackwardInto: b.reluBackwardInto?.bind(b) ?? reluBackwardInto,
     gelu: b.gelu?.bind(b) ?? gelu,
     geluBackward: b.geluBackward?.bind(b) ?? geluBackward,
+    im2col: b.im2col?.bind(b) ?? im2col,
+    col2im: b.col2im?.bind(b) ?? col2im,
+    swap01: b.swap01?.bind(b) ?? swap01,
+    addRowSums: b.addRowSums?.bind(b) ?? addRowSums,
+    maxPool2d: b.maxPool2d?.bind(b) ?? maxPool2d,
+    maxPool2dBackward: b.maxPool2dBackward?.bind(b) ?? maxPool2dBackward,
     softmaxCrossEntropy: b.softmaxCrossEntropy?.bind(b) ?? softmaxCrossEntropy,
     softmaxCrossEntropyBackward: b.softmaxCrossEntropyBackward?.bind(b) ?? softmaxCrossEntropyBackward,
   };

@@ -1,0 +1,225 @@
+/*
+ * Convolution's and pooling's layout kernels (see planes.h): the loops of conv.ts and pool.ts,
+ * element for element, so each gives its oracle's bits.
+ */
+#include "planes.h"
+
+#include <string.h>
+
+/*
+ * The output columns ox whose input column ox·sw − pw + j lies inside [0, w): [*first, *end).
+ * Computed once per kernel column so the copies below run without a bounds test per element.
+ */
+static void valid_range(long w, long ow, long sw, long pw, long j, long *first, long *end) {
+  long lo = pw - j; /* ox·sw ≥ pw − j */
+  long f = lo <= 0 ? 0 : (lo + sw - 1) / sw;
+  if (f > ow) f = ow;
+  long hi = w - 1 + pw - j; /* ox·sw ≤ w − 1 + pw − j */
+  long e = hi < 0 ? 0 : hi / sw + 1;
+  if (e > ow) e = ow;
+  *first = f;
+  *end = e < f ? f : e;
+}
+
+void loom_im2col(const float *x, float *cols, const loom_conv_shape *s) {
+  const long p = s->oh * s->ow, np = s->n * p, ow = s->ow, sw = s->sw;
+  for (long ci = 0; ci < s->c; ci++) {
+    for (long i = 0; i < s->kh; i++) {
+      for (long j = 0; j < s->kw; j++) {
+        const long row = ((ci * s->kh + i) * s->kw + j) * np;
+        long first, end;
+        valid_range(s->w, ow, sw, s->pw, j, &first, &end);
+        for (long img = 0; img < s->n; img++) {
+          const long plane = (img * s->c + ci) * s->h * s->w;
+          float *col = cols + row + img * p;
+          for (long oy = 0; oy < s->oh; oy++, col += ow) {
+            const long iy = oy * s->sh - s->ph + i;
+            if (iy < 0 || iy >= s->h) {
+              memset(col, 0, (size_t)ow * sizeof *col);
+              continue;
+            }
+            const long src = plane + iy * s->w + j - s->pw; /* + ox·sw, for ox in [first, end) */
+            for (long ox = 0; ox < first; ox++) col[ox] = 0;
+            if (sw == 1) memcpy(col + first, x + src + first, (size_t)(end - first) * sizeof *col);
+            else for (long ox = first; ox < end; ox++) col[ox] = x[src + ox * sw];
+            for (long ox = end; ox < ow; ox++) col[ox] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+void loom_col2im(const float *dcols, float *dx, const loom_conv_shape *s) {
+  const long p = s->oh * s->ow, np = s->n * p, ow = s->ow, sw = s->sw;
+  for (long ci = 0; ci < s->c; ci++) {
+    for (long i = 0; i < s->kh; i++) {
+      for (long j = 0; j < s->kw; j++) {
+        const long row = ((ci * s->kh + i) * s->kw + j) * np;
+        long first, end;
+        valid_range(s->w, ow, sw, s->pw, j, &first, &end);
+        for (long img = 0; img < s->n; img++) {
+          const long plane = (img * s->c + ci) * s->h * s->w;
+          const float *col = dcols + row + img * p;
+          for (long oy = 0; oy < s->oh; oy++, col += ow) {
+            const long iy = oy * s->sh - s->ph + i;
+            if (iy < 0 || iy >= s->h) continue;
+            const long dst = plane + iy * s->w + j - s->pw;
+            if (sw == 1) {
+              float *d = dx + dst;
+              for (long ox = first; ox < end; ox++) d[ox] += col[ox];
+            } else {
+              for (long ox = first; ox < end; ox++) dx[dst + ox * sw] += col[ox];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void loom_swap01(const float *x, float *out, long a, long b, long inner, int accumulate) {
+  for (long i = 0; i < a; i++) {
+    for (long j = 0; j < b; j++) {
+      const float *src = x + (i * b + j) * inner;
+      float *dst = out + (j * a + i) * inner;
+      if (accumulate) for (long k = 0; k < inner; k++) dst[k] += src[k];
+      else memcpy(dst, src, (size_t)inner * sizeof *dst);
+    }
+  }
+}
+
+/*
+ * Eight running sums a row, so the loop vectorises without -ffast-math (which may reorder a single
+ * sum); conv.ts's one float64 sum rounds differently in the last bits, far inside float32's.
+ */
+void loom_add_row_sums(const float *x, float *out, long rows, long cols) {
+  for (long r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long c = 0;
+    for (; c + 8 <= cols; c += 8)
+      for (int l = 0; l < 8; l++) part[l] += row[c + l];
+    double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; c < cols; c++) sum += row[c];
+    out[r] += (float)sum;
+  }
+}
+
+/*
+ * Output row by output row, with the window's positions outside and the row's outputs inside, so
+ * the inner loop runs over independent outputs and vectorises. Each output still sees its window in
+ * row-major order, so ties and NaN go as in pool.ts: a candidate replaces the maximum when it is
+ * bigger or NaN, and nothing replaces a NaN. (One output at a time, the comparison chain through
+ * the running maximum cost 10 ns an output.)
+ */
+#define MAX_HOISTED 16
+
+/* The candidate rule for one output: v at position i replaces (b, a) when bigger or NaN, unless b is NaN. */
+static inline void consider(float v, int32_t i, float *b, int32_t *a) {
+  const int take = ((v > *b) | (v != v)) & (*b == *b);
+  *b = take ? v : *b;
+  *a = take ? i : *a;
+}
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* consider() for four outputs at once: masks instead of branches. */
+static inline void consider4(__m128 v, __m128i i, __m128 *b, __m128i *a) {
+  const __m128 take = _mm_and_ps(_mm_or_ps(_mm_cmpgt_ps(v, *b), _mm_cmpunord_ps(v, v)), _mm_cmpord_ps(*b, *b));
+  *b = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, *b));
+  const __m128i t = _mm_castps_si128(take);
+  *a = _mm_or_si128(_mm_and_si128(t, i), _mm_andnot_si128(t, *a));
+}
+#endif
+
+/*
+ * MaxPool2d(2), the pooling CNNs use, with every window inside the plane: four outputs at a time
+ * from two pairs of four-float loads, split into even and odd columns (on SSE2, which every x86-64
+ * has). The general loop below, with its ranges and short rows, took 1.9 of the cnn model's 12 ms.
+ */
+static void max_pool_2x2(const float *x, float *out, int32_t *argmax, long planes, long h, long w, long oh, long ow) {
+  for (long pl = 0; pl < planes; pl++) {
+    const float *base = x + pl * h * w;
+    for (long oy = 0; oy < oh; oy++) {
+      const float *r0 = base + 2 * oy * w, *r1 = r0 + w;
+      float *best = out + (pl * oh + oy) * ow;
+      int32_t *at = argmax + (pl * oh + oy) * ow;
+      const int32_t top = (int32_t)(2 * oy * w), wide = (int32_t)w;
+      long ox = 0;
+#ifdef __SSE2__
+      const __m128i step = _mm_setr_epi32(0, 2, 4, 6);
+      /* The last four outputs again rather than a scalar tail, whose branches mispredicted: a row
+       * of 14 is 0, 4, 8 and 10. */
+      for (; ox < ow && ow >= 4; ox = ox + 8 <= ow ? ox + 4 : ox + 4 < ow ? ow - 4 : ow) {
+        const __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), a1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+        const __m128 c0 = _mm_loadu_ps(r1 + 2 * ox), c1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+        const __m128i left = _mm_add_epi32(_mm_set1_epi32(top + (int32_t)(2 * ox)), step); /* iy·W + ix of each window's first */
+        __m128 b = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128i a = left;
+        consider4(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)), _mm_add_epi32(left, _mm_set1_epi32(1)), &b, &a);
+        consider4(_mm_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)), _mm_add_epi32(left, _mm_set1_epi32(wide)), &b, &a);
+        consider4(_mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1)), _mm_add_epi32(left, _mm_set1_epi32(wide + 1)), &b, &a);
+        _mm_storeu_ps(best + ox, b);
+        _mm_storeu_si128((__m128i *)(at + ox), a);
+      }
+#endif
+      for (; ox < ow; ox++) {
+        float b = -__builtin_inff();
+        int32_t a = top + (int32_t)(2 * ox);
+        consider(r0[2 * ox], a, &b, &a);
+        consider(r0[2 * ox + 1], top + (int32_t)(2 * ox + 1), &b, &a);
+        consider(r1[2 * ox], top + wide + (int32_t)(2 * ox), &b, &a);
+        consider(r1[2 * ox + 1], top + wide + (int32_t)(2 * ox + 1), &b, &a);
+        best[ox] = b;
+        at[ox] = a;
+      }
+    }
+  }
+}
+
+void loom_max_pool2d(const float *x, float *out, int32_t *argmax, const loom_pool_shape *s) {
+  const long h = s->h, w = s->w, ow = s->ow, sw = s->sw;
+  if (s->kh == 2 && s->kw == 2 && s->sh == 2 && sw == 2 && s->ph == 0 && s->pw == 0 && 2 * s->oh <= h && 2 * ow <= w) {
+    max_pool_2x2(x, out, argmax, s->planes, h, w, s->oh, ow);
+    return;
+  }
+  /* valid_range divides; a 2×2 pool over 14 outputs a row would call it more often than it pools. */
+  long firsts[MAX_HOISTED], ends[MAX_HOISTED];
+  for (long j = 0; j < s->kw && j < MAX_HOISTED; j++) valid_range(w, ow, sw, s->pw, j, &firsts[j], &ends[j]);
+  for (long pl = 0; pl < s->planes; pl++) {
+    const float *base = x + pl * h * w;
+    for (long oy = 0; oy < s->oh; oy++) {
+      float *restrict best = out + (pl * s->oh + oy) * ow;
+      int32_t *restrict at = argmax + (pl * s->oh + oy) * ow;
+      const long y0 = oy * s->sh - s->ph < 0 ? 0 : oy * s->sh - s->ph;
+      const long y1 = oy * s->sh - s->ph + s->kh > h ? h : oy * s->sh - s->ph + s->kh;
+      for (long ox = 0; ox < ow; ox++) {
+        const long x0 = ox * sw - s->pw < 0 ? 0 : ox * sw - s->pw;
+        best[ox] = -__builtin_inff();
+        at[ox] = (int32_t)(y0 * w + x0); /* a window of −∞ (or none) reports its first position */
+      }
+      for (long iy = y0; iy < y1; iy++) {
+        for (long j = 0; j < s->kw; j++) {
+          long first, end;
+          if (j < MAX_HOISTED) first = firsts[j], end = ends[j];
+          else valid_range(w, ow, sw, s->pw, j, &first, &end);
+          const long row = iy * w + j - s->pw; /* + ox·sw */
+          for (long ox = first; ox < end; ox++) {
+            const float v = base[row + ox * sw];
+            consider(v, (int32_t)(row + ox * sw), &best[ox], &at[ox]);
+          }
+        }
+      }
+    }
+  }
+}
+
+void loom_max_pool2d_backward(const float *dy, const int32_t *argmax, float *dx, const loom_pool_shape *s) {
+  const long hw = s->h * s->w, p = s->oh * s->ow;
+  for (long pl = 0; pl < s->planes; pl++) {
+    float *base = dx + pl * hw;
+    for (long q = pl * p, end = q + p; q < end; q++) base[argmax[q]] += dy[q];
+  }
+}
