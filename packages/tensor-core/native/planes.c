@@ -35,12 +35,13 @@ void loom_im2col(const float *x, float *cols, const loom_conv_shape *s) {
           for (long oy = 0; oy < s->oh; oy++, col += ow) {
             const long iy = oy * s->sh - s->ph + i;
             if (iy < 0 || iy >= s->h) {
-              memset(col, 0, (size_t)ow * sizeof *col);
+              for (long ox = 0; ox < ow; ox++) col[ox] = 0;
               continue;
             }
             const long src = plane + iy * s->w + j - s->pw; /* + ox·sw, for ox in [first, end) */
             for (long ox = 0; ox < first; ox++) col[ox] = 0;
-            if (sw == 1) memcpy(col + first, x + src + first, (size_t)(end - first) * sizeof *col);
+            /* Runs are a row of the output (14 floats in the cnn): a loop, not a call to memcpy. */
+            if (sw == 1) for (long ox = first; ox < end; ox++) col[ox] = x[src + ox];
             else for (long ox = first; ox < end; ox++) col[ox] = x[src + ox * sw];
             for (long ox = end; ox < ow; ox++) col[ox] = 0;
           }
