@@ -14,6 +14,8 @@
  *   matmulBatched(isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut)
  *     `batch` independent products, the i-th on a[i·strideA:], b[i·strideB:], out[i·strideOut:]
  *     (attention heads, one image's im2col columns); a stride of 0 reuses one operand.
+ *   causalAttention(isa, qkv, out, probs, b, t, h, d), causalAttentionBackward(isa, qkv, probs, dout, dqkv, b, t, h, d)
+ *     attention.h's core of causal self-attention, its products on the isa's GEMM
  *   relu(x, out, n), reluBackwardInto(y, dy, dx, n), gelu(x, out, n), geluBackward(x, dy, dx, n)
  *   softmaxCrossEntropy(x, labels, probs, rows, cols) → number
  *   softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g)
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "attention.h"
 #include "gemm.h"
 #include "planes.h"
 #include "rows.h"
@@ -405,6 +408,53 @@ static napi_value max_pool2d_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * causalAttention(isa, qkv, out, probs, b, t, h, d) and
+ * causalAttentionBackward(isa, qkv, probs, dout, dqkv, b, t, h, d): attention.h's core.
+ */
+static napi_value attention_op(napi_env env, napi_callback_info info, int backward) {
+  static const char *const names[] = {"b", "t", "h", "d"};
+  const char *op = backward ? "causalAttentionBackward" : "causalAttention";
+  size_t argc = 8 + backward;
+  napi_value argv[10];
+  instance *self;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&self) != napi_ok) return NULL;
+  if (argc < (size_t)(8 + backward)) {
+    fail(env, backward ? "causalAttentionBackward (native): expected 9 arguments" : "causalAttention (native): expected 8 arguments");
+    return NULL;
+  }
+  int64_t isa;
+  if (!get_dim(env, op, argv[0], "isa", &isa)) return NULL;
+  if (isa >= self->isa_count) {
+    fail(env, "causalAttention (native): isa: expected an index into isas");
+    return NULL;
+  }
+  const int arrays = 3 + backward;
+  static const char *const forward_names[] = {"qkv", "out", "probs"}, *const backward_names[] = {"qkv", "probs", "dout", "dqkv"};
+  const char *const *array_names = backward ? backward_names : forward_names;
+  float *a[4];
+  size_t len[4];
+  for (int i = 0; i < arrays; i++)
+    if (!get_array(env, op, argv[1 + i], array_names[i], napi_float32_array, (void **)&a[i], &len[i])) return NULL;
+  long dim[4];
+  if (!get_dims(env, op, argv + 1 + arrays, names, 4, dim)) return NULL;
+  const long b = dim[0], t = dim[1], h = dim[2], d = dim[3];
+  const int64_t qkv = (int64_t)b * t * 3 * h * d, rows = (int64_t)b * t * h * d, probs = (int64_t)b * h * t * t;
+  const int64_t need[2][4] = {{qkv, rows, probs, 0}, {qkv, probs, rows, qkv}};
+  for (int i = 0; i < arrays; i++)
+    if (!check_len_of(env, op, array_names[i], len[i], need[backward][i])) return NULL;
+  if (b == 0 || t == 0 || h == 0 || d == 0) return NULL;
+  const loom_isa *chosen = self->isas[isa];
+  float *work = workspace(env, self, loom_attention_workspace_floats(chosen, t, d));
+  if (work == NULL) return NULL;
+  if (backward) loom_causal_attention_backward(chosen, work, a[0], a[1], a[2], a[3], b, t, h, d);
+  else loom_causal_attention(chosen, work, a[0], a[1], a[2], b, t, h, d);
+  return NULL;
+}
+
+static napi_value causal_attention(napi_env env, napi_callback_info info) { return attention_op(env, info, 0); }
+static napi_value causal_attention_backward(napi_env env, napi_callback_info info) { return attention_op(env, info, 1); }
+
 NAPI_MODULE_INIT() {
   instance *self = calloc(1, sizeof *self);
   if (self == NULL) return NULL;
@@ -418,6 +468,10 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "matmul", fn);
   napi_create_function(env, "matmulBatched", NAPI_AUTO_LENGTH, matmul_batched, self, &fn);
   napi_set_named_property(env, exports, "matmulBatched", fn);
+  napi_create_function(env, "causalAttention", NAPI_AUTO_LENGTH, causal_attention, self, &fn);
+  napi_set_named_property(env, exports, "causalAttention", fn);
+  napi_create_function(env, "causalAttentionBackward", NAPI_AUTO_LENGTH, causal_attention_backward, self, &fn);
+  napi_set_named_property(env, exports, "causalAttentionBackward", fn);
   napi_create_function(env, "relu", NAPI_AUTO_LENGTH, relu, NULL, &fn);
   napi_set_named_property(env, exports, "relu", fn);
   napi_create_function(env, "reluBackwardInto", NAPI_AUTO_LENGTH, relu_backward, NULL, &fn);

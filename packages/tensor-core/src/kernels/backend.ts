@@ -71,6 +71,13 @@ export interface KernelBackend {
   relu?(x: Float32Array, out: Float32Array, n: number): void;
   /** Optional: dx = dy where y > 0, else 0, as unary.ts's `reluBackwardInto`; dx may be dy. */
   reluBackwardInto?(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /**
+   * Optional: causal self-attention's core, out (B, T, C) from qkv (B, T, 3C) with the (B, H, T, T)
+   * softmax weights kept in probs, as autograd/attention.ts's `composedAttention` computes it
+   * (native/attention.h says how); and its gradient, dqkv += through it from dout (B, T, C).
+   */
+  causalAttention?(qkv: Float32Array, out: Float32Array, probs: Float32Array, b: number, t: number, h: number, d: number): void;
+  causalAttentionBackward?(qkv: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, b: number, t: number, h: number, d: number): void;
   /** Optional: out = x·Φ(x), the exact GELU, as gelu.ts's `gelu`; out may be x. */
   gelu?(x: Float32Array, out: Float32Array, n: number): void;
   /** Optional: dx += dy·(Φ(x) + x·φ(x)), as gelu.ts's `geluBackward`. */

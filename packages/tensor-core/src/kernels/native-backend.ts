@@ -6,7 +6,8 @@
  * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
  * (native/kernels.c), plus the row kernels (ReLU, GELU, softmax + cross-entropy: native/rows.c) and
- * the plane kernels (im2col, col2im, the layout swap, row sums, max pooling: native/planes.c). Each
+ * the plane kernels (im2col, col2im, the layout swap, row sums, max pooling: native/planes.c) and
+ * causal self-attention's core (native/attention.c). Each
  * `isa` it reports is a backend here, 'native-avx512' and so on, so a test
  * can run the lower paths on a machine that has the higher ones.
  *
@@ -33,6 +34,8 @@ interface NativeAddon {
     isa: number, a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, accumulate: boolean, strideA: number, strideB: number, strideOut: number,
   ): void;
+  causalAttention(isa: number, qkv: Float32Array, out: Float32Array, probs: Float32Array, b: number, t: number, h: number, d: number): void;
+  causalAttentionBackward(isa: number, qkv: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, b: number, t: number, h: number, d: number): void;
   relu(x: Float32Array, out: Float32Array, n: number): void;
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   gelu(x: Float32Array, out: Float32Array, n: number): void;
@@ -144,6 +147,15 @@ export class NativeBackend implements KernelBackend {
     strideOut: number,
   ): void {
     this.#addon.matmulBatched(this.#isa, a, b, out, batch, m, k, n, transA, transB, accumulate, strideA, strideB, strideOut);
+  }
+
+  /** See KernelBackend.causalAttention: native/attention.c, its products on this isa's GEMM. */
+  causalAttention(qkv: Float32Array, out: Float32Array, probs: Float32Array, b: number, t: number, h: number, d: number): void {
+    this.#addon.causalAttention(this.#isa, qkv, out, probs, b, t, h, d);
+  }
+
+  causalAttentionBackward(qkv: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, b: number, t: number, h: number, d: number): void {
+    this.#addon.causalAttentionBackward(this.#isa, qkv, probs, dout, dqkv, b, t, h, d);
   }
 
   // The row kernels (native/rows.c): the same C for every isa (GELU's picks its own by CPU).

@@ -113,6 +113,8 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   };
   // Batches go to the large backend whole: one call for all the products is its reason to exist.
   if (large.matmulBatched !== undefined) routed.matmulBatched = large.matmulBatched.bind(large);
+  if (large.causalAttention !== undefined) routed.causalAttention = large.causalAttention.bind(large);
+  if (large.causalAttentionBackward !== undefined) routed.causalAttentionBackward = large.causalAttentionBackward.bind(large);
   const fast = rowKernelsOf(large);
   if (large.relu !== undefined) routed.relu = (x, out, n) => (n < TINY_ROWS ? relu : fast.relu)(x, out, n);
   if (large.reluBackwardInto !== undefined) {

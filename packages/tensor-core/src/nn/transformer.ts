@@ -16,7 +16,7 @@
 import type { Random } from '../random.js';
 import { Tensor } from '../autograd/tensor.js';
 import * as ops from '../autograd/ops.js';
-import { causalMask, maskedFill, split, transpose } from '../autograd/layout.js';
+import { causalAttention, composedAttention } from '../autograd/attention.js';
 import { gelu } from '../autograd/norm.js';
 import { fmtShape, opError } from '../errors.js';
 import { Module, checkSize } from './module.js';
@@ -85,17 +85,12 @@ export class CausalSelfAttention extends Module {
       const found = x instanceof Tensor ? fmtShape(x.shape) : typeof x;
       throw opError('CausalSelfAttention', `expected input (B, T, ${this.embed}), got ${found}`);
     }
-    const [b, t, c] = x.shape as [number, number, number];
-    const h = this.heads;
-    const d = c / h;
-    const [q, k, v] = split(this.c_attn.forward(x), c, 2); // each (B, T, C)
-    const heads = (y: Tensor) => transpose(ops.reshape(y, [b, t, h, d]), 1, 2); // (B, H, T, D)
-    const kT = transpose(heads(k!), 2, 3); // (B, H, D, T)
-    let att = ops.mul(ops.matmul(heads(q!), kT), 1 / Math.sqrt(d)); // (B, H, T, T)
-    att = ops.softmax(maskedFill(att, causalMask(t), -Infinity));
-    att = this.attn_dropout.forward(att);
-    const y = transpose(ops.matmul(att, heads(v!)), 1, 2); // (B, T, H, D)
-    return this.resid_dropout.forward(this.c_proj.forward(ops.reshape(y, [b, t, c])));
+    const qkv = this.c_attn.forward(x); // (B, T, 3C)
+    // Dropped-out attention weights need the composed ops; otherwise the fused core (one kernel
+    // call where the backend has it).
+    const dropping = this.training && this.attn_dropout.p > 0;
+    const y = dropping ? composedAttention(qkv, this.heads, (w) => this.attn_dropout.forward(w)) : causalAttention(qkv, this.heads);
+    return this.resid_dropout.forward(this.c_proj.forward(y));
   }
 }
 
