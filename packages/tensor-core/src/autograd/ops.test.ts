@@ -291,6 +291,23 @@ describe('the tape', () => {
     ops.sum(ops.add(ops.mul(y, x), y)).backward(); // x³ + x² → 3x² + 2x = 16
     expect(x.grad!.toArray()).toEqual([16]);
   });
+  it('reshape and add hand their gradient to an intermediate input rather than copy it, and stay right when that input is reached twice', () => {
+    const x = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3], true);
+    const t = ops.mul(x, 2); // an intermediate: it may take a buffer over
+    const r = ops.reshape(t, [3, 2]);
+    const u = ops.add(r, ops.reshape(t, [3, 2])); // t reached through two reshapes
+    const v = ops.sub(ops.add(u, u), ops.mul(u, 0.5)); // u twice as one add's operands, then a sub
+    const w = Tensor.from([1, -1, 2, -2, 3, -3], [3, 2]);
+    const tape = ops.sum(ops.mul(v, w));
+    tape.backward();
+    // v = 2u − u/2 = 1.5u and u = 2t = 4x, so dΣ(v·w)/dx = 6w, read in x's order.
+    expect(x.grad!.toArray()).toEqual([6, -6, 12, -12, 18, -18]);
+    // A leaf takes no buffer over (its gradient outlives the step): the copy path, still right.
+    const leaf = Tensor.from([1, 2], [2], true);
+    const y = ops.reshape(leaf, [1, 2]);
+    ops.sum(ops.mul(y, Tensor.from([3, 4], [1, 2]))).backward();
+    expect(leaf.grad!.toArray()).toEqual([3, 4]);
+  });
   it('records nothing inside noGrad', () => {
     const w = Tensor.from([1, 2], [2], true);
     const y = noGrad(() => ops.mul(w, 3));

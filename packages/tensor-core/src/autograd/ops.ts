@@ -14,7 +14,7 @@ import { expandAxis, sumAll, sumAxis } from '../kernels/reduce.js';
 import * as sm from '../kernels/softmax.js';
 import { broadcastRow, copyColumns, gatherRows, scatterAddRows } from '../kernels/rows.js';
 import { bagRows, bagRowsBackward, bagRowsScatterAdd } from '../kernels/bags.js';
-import { IntTensor, Tensor, gradBuffer, numel, record, type Shape } from './tensor.js';
+import { IntTensor, Tensor, gradBuffer, passGrad, numel, record, type Shape } from './tensor.js';
 import { RowSparseGrad } from './sparse-grad.js';
 import { scratch } from './buffers.js';
 import { normAxis, transpose } from './layout.js';
@@ -86,17 +86,7 @@ function binaryOp(name: string, op: BinaryOp, x: Tensor | number, y: Tensor | nu
   return record(out, name, [a, b], () => {
     const dy = out.grad!.data;
     const flat = { row: cols, col: 1 };
-    if (a.requiresGrad) {
-      const ga = gradBuffer(a);
-      if (op === BinaryOp.Add || op === BinaryOp.Sub) reduceBroadcast(dy, ga, plan.a, rows, cols, 1);
-      else if (op === BinaryOp.Mul) reduceBroadcast(dy, ga, plan.a, rows, cols, 1, b.data, plan.b);
-      else {
-        // d(a/b)/da = 1/b: dy/b equals dy·(a/b)/a only when a ≠ 0, so divide explicitly.
-        const tmp = scratch(rows * cols);
-        binary(BinaryOp.Div, dy, flat, b.data, plan.b, tmp, rows, cols);
-        reduceBroadcast(tmp, ga, plan.a, rows, cols, 1);
-      }
-    }
+    // b first: a sum's first operand can then be handed dy itself (passGrad) once b has read it.
     if (b.requiresGrad) {
       const gb = gradBuffer(b);
       if (op === BinaryOp.Add) reduceBroadcast(dy, gb, plan.b, rows, cols, 1);
@@ -107,6 +97,19 @@ function binaryOp(name: string, op: BinaryOp, x: Tensor | number, y: Tensor | nu
         const tmp = scratch(rows * cols);
         binary(BinaryOp.Div, out.data, flat, b.data, plan.b, tmp, rows, cols);
         reduceBroadcast(dy, gb, plan.b, rows, cols, -1, tmp, flat);
+      }
+    }
+    if (a.requiresGrad) {
+      const whole = (op === BinaryOp.Add || op === BinaryOp.Sub) && plan.a.row === cols && plan.a.col === 1;
+      if (whole && passGrad(out, a)) return;
+      const ga = gradBuffer(a);
+      if (op === BinaryOp.Add || op === BinaryOp.Sub) reduceBroadcast(dy, ga, plan.a, rows, cols, 1);
+      else if (op === BinaryOp.Mul) reduceBroadcast(dy, ga, plan.a, rows, cols, 1, b.data, plan.b);
+      else {
+        // d(a/b)/da = 1/b: dy/b equals dy·(a/b)/a only when a ≠ 0, so divide explicitly.
+        const tmp = scratch(rows * cols);
+        binary(BinaryOp.Div, dy, flat, b.data, plan.b, tmp, rows, cols);
+        reduceBroadcast(tmp, ga, plan.a, rows, cols, 1);
       }
     }
   });
@@ -177,7 +180,9 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     throw opError('reshape', `cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
   }
   const out = new Tensor(x.data, s);
-  return record(out, 'reshape', [x], () => reduceBroadcastFlat(out.grad!.data, gradBuffer(x), x.size, 1));
+  return record(out, 'reshape', [x], () => {
+    if (!passGrad(out, x)) reduceBroadcastFlat(out.grad!.data, gradBuffer(x), x.size, 1);
+  });
 }
 
 /**

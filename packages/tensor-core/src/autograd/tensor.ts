@@ -265,6 +265,21 @@ export function gradBuffer(t: Tensor): Float32Array {
   return t.grad.data;
 }
 
+/**
+ * Gives `from`'s gradient buffer to `to` as its gradient, where the gradient `to` would receive is
+ * `from`'s whole (a reshape's, an add's): one buffer instead of a copy, which was a pass over the
+ * tensor per op (a GPT step reshapes around every Linear). Only when `to` has no gradient yet, is an
+ * intermediate (a leaf's gradient outlives the step, so it must not be a pooled buffer) and has the
+ * same size. `from`'s rule must be the buffer's last reader: from.grad is dropped, so the tape
+ * recycles the buffer with `to`'s. Returns false, changing nothing, otherwise.
+ */
+export function passGrad(from: Tensor, to: Tensor): boolean {
+  if (to.grad !== null || to._parents.length === 0 || from.grad === null || from.grad.size !== to.size) return false;
+  to.grad = new Tensor(from.grad.data, to.shape);
+  from.grad = null;
+  return true;
+}
+
 /** Tensors reachable from `root` through parents, each after all its parents (iterative DFS). */
 function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
