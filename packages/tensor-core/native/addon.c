@@ -17,6 +17,8 @@
  *   causalAttention(isa, qkv, out, probs, b, t, h, d), causalAttentionBackward(isa, qkv, probs, dout, dqkv, b, t, h, d)
  *     attention.h's core of causal self-attention, its products on the isa's GEMM
  *   relu(x, out, n), reluBackwardInto(y, dy, dx, n), gelu(x, out, n), geluBackward(x, dy, dx, n)
+ *   layerNorm(x, weight|null, bias|null, out, mean, rstd, rows, d, eps)
+ *   layerNormBackward(x, weight|null, mean, rstd, dy, dx|null, dweight|null, dbias|null, rows, d)
  *   softmaxCrossEntropy(x, labels, probs, rows, cols) → number
  *   softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g)
  *     the row kernels of rows.h, with the arguments of their TypeScript twins (unary.ts, softmax.ts)
@@ -455,6 +457,72 @@ static napi_value attention_op(napi_env env, napi_callback_info info, int backwa
 static napi_value causal_attention(napi_env env, napi_callback_info info) { return attention_op(env, info, 0); }
 static napi_value causal_attention_backward(napi_env env, napi_callback_info info) { return attention_op(env, info, 1); }
 
+/* A Float32Array or null (NULL, length 0): layer norm's optional weight, bias and gradients. */
+static int get_optional(napi_env env, const char *op, napi_value v, const char *name, float **data, size_t *length) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) == napi_ok && (type == napi_null || type == napi_undefined)) {
+    *data = NULL;
+    *length = 0;
+    return 1;
+  }
+  return get_array(env, op, v, name, napi_float32_array, (void **)data, length);
+}
+
+/* Checks an optional array's length: a missing one (NULL) needs none. */
+static int check_optional(napi_env env, const char *op, const char *name, const float *data, size_t length, int64_t need) {
+  return data == NULL || check_len_of(env, op, name, length, need);
+}
+
+/* layerNorm(x, weight|null, bias|null, out, mean, rstd, rows, d, eps) */
+static napi_value layer_norm(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"rows", "d"};
+  const char *op = "layerNorm";
+  ARGS("layerNorm", 9)
+  float *x, *w, *b, *out, *mean, *rstd;
+  size_t xl, wl, bl, ol, ml, rl;
+  long dim[2];
+  double eps;
+  if (!get_array(env, op, argv[0], "x", napi_float32_array, (void **)&x, &xl) || !get_optional(env, op, argv[1], "weight", &w, &wl) ||
+      !get_optional(env, op, argv[2], "bias", &b, &bl) || !get_array(env, op, argv[3], "out", napi_float32_array, (void **)&out, &ol) ||
+      !get_array(env, op, argv[4], "mean", napi_float32_array, (void **)&mean, &ml) ||
+      !get_array(env, op, argv[5], "rstd", napi_float32_array, (void **)&rstd, &rl) || !get_dims(env, op, argv + 6, names, 2, dim))
+    return NULL;
+  if (napi_get_value_double(env, argv[8], &eps) != napi_ok || !(eps >= 0)) {
+    fail(env, "layerNorm (native): eps: expected a non-negative number");
+    return NULL;
+  }
+  const int64_t n = (int64_t)dim[0] * dim[1];
+  if (!check_len_of(env, op, "x", xl, n) || !check_optional(env, op, "weight", w, wl, dim[1]) || !check_optional(env, op, "bias", b, bl, dim[1]) ||
+      !check_len_of(env, op, "out", ol, n) || !check_len_of(env, op, "mean", ml, dim[0]) || !check_len_of(env, op, "rstd", rl, dim[0]))
+    return NULL;
+  if (dim[1] > 0) loom_layer_norm(x, w, b, out, mean, rstd, dim[0], dim[1], eps);
+  return NULL;
+}
+
+/* layerNormBackward(x, weight|null, mean, rstd, dy, dx|null, dweight|null, dbias|null, rows, d) */
+static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
+  static const char *const names[] = {"rows", "d"};
+  const char *op = "layerNormBackward";
+  ARGS("layerNormBackward", 10)
+  float *x, *w, *mean, *rstd, *dy, *dx, *dw, *db;
+  size_t xl, wl, ml, rl, yl, dxl, dwl, dbl;
+  long dim[2];
+  if (!get_array(env, op, argv[0], "x", napi_float32_array, (void **)&x, &xl) || !get_optional(env, op, argv[1], "weight", &w, &wl) ||
+      !get_array(env, op, argv[2], "mean", napi_float32_array, (void **)&mean, &ml) ||
+      !get_array(env, op, argv[3], "rstd", napi_float32_array, (void **)&rstd, &rl) ||
+      !get_array(env, op, argv[4], "dy", napi_float32_array, (void **)&dy, &yl) || !get_optional(env, op, argv[5], "dx", &dx, &dxl) ||
+      !get_optional(env, op, argv[6], "dweight", &dw, &dwl) || !get_optional(env, op, argv[7], "dbias", &db, &dbl) ||
+      !get_dims(env, op, argv + 8, names, 2, dim))
+    return NULL;
+  const int64_t n = (int64_t)dim[0] * dim[1];
+  if (!check_len_of(env, op, "x", xl, n) || !check_optional(env, op, "weight", w, wl, dim[1]) || !check_len_of(env, op, "mean", ml, dim[0]) ||
+      !check_len_of(env, op, "rstd", rl, dim[0]) || !check_len_of(env, op, "dy", yl, n) || !check_optional(env, op, "dx", dx, dxl, n) ||
+      !check_optional(env, op, "dweight", dw, dwl, dim[1]) || !check_optional(env, op, "dbias", db, dbl, dim[1]))
+    return NULL;
+  if (dim[1] > 0) loom_layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, dim[0], dim[1]);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   instance *self = calloc(1, sizeof *self);
   if (self == NULL) return NULL;
@@ -492,6 +560,10 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "maxPool2d", fn);
   napi_create_function(env, "maxPool2dBackward", NAPI_AUTO_LENGTH, max_pool2d_backward, NULL, &fn);
   napi_set_named_property(env, exports, "maxPool2dBackward", fn);
+  napi_create_function(env, "layerNorm", NAPI_AUTO_LENGTH, layer_norm, NULL, &fn);
+  napi_set_named_property(env, exports, "layerNorm", fn);
+  napi_create_function(env, "layerNormBackward", NAPI_AUTO_LENGTH, layer_norm_backward, NULL, &fn);
+  napi_set_named_property(env, exports, "layerNormBackward", fn);
   napi_create_function(env, "softmaxCrossEntropy", NAPI_AUTO_LENGTH, softmax_xent, NULL, &fn);
   napi_set_named_property(env, exports, "softmaxCrossEntropy", fn);
   napi_create_function(env, "softmaxCrossEntropyBackward", NAPI_AUTO_LENGTH, softmax_xent_backward, NULL, &fn);

@@ -112,3 +112,68 @@ WIDE_CLONES void loom_gelu_backward(const float *x, const float *dy, float *dx, 
     dx[i] += dy[i] * ((v < 0 ? half : 1.0f - half) + v * 0.39894228040143268f * e);
   }
 }
+
+/* Σ of n floats in eight double partial sums, so the loop vectorises without reordering a single sum. */
+static double sum_f64(const float *x, long n) {
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) part[l] += x[i + l];
+  double s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  for (; i < n; i++) s += x[i];
+  return s;
+}
+
+void loom_layer_norm(const float *x, const float *weight, const float *bias, float *out, float *mean, float *rstd, long rows, long d, double eps) {
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * d;
+    float *yr = out + r * d;
+    const double m = sum_f64(xr, d) / (double)d;
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0;
+    for (; i + 8 <= d; i += 8)
+      for (int l = 0; l < 8; l++) part[l] += ((double)xr[i + l] - m) * ((double)xr[i + l] - m);
+    double v = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; i < d; i++) v += ((double)xr[i] - m) * ((double)xr[i] - m);
+    const double rs = 1.0 / sqrt(v / (double)d + eps);
+    mean[r] = (float)m;
+    rstd[r] = (float)rs;
+    const float mf = (float)m, rf = (float)rs;
+    if (weight != NULL && bias != NULL) for (long j = 0; j < d; j++) yr[j] = (xr[j] - mf) * rf * weight[j] + bias[j];
+    else if (weight != NULL) for (long j = 0; j < d; j++) yr[j] = (xr[j] - mf) * rf * weight[j];
+    else if (bias != NULL) for (long j = 0; j < d; j++) yr[j] = (xr[j] - mf) * rf + bias[j];
+    else for (long j = 0; j < d; j++) yr[j] = (xr[j] - mf) * rf;
+  }
+}
+
+void loom_layer_norm_backward(const float *x, const float *weight, const float *mean, const float *rstd, const float *dy, float *dx, float *dweight,
+                              float *dbias, long rows, long d) {
+  for (long r = 0; r < rows; r++) {
+    const float *xr = x + r * d, *gr = dy + r * d;
+    const float m = mean[r], rs = rstd[r];
+    double sg[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sgx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0;
+    for (; i + 8 <= d; i += 8)
+      for (int l = 0; l < 8; l++) {
+        const float xh = (xr[i + l] - m) * rs, g = weight != NULL ? gr[i + l] * weight[i + l] : gr[i + l];
+        sg[l] += g;
+        sgx[l] += (double)g * xh;
+      }
+    double s1 = ((sg[0] + sg[1]) + (sg[2] + sg[3])) + ((sg[4] + sg[5]) + (sg[6] + sg[7]));
+    double s2 = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
+    for (; i < d; i++) {
+      const float xh = (xr[i] - m) * rs, g = weight != NULL ? gr[i] * weight[i] : gr[i];
+      s1 += g;
+      s2 += (double)g * xh;
+    }
+    if (dweight != NULL) for (long j = 0; j < d; j++) dweight[j] += gr[j] * ((xr[j] - m) * rs);
+    if (dbias != NULL) for (long j = 0; j < d; j++) dbias[j] += gr[j];
+    if (dx == NULL) continue;
+    const float mg = (float)(s1 / (double)d), mgx = (float)(s2 / (double)d);
+    float *dr = dx + r * d;
+    for (long j = 0; j < d; j++) {
+      const float xh = (xr[j] - m) * rs, g = weight != NULL ? gr[j] * weight[j] : gr[j];
+      dr[j] += rs * (g - mg - xh * mgx);
+    }
+  }
+}

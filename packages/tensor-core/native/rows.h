@@ -1,8 +1,8 @@
 /*
  * The kernels besides the GEMM that a training step spends its time in once its products are fast:
- * ReLU and its gradient, the fused softmax + cross-entropy over rows with its gradient, and GELU
- * with its gradient. Each is the C twin of a TypeScript kernel that stays its oracle
- * (src/kernels/unary.ts, softmax.ts, gelu.ts), with the same arguments, reading and writing the
+ * ReLU and its gradient, the fused softmax + cross-entropy over rows with its gradient, GELU and
+ * layer norm with their gradients. Each is the C twin of a TypeScript kernel that stays its oracle
+ * (src/kernels/unary.ts, softmax.ts, gelu.ts, norm.ts), with the same arguments, reading and writing the
  * typed arrays in place.
  *
  * Why native: a JavaScript loop costs 1–2 ns per element (2.3 for relu's bit masks, ≈ 7 for a
@@ -46,5 +46,16 @@ void loom_gelu(const float *x, float *out, long n);
 
 /* dx += dy·(Φ(x) + x·φ(x)), φ the standard normal density: gelu.ts's geluBackward. */
 void loom_gelu_backward(const float *x, const float *dy, float *dx, long n);
+
+/*
+ * out (R, D) = each row of x normalised to zero mean and unit (biased) variance, · weight (D) +
+ * bias (D) where given (NULL: none); mean and rstd (R) kept for the backward, statistics in double:
+ * norm.ts's layerNorm.
+ */
+void loom_layer_norm(const float *x, const float *weight, const float *bias, float *out, float *mean, float *rstd, long rows, long d, double eps);
+
+/* Its gradients, each added into its array where given (NULL: not wanted): norm.ts's layerNormBackward. */
+void loom_layer_norm_backward(const float *x, const float *weight, const float *mean, const float *rstd, const float *dy, float *dx, float *dweight,
+                              float *dbias, long rows, long d);
 
 #endif

@@ -3,7 +3,7 @@
  * semantics. The arithmetic is in kernels/norm.ts and kernels/gelu.ts.
  */
 import { fmtShape, opError } from '../errors.js';
-import { batchNormBackward, channelStats, layerNorm as layerNormKernel, layerNormBackward, normalizeChannels } from '../kernels/norm.js';
+import { batchNormBackward, channelStats, normalizeChannels } from '../kernels/norm.js';
 import { rowKernels } from '../kernels/select.js';
 import { IntTensor, Tensor, gradBuffer, numel, record } from './tensor.js';
 import { scratch } from './buffers.js';
@@ -43,13 +43,14 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
   if (!(eps >= 0)) throw opError(op, `eps must be non-negative, got ${eps}`);
   const d = numel(ns);
   const rows = d === 0 ? 0 : x.size / d;
-  const out = new Tensor(scratch(x.size), x.shape);
-  const mean = scratch(rows); // (R)
-  const rstd = scratch(rows); // (R)
-  layerNormKernel(x.data, weight?.data ?? null, bias?.data ?? null, out.data, mean, rstd, rows, d, eps);
+  // Not zeroed: the kernel writes every output, mean and rstd.
+  const out = new Tensor(scratch(x.size, false), x.shape);
+  const mean = scratch(rows, false); // (R)
+  const rstd = scratch(rows, false); // (R)
+  rowKernels.layerNorm(x.data, weight?.data ?? null, bias?.data ?? null, out.data, mean, rstd, rows, d, eps);
   const parents = [x, ...(weight === null ? [] : [weight]), ...(bias === null ? [] : [bias])];
   return record(out, op, parents, () => {
-    layerNormBackward(
+    rowKernels.layerNormBackward(
       x.data,
       weight?.data ?? null,
       mean,

@@ -10,8 +10,8 @@
  * matmul (convolution as im2col · weights, attention's Q·Kᵀ and P·V per head) call `matmul`, or
  * `batchedMatmul` below for many same-shaped products in one call, which a backend can run without
  * a call per product. A backend may also take over the row kernels a training step spends the rest
- * of its time in once its products are fast (ReLU, GELU, softmax + cross-entropy, forward and
- * backward; convolution's im2col, col2im, layout swap and bias sums; max pooling): the optional members below,
+ * of its time in once its products are fast (ReLU, GELU, layer norm, softmax + cross-entropy,
+ * forward and backward; convolution's im2col, col2im, layout swap and bias sums; max pooling): the optional members below,
  * with the arguments of the TypeScript kernels that stand in where it does not (unary.ts, gelu.ts,
  * softmax.ts, conv.ts, pool.ts; `rowKernels` in select.ts picks) and stay their oracles.
  * Everything else in this tier is plain TypeScript that every backend shares.
@@ -78,6 +78,13 @@ export interface KernelBackend {
    */
   causalAttention?(qkv: Float32Array, out: Float32Array, probs: Float32Array, b: number, t: number, h: number, d: number): void;
   causalAttentionBackward?(qkv: Float32Array, probs: Float32Array, dout: Float32Array, dqkv: Float32Array, b: number, t: number, h: number, d: number): void;
+  /** Optional: each row normalised, scaled and shifted, as norm.ts's `layerNorm`. */
+  layerNorm?(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, d: number, eps: number): void;
+  /** Optional: its gradients, each added into its array where given, as norm.ts's `layerNormBackward`. */
+  layerNormBackward?(
+    x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array,
+    dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, rows: number, d: number,
+  ): void;
   /** Optional: out = x·Φ(x), the exact GELU, as gelu.ts's `gelu`; out may be x. */
   gelu?(x: Float32Array, out: Float32Array, n: number): void;
   /** Optional: dx += dy·(Φ(x) + x·φ(x)), as gelu.ts's `geluBackward`. */

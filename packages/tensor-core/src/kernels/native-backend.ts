@@ -5,7 +5,7 @@
  *
  * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
- * (native/kernels.c), plus the row kernels (ReLU, GELU, softmax + cross-entropy: native/rows.c) and
+ * (native/kernels.c), plus the row kernels (ReLU, GELU, layer norm, softmax + cross-entropy: native/rows.c) and
  * the plane kernels (im2col, col2im, the layout swap, row sums, max pooling: native/planes.c) and
  * causal self-attention's core (native/attention.c). Each
  * `isa` it reports is a backend here, 'native-avx512' and so on, so a test
@@ -40,6 +40,8 @@ interface NativeAddon {
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  layerNorm: NonNullable<KernelBackend['layerNorm']>;
+  layerNormBackward: NonNullable<KernelBackend['layerNormBackward']>;
   im2col(x: Float32Array, cols: Float32Array, ...dims: ConvDims): void;
   col2im(dcols: Float32Array, dx: Float32Array, ...dims: ConvDims): void;
   swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
@@ -174,6 +176,17 @@ export class NativeBackend implements KernelBackend {
 
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void {
     this.#addon.geluBackward(x, dy, dx, n);
+  }
+
+  layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, d: number, eps: number): void {
+    this.#addon.layerNorm(x, weight, bias, out, mean, rstd, rows, d, eps);
+  }
+
+  layerNormBackward(
+    x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array, dy: Float32Array,
+    dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, rows: number, d: number,
+  ): void {
+    this.#addon.layerNormBackward(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, d);
   }
 
   // The plane kernels (native/planes.c): the same C for every isa, compiled for the baseline.

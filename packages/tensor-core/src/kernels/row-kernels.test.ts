@@ -12,6 +12,7 @@ import { jsBackend } from './matmul.js';
 import { relu, reluBackwardInto } from './unary.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
 import { gelu, geluBackward, phiReference } from './gelu.js';
+import { layerNorm, layerNormBackward } from './norm.js';
 
 const SPECIAL = [0, -0, 1, -1, NaN, -NaN, Infinity, -Infinity, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.5, -2.5, 1e-38, -1e-38];
 
@@ -94,6 +95,49 @@ function suite(getKernels: () => RowKernels): void {
     });
   }
 
+  /** max |a − b| over max(1, max |b|): float32 arithmetic against the float64 kernel. */
+  const relErr = (a: Float32Array, b: Float32Array) => {
+    let num = 0, den = 1;
+    for (let i = 0; i < b.length; i++) {
+      num = Math.max(num, Math.abs(a[i]! - b[i]!));
+      den = Math.max(den, Math.abs(b[i]!));
+    }
+    return num / den;
+  };
+
+  for (const [rows, d] of [[1, 1], [3, 3], [5, 8], [7, 17], [130, 64], [2, 100]] as const) {
+    for (const affine of [true, false]) {
+      it(`layerNorm and its backward on (${rows}, ${d})${affine ? ' with weight and bias' : ', no weight or bias'}: the oracle's within 2e-6, gradients accumulated`, () => {
+        const k = getKernels();
+        const x = values(rows * d, rows * 7 + d, 3);
+        const w = affine ? values(d, d + 1, 2) : null, b = affine ? values(d, d + 2) : null;
+        const want = new Float32Array(rows * d), wm = new Float32Array(rows), wr = new Float32Array(rows);
+        layerNorm(x, w, b, want, wm, wr, rows, d, 1e-5);
+        const got = new Float32Array(rows * d).fill(NaN), gm = new Float32Array(rows).fill(NaN), gr = new Float32Array(rows).fill(NaN);
+        k.layerNorm(x, w, b, got, gm, gr, rows, d, 1e-5);
+        expect(relErr(got, want)).toBeLessThan(2e-6);
+        expect(relErr(gm, wm)).toBeLessThan(2e-6);
+        expect(relErr(gr, wr)).toBeLessThan(2e-6);
+
+        const dy = values(rows * d, rows + d + 3);
+        const start = values(rows * d, 9), wStart = values(d, 10), bStart = values(d, 11);
+        const [dx, dw, db] = [start.slice(), wStart.slice(), bStart.slice()];
+        layerNormBackward(x, w, wm, wr, dy, dx, affine ? dw : null, affine ? db : null, rows, d);
+        const [gx, gw, gb] = [start.slice(), wStart.slice(), bStart.slice()];
+        k.layerNormBackward(x, w, wm, wr, dy, gx, affine ? gw : null, affine ? gb : null, rows, d);
+        expect(relErr(gx, dx)).toBeLessThan(1e-5);
+        expect(relErr(gw, dw)).toBeLessThan(1e-5);
+        expect(relErr(gb, db)).toBeLessThan(1e-5);
+        if (!affine) expect([...gw, ...gb]).toEqual([...wStart, ...bStart]); // not wanted: untouched
+        if (affine) {
+          const onlyWeight = wStart.slice();
+          k.layerNormBackward(x, w, wm, wr, dy, null, onlyWeight, null, rows, d); // no dx wanted
+          expect(relErr(onlyWeight, dw)).toBeLessThan(1e-5);
+        }
+      });
+    }
+  }
+
   // rows × cols: one row, one class, rows across the 64-row blocks, the reference model's and wider.
   for (const [rows, cols] of [[1, 1], [1, 10], [3, 1], [5, 3], [63, 10], [64, 10], [65, 7], [130, 17], [512, 10], [9, 300]] as const) {
     it(`softmaxCrossEntropy and its backward on (${rows}, ${cols}): the oracle's loss, probabilities and gradient to float32 tolerance`, () => {
@@ -153,8 +197,8 @@ function suite(getKernels: () => RowKernels): void {
 describe('the TypeScript row kernels (what a backend without them uses)', () => {
   it('are what rowKernelsOf gives for a backend that has none', () => {
     const k = rowKernelsOf(jsBackend);
-    expect([k.relu, k.reluBackwardInto, k.gelu, k.geluBackward, k.softmaxCrossEntropy, k.softmaxCrossEntropyBackward]).toEqual([
-      relu, reluBackwardInto, gelu, geluBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward,
+    expect([k.relu, k.reluBackwardInto, k.gelu, k.geluBackward, k.layerNorm, k.layerNormBackward, k.softmaxCrossEntropy, k.softmaxCrossEntropyBackward]).toEqual([
+      relu, reluBackwardInto, gelu, geluBackward, layerNorm, layerNormBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward,
     ]);
   });
 

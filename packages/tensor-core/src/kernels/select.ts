@@ -31,6 +31,7 @@ import type { KernelBackend } from './backend.js';
 import { jsBackend } from './matmul.js';
 import { relu, reluBackwardInto } from './unary.js';
 import { gelu, geluBackward } from './gelu.js';
+import { layerNorm, layerNormBackward } from './norm.js';
 import { addRowSums, col2im, im2col, swap01, type Conv2dShape } from './conv.js';
 import { maxPool2d, maxPool2dBackward, type Pool2dShape } from './pool.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
@@ -122,6 +123,8 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   }
   if (large.gelu !== undefined) routed.gelu = (x, out, n) => (n < TINY_ROWS ? gelu : fast.gelu)(x, out, n);
   if (large.geluBackward !== undefined) routed.geluBackward = (x, dy, dx, n) => (n < TINY_ROWS ? geluBackward : fast.geluBackward)(x, dy, dx, n);
+  if (large.layerNorm !== undefined) routed.layerNorm = fast.layerNorm;
+  if (large.layerNormBackward !== undefined) routed.layerNormBackward = fast.layerNormBackward;
   // The plane kernels move whole activations (thousands of elements and up): no small-call route.
   if (large.im2col !== undefined) routed.im2col = fast.im2col;
   if (large.col2im !== undefined) routed.col2im = fast.col2im;
@@ -146,6 +149,8 @@ export interface RowKernels {
   reluBackwardInto(y: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  layerNorm: NonNullable<KernelBackend['layerNorm']>;
+  layerNormBackward: NonNullable<KernelBackend['layerNormBackward']>;
   im2col(x: Float32Array, cols: Float32Array, s: Conv2dShape): void;
   col2im(dcols: Float32Array, dx: Float32Array, s: Conv2dShape): void;
   swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
@@ -166,6 +171,8 @@ export function rowKernelsOf(b: KernelBackend): RowKernels {
     reluBackwardInto: b.reluBackwardInto?.bind(b) ?? reluBackwardInto,
     gelu: b.gelu?.bind(b) ?? gelu,
     geluBackward: b.geluBackward?.bind(b) ?? geluBackward,
+    layerNorm: b.layerNorm?.bind(b) ?? layerNorm,
+    layerNormBackward: b.layerNormBackward?.bind(b) ?? layerNormBackward,
     im2col: b.im2col?.bind(b) ?? im2col,
     col2im: b.col2im?.bind(b) ?? col2im,
     swap01: b.swap01?.bind(b) ?? swap01,
