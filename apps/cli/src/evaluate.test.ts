@@ -60,7 +60,7 @@ describe('evaluate', () => {
     expect(e.loss).toBeCloseTo(expectedLossSum / ROWS, 5);
   });
 
-  it('gives the same figures past a chunk boundary (2500 rows in chunks of 2048)', () => {
+  it('gives the same figures across chunk boundaries (2500 rows in chunks of 128)', () => {
     const e = evaluate(model(), data(250), C, C);
     expect(e.confusion).toEqual(COUNTS.map((row) => row.map((v) => 250 * v)));
     expect(e.count).toBe(2500);

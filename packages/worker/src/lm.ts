@@ -3,7 +3,7 @@
  * tokenWindows), each a row of a GlobalBatchSchedule — the model reads tokens 0 … T−1 of a row and
  * is scored on predicting tokens 1 … T.
  */
-import { IntTensor, Tensor, crossEntropy, noGrad, reshape, type Module } from '@loom/tensor-core';
+import { BufferPool, IntTensor, Tensor, crossEntropy, noGrad, reshape, reusingBuffers, type Module } from '@loom/tensor-core';
 import type { Task } from './task.js';
 import type { WorkerBatch } from './schedule.js';
 
@@ -67,6 +67,7 @@ export function evaluateLm(model: Module<any>, features: Float32Array, rows: Int
   let correct = 0;
   let count = 0;
   const wasTraining = model.training;
+  const pool = new BufferPool(); // every chunk's activations in the same buffers
   model.eval();
   noGrad(() => {
     for (let start = 0; start < rows.length; start += chunk) {
@@ -74,14 +75,16 @@ export function evaluateLm(model: Module<any>, features: Float32Array, rows: Int
       for (let i = 0; i < size; i++) x.set(features.subarray(rows[start + i]! * w, (rows[start + i]! + 1) * w), i * w);
       splitWindows(x, size, context, inputs, targets);
       const n = size * context;
-      const logits = model.forward(new Tensor(inputs.subarray(0, n), [size, context])) as Tensor;
-      const v = logits.shape[2]!;
-      lossSum += crossEntropy(reshape(logits, [n, v]), new IntTensor(targets.subarray(0, n)), 'sum').item();
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let j = 1; j < v; j++) if (logits.data[i * v + j]! > logits.data[i * v + best]!) best = j;
-        if (best === targets[i]) correct++;
-      }
+      reusingBuffers(pool, () => {
+        const logits = model.forward(new Tensor(inputs.subarray(0, n), [size, context])) as Tensor;
+        const v = logits.shape[2]!;
+        lossSum += crossEntropy(reshape(logits, [n, v]), new IntTensor(targets.subarray(0, n)), 'sum').item();
+        for (let i = 0; i < n; i++) {
+          let best = 0;
+          for (let j = 1; j < v; j++) if (logits.data[i * v + j]! > logits.data[i * v + best]!) best = j;
+          if (best === targets[i]) correct++;
+        }
+      });
       count += n;
     }
   });
