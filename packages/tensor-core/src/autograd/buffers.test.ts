@@ -6,6 +6,11 @@ import { crossEntropy } from './losses.js';
 import { BufferPool, recycle, reusingBuffers, scratch } from './buffers.js';
 import { mlp } from '../nn/mlp.js';
 import { flattenParameters } from '../nn/flat.js';
+import { Flatten, Conv2d, MaxPool2d } from '../nn/conv.js';
+import { Linear, ReLU, Sequential } from '../nn/layers.js';
+import { TransformerBlock } from '../nn/transformer.js';
+import { reshape } from './ops.js';
+import type { Module } from '../nn/module.js';
 
 describe('reusingBuffers', () => {
   const rng = new Random(1);
@@ -38,6 +43,39 @@ describe('reusingBuffers', () => {
       }
     }
   });
+
+  // Ops that take their output or gradient unzeroed from the pool (conv's scratch, pooling, layer
+  // norm, attention, products that overwrite a fresh gradient) must write every element: a step
+  // after the first reuses buffers that hold the last step's values.
+  const cnn = () => new Sequential(new Conv2d(2, 3, 3, { padding: 1, rng: new Random(3) }), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(3 * 3 * 3, 4, { rng: new Random(4) }));
+  const block = () => new Sequential(new TransformerBlock(8, 2, { rng: new Random(5) }), new Linear(8, 4, { rng: new Random(6) }));
+  const cases: [string, () => Module, Tensor, IntTensor][] = [
+    ['a cnn (conv, ReLU, max pool, Linear)', cnn, Tensor.uniform([4, 2, 6, 6], rng, -1, 1), IntTensor.from([0, 1, 2, 3])],
+    ['a transformer block and a head (layer norm, attention, GELU)', block, Tensor.uniform([2, 3, 8], rng, -1, 1), IntTensor.from([0, 1, 2, 3, 0, 1])],
+  ];
+  for (const [name, make, input, labels] of cases) {
+    it(`gives the same losses and gradients as fresh buffers, step after step: ${name}`, () => {
+      const [a, b] = [make(), make()];
+      const [fa, fb] = [flattenParameters(a), flattenParameters(b)];
+      const pool = new BufferPool();
+      const run = (m: Module) => () => {
+        const out = m.forward(input) as Tensor;
+        const loss = crossEntropy(reshape(out, [-1, 4]), labels);
+        loss.backward();
+        return loss.item();
+      };
+      for (let i = 0; i < 3; i++) {
+        fa.grads.fill(0);
+        fb.grads.fill(0);
+        expect(reusingBuffers(pool, run(b))).toBe(run(a)());
+        expect(fb.grads).toEqual(fa.grads);
+        for (let j = 0; j < fa.params.length; j++) {
+          fa.params[j]! -= 0.1 * fa.grads[j]!;
+          fb.params[j]! -= 0.1 * fb.grads[j]!;
+        }
+      }
+    });
+  }
 
   it('lends the same arrays again on the next step, and never a parameter gradient', () => {
     const m = mlp([6, 5, 3], { rng: new Random(3) }); // not flattened: grads are created by backward

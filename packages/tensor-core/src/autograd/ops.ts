@@ -147,7 +147,7 @@ export function relu(x: Tensor): Tensor {
   return record(out, 'relu', [x], () => {
     // x's gradient usually starts here (x is a linear's output): then write it rather than add to zeros.
     const fresh = x.grad === null;
-    const dx = gradBuffer(x);
+    const dx = gradBuffer(x, false); // fresh: written whole below; else it exists already
     if (fresh) rowKernels.reluBackwardInto(x.data, out.grad!.data, dx, x.size);
     else unary.reluBackward(x.data, out.grad!.data, dx, x.size);
   });
@@ -304,7 +304,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 
 /**
  * Whether t already has a gradient buffer: read it before gradBuffer(t), which creates one. When it has none,
- * the new buffer is all zeros, and a rule that would add to it can write it instead: a product then
+ * a rule that would add to the new buffer can write it instead (and take it unzeroed: gradBuffer(t, false)): a product then
  * skips reading its output back in (the wasm backend copies it into linear memory to accumulate).
  */
 function hadGrad(t: Tensor): boolean {
@@ -349,11 +349,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const dy = out.grad!.data; // (M, N)
     if (a.requiresGrad) {
       const add = hadGrad(a);
-      backend.matmul(dy, b.data, gradBuffer(a), m, n, k, false, true, add); // dA += dy·Bᵀ
+      backend.matmul(dy, b.data, gradBuffer(a, false), m, n, k, false, true, add); // dA += dy·Bᵀ
     }
     if (b.requiresGrad) {
       const add = hadGrad(b);
-      backend.matmul(a.data, dy, gradBuffer(b), k, m, n, true, false, add); // dB += Aᵀ·dy
+      backend.matmul(a.data, dy, gradBuffer(b, false), k, m, n, true, false, add); // dB += Aᵀ·dy
     }
   });
 }
@@ -415,15 +415,15 @@ function linearOp(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, re
     if (relu) rowKernels.reluBackwardInto(y, dy, dy, n * outF);
     if (x.requiresGrad) {
       const add = hadGrad(x);
-      backend.matmul(dy, weight.data, gradBuffer(x), n, outF, inF, false, false, add); // dx += dy·W
+      backend.matmul(dy, weight.data, gradBuffer(x, false), n, outF, inF, false, false, add); // dx += dy·W
     }
     if (weight.requiresGrad) {
       const add = hadGrad(weight);
-      backend.matmul(dy, x.data, gradBuffer(weight), outF, n, inF, true, false, add); // dW += dyᵀ·x
+      backend.matmul(dy, x.data, gradBuffer(weight, false), outF, n, inF, true, false, add); // dW += dyᵀ·x
     }
     if (bias !== null && bias.requiresGrad) {
       const add = hadGrad(bias);
-      backend.matmul(ones(n), dy, gradBuffer(bias), 1, n, outF, false, false, add); // db += 1ᵀ·dy, (1, N)·(N, out)
+      backend.matmul(ones(n), dy, gradBuffer(bias, false), 1, n, outF, false, false, add); // db += 1ᵀ·dy, (1, N)·(N, out)
     }
   });
 }
