@@ -3,6 +3,7 @@
  * element for element, so each gives its oracle's bits.
  */
 #include "planes.h"
+#include "sums.h"
 
 #include <string.h>
 
@@ -90,21 +91,9 @@ void loom_swap01(const float *x, float *out, long a, long b, long inner, int acc
   }
 }
 
-/*
- * Eight running sums a row, so the loop vectorises without -ffast-math (which may reorder a single
- * sum); conv.ts's one float64 sum rounds differently in the last bits, far inside float32's.
- */
+/* conv.ts's one float64 sum a row rounds differently in the last bits, far inside float32's. */
 void loom_add_row_sums(const float *x, float *out, long rows, long cols) {
-  for (long r = 0; r < rows; r++) {
-    const float *row = x + r * cols;
-    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long c = 0;
-    for (; c + 8 <= cols; c += 8)
-      for (int l = 0; l < 8; l++) part[l] += row[c + l];
-    double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    for (; c < cols; c++) sum += row[c];
-    out[r] += (float)sum;
-  }
+  for (long r = 0; r < rows; r++) out[r] += (float)sum_f64(x + r * cols, cols);
 }
 
 /*

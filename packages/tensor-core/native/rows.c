@@ -4,6 +4,7 @@
  * the polynomial below), bits moved between float and int with memcpy.
  */
 #include "rows.h"
+#include "sums.h"
 #include "vexp.h"
 
 #include <math.h>
@@ -111,17 +112,6 @@ WIDE_CLONES void loom_gelu_backward(const float *x, const float *dy, float *dx, 
     float half = 0.5f * erfc_scale(z) * e;
     dx[i] += dy[i] * ((v < 0 ? half : 1.0f - half) + v * 0.39894228040143268f * e);
   }
-}
-
-/* Σ of n floats in eight double partial sums, so the loop vectorises without reordering a single sum. */
-static double sum_f64(const float *x, long n) {
-  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  long i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) part[l] += x[i + l];
-  double s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-  for (; i < n; i++) s += x[i];
-  return s;
 }
 
 void loom_layer_norm(const float *x, const float *weight, const float *bias, float *out, float *mean, float *rstd, long rows, long d, double eps) {

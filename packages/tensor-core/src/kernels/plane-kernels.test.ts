@@ -7,8 +7,9 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Random } from '../random.js';
-import { loadNativeBackend, nativeIsas, nativePath } from './native-backend.js';
-import { defaultBackend, rowKernelsOf, type RowKernels } from './select.js';
+import { loadNativeBackend, nativePath } from './native-backend.js';
+import { onEveryNativePath } from './native-paths.testutil.js';
+import { rowKernelsOf, type RowKernels } from './select.js';
 import { addRowSums, col2im, im2col, outSize, swap01, type Conv2dShape } from './conv.js';
 import { maxPool2d, maxPool2dBackward, type Pool2dShape } from './pool.js';
 
@@ -120,17 +121,7 @@ function suite(getKernels: () => RowKernels): void {
 }
 
 describe.skipIf(!existsSync(nativePath))('native plane kernels', () => {
-  for (const isa of nativeIsas()) {
-    describe(`native-${isa}`, () => {
-      const native = loadNativeBackend({ isa });
-      suite(() => {
-        if (native === null) throw new Error(`${nativePath.pathname} offers '${isa}' but did not load it`);
-        return rowKernelsOf(native);
-      });
-    });
-  }
-
-  describe("'auto'", () => suite(() => rowKernelsOf(defaultBackend('auto'))));
+  onEveryNativePath(suite, "'auto'");
 
   it('refuse, touching nothing, short arrays, a zero stride and positions outside the plane', () => {
     const native = loadNativeBackend()!;

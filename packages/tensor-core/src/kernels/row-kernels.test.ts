@@ -6,8 +6,9 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { KernelBackend } from './backend.js';
-import { loadNativeBackend, nativeIsas, nativePath } from './native-backend.js';
-import { TINY_ROWS, defaultBackend, routeTiny, rowKernelsOf, type RowKernels } from './select.js';
+import { loadNativeBackend, nativePath } from './native-backend.js';
+import { onEveryNativePath } from './native-paths.testutil.js';
+import { TINY_ROWS, routeTiny, rowKernelsOf, type RowKernels } from './select.js';
 import { jsBackend } from './matmul.js';
 import { relu, reluBackwardInto } from './unary.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './softmax.js';
@@ -213,17 +214,7 @@ describe('the TypeScript row kernels (what a backend without them uses)', () => 
 });
 
 describe.skipIf(!existsSync(nativePath))('native row kernels', () => {
-  for (const isa of nativeIsas()) {
-    describe(`native-${isa}`, () => {
-      const native = loadNativeBackend({ isa });
-      suite(() => {
-        if (native === null) throw new Error(`${nativePath.pathname} offers '${isa}' but did not load it`);
-        return rowKernelsOf(native);
-      });
-    });
-  }
-
-  describe("'auto' (small calls in TypeScript)", () => suite(() => rowKernelsOf(defaultBackend('auto'))));
+  onEveryNativePath(suite);
 
   it('refuse, touching nothing, labels out of range, short arrays and the wrong array types', () => {
     const native = loadNativeBackend()!;
