@@ -27,6 +27,7 @@ export {
 export { Conv2d, MaxPool2d, AvgPool2d, Flatten, type Conv2dLayerOptions } from './nn/conv.js';
 export { LayerNorm, BatchNorm2d, type LayerNormOptions, type BatchNormLayerOptions } from './nn/norm.js';
 export { GELU, CausalSelfAttention, MLP, TransformerBlock, type AttentionOptions } from './nn/transformer.js';
+export { causalAttention, composedAttention } from './autograd/attention.js';
 export { mlp, type MlpOptions } from './nn/mlp.js';
 export * as init from './nn/init.js';
 export { manualSeed } from './nn/init.js';
