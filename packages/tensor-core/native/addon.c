@@ -182,58 +182,59 @@ static napi_value matmul_batched(napi_env env, napi_callback_info info) { return
     return NULL;                                                                       \
   }
 
+/*
+ * The arguments of an elementwise kernel: `arrays` Float32Arrays named `names`, then n, each array
+ * at least n long. Throws and returns 0 otherwise.
+ */
+static int elementwise_args(napi_env env, napi_callback_info info, const char *op, const char *const *names, int arrays, void **data, int64_t *n) {
+  size_t argc = 4;
+  napi_value argv[4];
+  size_t len[3];
+  char msg[160];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  if (argc < (size_t)arrays + 1) {
+    snprintf(msg, sizeof msg, "%s (native): expected %d arguments", op, arrays + 1);
+    return fail(env, msg);
+  }
+  for (int i = 0; i < arrays; i++)
+    if (!get_array(env, op, argv[i], names[i], napi_float32_array, &data[i], &len[i])) return 0;
+  if (!get_dim(env, op, argv[arrays], "n", n)) return 0;
+  for (int i = 0; i < arrays; i++)
+    if (!check_len_of(env, op, names[i], len[i], *n)) return 0;
+  return 1;
+}
+
 /* relu(x, out, n) and reluBackwardInto(y, dy, dx, n): the float arrays are read as their bits. */
 static napi_value relu(napi_env env, napi_callback_info info) {
-  ARGS("relu", 3)
-  void *x, *out;
-  size_t xlen, olen;
+  static const char *const names[] = {"x", "out"};
+  void *a[2];
   int64_t n;
-  if (!get_array(env, "relu", argv[0], "x", napi_float32_array, &x, &xlen) || !get_array(env, "relu", argv[1], "out", napi_float32_array, &out, &olen) ||
-      !get_dim(env, "relu", argv[2], "n", &n) || !check_len_of(env, "relu", "x", xlen, n) || !check_len_of(env, "relu", "out", olen, n))
-    return NULL;
-  loom_relu(x, out, n);
+  if (elementwise_args(env, info, "relu", names, 2, a, &n)) loom_relu(a[0], a[1], n);
   return NULL;
 }
 
 static napi_value relu_backward(napi_env env, napi_callback_info info) {
-  const char *op = "reluBackwardInto";
-  ARGS("reluBackwardInto", 4)
-  void *y, *dy, *dx;
-  size_t ylen, dylen, dxlen;
+  static const char *const names[] = {"y", "dy", "dx"};
+  void *a[3];
   int64_t n;
-  if (!get_array(env, op, argv[0], "y", napi_float32_array, &y, &ylen) || !get_array(env, op, argv[1], "dy", napi_float32_array, &dy, &dylen) ||
-      !get_array(env, op, argv[2], "dx", napi_float32_array, &dx, &dxlen) || !get_dim(env, op, argv[3], "n", &n) ||
-      !check_len_of(env, op, "y", ylen, n) || !check_len_of(env, op, "dy", dylen, n) || !check_len_of(env, op, "dx", dxlen, n))
-    return NULL;
-  loom_relu_backward(y, dy, dx, n);
+  if (elementwise_args(env, info, "reluBackwardInto", names, 3, a, &n)) loom_relu_backward(a[0], a[1], a[2], n);
   return NULL;
 }
 
 /* gelu(x, out, n) and geluBackward(x, dy, dx, n): the exact GELU and its gradient (dx +=). */
 static napi_value gelu(napi_env env, napi_callback_info info) {
-  ARGS("gelu", 3)
-  float *x, *out;
-  size_t xlen, olen;
+  static const char *const names[] = {"x", "out"};
+  void *a[2];
   int64_t n;
-  if (!get_array(env, "gelu", argv[0], "x", napi_float32_array, (void **)&x, &xlen) ||
-      !get_array(env, "gelu", argv[1], "out", napi_float32_array, (void **)&out, &olen) || !get_dim(env, "gelu", argv[2], "n", &n) ||
-      !check_len_of(env, "gelu", "x", xlen, n) || !check_len_of(env, "gelu", "out", olen, n))
-    return NULL;
-  loom_gelu(x, out, n);
+  if (elementwise_args(env, info, "gelu", names, 2, a, &n)) loom_gelu(a[0], a[1], n);
   return NULL;
 }
 
 static napi_value gelu_backward(napi_env env, napi_callback_info info) {
-  const char *op = "geluBackward";
-  ARGS("geluBackward", 4)
-  float *x, *dy, *dx;
-  size_t xlen, dylen, dxlen;
+  static const char *const names[] = {"x", "dy", "dx"};
+  void *a[3];
   int64_t n;
-  if (!get_array(env, op, argv[0], "x", napi_float32_array, (void **)&x, &xlen) || !get_array(env, op, argv[1], "dy", napi_float32_array, (void **)&dy, &dylen) ||
-      !get_array(env, op, argv[2], "dx", napi_float32_array, (void **)&dx, &dxlen) || !get_dim(env, op, argv[3], "n", &n) ||
-      !check_len_of(env, op, "x", xlen, n) || !check_len_of(env, op, "dy", dylen, n) || !check_len_of(env, op, "dx", dxlen, n))
-    return NULL;
-  loom_gelu_backward(x, dy, dx, n);
+  if (elementwise_args(env, info, "geluBackward", names, 3, a, &n)) loom_gelu_backward(a[0], a[1], a[2], n);
   return NULL;
 }
 

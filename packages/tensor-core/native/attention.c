@@ -7,11 +7,14 @@
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
-size_t loom_attention_workspace_floats(const loom_isa *isa, long t, long d) {
-  /* The panels of the (T, T, D) and (T, D, T) products, then the (T, T) tile 64-byte aligned after them. */
+/* Where the (T, T) tile starts in the workspace: after the panels of the (T, T, D) and (T, D, T)
+ * products, 64-byte aligned. */
+static size_t tile_at(const loom_isa *isa, long t, long d) {
   size_t panels = max_z(loom_workspace_floats(isa, t, t, d), loom_workspace_floats(isa, t, d, t));
-  return (panels + 15) / 16 * 16 + (size_t)t * t;
+  return (panels + 15) / 16 * 16;
 }
+
+size_t loom_attention_workspace_floats(const loom_isa *isa, long t, long d) { return tile_at(isa, t, d) + (size_t)t * t; }
 
 void loom_causal_attention(const loom_isa *isa, float *work, const float *qkv, float *out, float *probs, long b, long t, long h, long d) {
   const long c = h * d, row3 = 3 * c;
@@ -46,8 +49,7 @@ void loom_causal_attention_backward(const loom_isa *isa, float *work, const floa
                                     long b, long t, long h, long d) {
   const long c = h * d, row3 = 3 * c;
   const float scale = (float)(1.0 / sqrt((double)d));
-  size_t panels = max_z(loom_workspace_floats(isa, t, t, d), loom_workspace_floats(isa, t, d, t));
-  float *ds = work + (panels + 15) / 16 * 16; /* (T, T): dP, then dS in place */
+  float *ds = work + tile_at(isa, t, d); /* (T, T): dP, then dS in place */
   for (long bi = 0; bi < b; bi++) {
     for (long hi = 0; hi < h; hi++) {
       const long at = bi * t * row3 + hi * d;

@@ -4,6 +4,7 @@ import { IntTensor, Tensor } from './tensor.js';
 import * as ops from './ops.js';
 import { bceWithLogits, crossEntropy, mseLoss } from './losses.js';
 import { noGrad } from './grad-mode.js';
+import { BufferPool, reusingBuffers } from './buffers.js';
 import { gradCheck, type Ref } from './gradcheck.testutil.js';
 
 const rng = new Random(2024);
@@ -302,10 +303,12 @@ describe('the tape', () => {
     tape.backward();
     // v = 2u − u/2 = 1.5u and u = 2t = 4x, so dΣ(v·w)/dx = 6w, read in x's order.
     expect(x.grad!.toArray()).toEqual([6, -6, 12, -12, 18, -18]);
-    // A leaf takes no buffer over (its gradient outlives the step): the copy path, still right.
+    // A leaf takes no buffer over (its gradient outlives the step): in a pool, a buffer handed to
+    // it would be lent again by the next step and overwritten there.
     const leaf = Tensor.from([1, 2], [2], true);
-    const y = ops.reshape(leaf, [1, 2]);
-    ops.sum(ops.mul(y, Tensor.from([3, 4], [1, 2]))).backward();
+    const pool = new BufferPool();
+    reusingBuffers(pool, () => ops.sum(ops.mul(ops.reshape(leaf, [1, 2]), Tensor.from([3, 4], [1, 2]))).backward());
+    reusingBuffers(pool, () => ops.mul(Tensor.from([7, 7], [1, 2]), Tensor.from([7, 7], [1, 2]))); // takes (1, 2) buffers again
     expect(leaf.grad!.toArray()).toEqual([3, 4]);
   });
   it('records nothing inside noGrad', () => {

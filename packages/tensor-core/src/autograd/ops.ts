@@ -303,9 +303,10 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 // Matrix products
 
 /**
- * Whether t already has a gradient buffer: read it before gradBuffer(t), which creates one. When it has none,
- * a rule that would add to the new buffer can write it instead (and take it unzeroed: gradBuffer(t, false)): a product then
- * skips reading its output back in (the wasm backend copies it into linear memory to accumulate).
+ * Whether t already has a gradient buffer: read it before gradBuffer(t), which creates one. When it
+ * has none, a rule that would add to the new buffer can write it instead, and take it unzeroed
+ * (gradBuffer(t, false)): a product then skips reading its output back in (the wasm backend copies
+ * it into linear memory to accumulate).
  */
 function hadGrad(t: Tensor): boolean {
   return t.grad !== null;

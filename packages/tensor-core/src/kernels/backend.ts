@@ -11,9 +11,11 @@
  * `batchedMatmul` below for many same-shaped products in one call, which a backend can run without
  * a call per product. A backend may also take over the row kernels a training step spends the rest
  * of its time in once its products are fast (ReLU, GELU, layer norm, softmax + cross-entropy,
- * forward and backward; convolution's im2col, col2im, layout swap and bias sums; max pooling): the optional members below,
- * with the arguments of the TypeScript kernels that stand in where it does not (unary.ts, gelu.ts,
- * softmax.ts, conv.ts, pool.ts; `rowKernels` in select.ts picks) and stay their oracles.
+ * forward and backward; convolution's im2col, col2im, layout swap and bias sums; max pooling): the
+ * optional members below, with the arguments of the TypeScript kernels that stand in where it does
+ * not (unary.ts, gelu.ts, norm.ts, softmax.ts, conv.ts, pool.ts; `rowKernels` in select.ts picks)
+ * and stay their oracles. Causal attention's core has no TypeScript kernel: where a backend lacks
+ * it, autograd/attention.ts composes it from the general ops.
  * Everything else in this tier is plain TypeScript that every backend shares.
  *
  * Backends: 'js' (matmul.ts), 'wasm-simd' / 'wasm-relaxed-simd' (wasm-backend.ts) and

@@ -21,8 +21,8 @@
  *   db    (O)       += Σ over N, P of dy
  *
  * Every function writes into arrays the caller owns and allocates nothing. conv2d and its backward
- * use the backend's im2col, col2im, swap01 and addRowSums where it has them (the native addon's are C loops) and
- * these otherwise, which stay their oracles.
+ * use the backend's im2col, col2im, swap01 and addRowSums where it has them (the native addon's are
+ * C loops) and these otherwise, which stay their oracles.
  */
 import type { KernelBackend } from './backend.js';
 

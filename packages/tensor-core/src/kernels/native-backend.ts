@@ -5,11 +5,11 @@
  *
  * The addon is a packed, cache-blocked GEMM with its own micro-kernels for AVX-512 (8×32 tile),
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
- * (native/kernels.c), plus the row kernels (ReLU, GELU, layer norm, softmax + cross-entropy: native/rows.c) and
- * the plane kernels (im2col, col2im, the layout swap, row sums, max pooling: native/planes.c) and
- * causal self-attention's core (native/attention.c). Each
- * `isa` it reports is a backend here, 'native-avx512' and so on, so a test
- * can run the lower paths on a machine that has the higher ones.
+ * (native/kernels.c), plus the row kernels (ReLU, GELU, layer norm, softmax + cross-entropy:
+ * native/rows.c), the plane kernels (im2col, col2im, the layout swap, row sums, max pooling:
+ * native/planes.c) and causal self-attention's core (native/attention.c). Each `isa` it reports is
+ * a backend here, 'native-avx512' and so on, so a test can run the lower paths on a machine that
+ * has the higher ones.
  *
  * Operands are read and written in place: the addon takes the Float32Arrays' data pointers, whether
  * they view an ArrayBuffer, a SharedArrayBuffer or a shared WebAssembly memory, so unlike the wasm
@@ -42,23 +42,16 @@ interface NativeAddon {
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   layerNorm: NonNullable<KernelBackend['layerNorm']>;
   layerNormBackward: NonNullable<KernelBackend['layerNormBackward']>;
-  im2col(x: Float32Array, cols: Float32Array, ...dims: ConvDims): void;
-  col2im(dcols: Float32Array, dx: Float32Array, ...dims: ConvDims): void;
+  // A Conv2dShape's numbers follow the arrays, in native/addon.c's order.
+  im2col(x: Float32Array, cols: Float32Array, n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
+  col2im(dcols: Float32Array, dx: Float32Array, n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
   swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
   addRowSums(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
-  maxPool2d(x: Float32Array, out: Float32Array, argmax: Int32Array, ...dims: PoolDims): void;
+  maxPool2d(x: Float32Array, out: Float32Array, argmax: Int32Array, planes: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
   maxPool2dBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, planes: number, h: number, w: number, oh: number, ow: number): void;
   softmaxCrossEntropy(x: Float32Array, labels: Int32Array, probs: Float32Array, rows: number, cols: number): number;
   softmaxCrossEntropyBackward(probs: Float32Array, labels: Int32Array, dx: Float32Array, rows: number, cols: number, g: number): void;
 }
-
-/** A Conv2dShape's numbers in the addon's order (native/addon.c): n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow. */
-type ConvDims = [number, number, number, number, number, number, number, number, number, number, number, number];
-/** A Pool2dShape's: planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow. */
-type PoolDims = [number, number, number, number, number, number, number, number, number, number, number];
-
-const convDims = (s: Conv2dShape): ConvDims => [s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow];
-const poolDims = (s: Pool2dShape): PoolDims => [s.planes, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow];
 
 /** Why the last loadNativeBackend() call returned null, for error messages; null after a load. */
 export let nativeLoadError: string | null = null;
@@ -192,11 +185,11 @@ export class NativeBackend implements KernelBackend {
   // The plane kernels (native/planes.c): the same C for every isa, compiled for the baseline.
 
   im2col(x: Float32Array, cols: Float32Array, s: Conv2dShape): void {
-    this.#addon.im2col(x, cols, ...convDims(s));
+    this.#addon.im2col(x, cols, s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow);
   }
 
   col2im(dcols: Float32Array, dx: Float32Array, s: Conv2dShape): void {
-    this.#addon.col2im(dcols, dx, ...convDims(s));
+    this.#addon.col2im(dcols, dx, s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow);
   }
 
   swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void {
@@ -208,7 +201,7 @@ export class NativeBackend implements KernelBackend {
   }
 
   maxPool2d(x: Float32Array, out: Float32Array, argmax: Int32Array, s: Pool2dShape): void {
-    this.#addon.maxPool2d(x, out, argmax, ...poolDims(s));
+    this.#addon.maxPool2d(x, out, argmax, s.planes, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow);
   }
 
   maxPool2dBackward(dy: Float32Array, argmax: Int32Array, dx: Float32Array, s: Pool2dShape): void {
