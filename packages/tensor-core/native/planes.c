@@ -4,6 +4,7 @@
  */
 #include "planes.h"
 #include "sums.h"
+#include "wide.h"
 
 #include <string.h>
 
@@ -22,8 +23,63 @@ static void valid_range(long w, long ow, long sw, long pw, long j, long *first, 
   *end = e < f ? f : e;
 }
 
-void loom_im2col(const float *x, float *cols, const loom_conv_shape *s) {
+/*
+ * A "same"-width, stride-1 convolution (OW = W: the cnn's layers) shifts whole planes: the rows of
+ * column (c, i, j) are the input's rows iy = oy − ph + i, each moved by j − pw. One copy (or add) of
+ * the span from the first valid element to the last then moves every valid row at once; the span's
+ * elements that fall in the padding columns read the neighbouring row instead, and are zeroed after
+ * (im2col) or before (col2im's scratch variant). The runs were 14 floats: the loop overhead per run,
+ * not memory, bounded these kernels.
+ */
+static int plane_shift(const loom_conv_shape *s) { return s->sh == 1 && s->sw == 1 && s->ow == s->w; }
+
+/* The output rows oy whose input row oy − ph + i lies inside [0, h): [*first, *end). */
+static void valid_rows(const loom_conv_shape *s, long i, long *first, long *end) {
+  long f = s->ph - i, e = s->h + s->ph - i;
+  *first = f < 0 ? 0 : f > s->oh ? s->oh : f;
+  *end = e > s->oh ? s->oh : e < *first ? *first : e;
+}
+
+/*
+ * Zeroes columns [0, first) and [end, ow) of rows [oy0, oy1) of a (·, ow) block: a column or two.
+ * Column by column, since a loop along a row is turned into a call to memset per row, which cost
+ * more than the copy it fixes.
+ */
+static inline void zero_padding_columns(float *col, long ow, long oy0, long oy1, long first, long end) {
+  for (long ox = 0; ox < first; ox++)
+    for (long oy = oy0; oy < oy1; oy++) col[oy * ow + ox] = 0;
+  for (long ox = end; ox < ow; ox++)
+    for (long oy = oy0; oy < oy1; oy++) col[oy * ow + ox] = 0;
+}
+
+WIDE_CLONES void loom_im2col(const float *x, float *cols, const loom_conv_shape *s) {
   const long p = s->oh * s->ow, np = s->n * p, ow = s->ow, sw = s->sw;
+  if (plane_shift(s)) {
+    for (long ci = 0; ci < s->c; ci++) {
+      for (long i = 0; i < s->kh; i++) {
+        long oy0, oy1;
+        valid_rows(s, i, &oy0, &oy1);
+        for (long j = 0; j < s->kw; j++) {
+          long first, end;
+          valid_range(s->w, ow, 1, s->pw, j, &first, &end);
+          const long row = ((ci * s->kh + i) * s->kw + j) * np;
+          for (long img = 0; img < s->n; img++) {
+            float *col = cols + row + img * p;
+            if (oy0 >= oy1 || first >= end) {
+              memset(col, 0, (size_t)p * sizeof *col);
+              continue;
+            }
+            if (oy0 > 0) memset(col, 0, (size_t)(oy0 * ow) * sizeof *col);
+            if (oy1 < s->oh) memset(col + oy1 * ow, 0, (size_t)((s->oh - oy1) * ow) * sizeof *col);
+            const float *src = x + (img * s->c + ci) * s->h * s->w + (oy0 - s->ph + i) * s->w + (j - s->pw);
+            memcpy(col + oy0 * ow + first, src + first, (size_t)((oy1 - 1 - oy0) * ow + end - first) * sizeof *col);
+            zero_padding_columns(col, ow, oy0, oy1, first, end);
+          }
+        }
+      }
+    }
+    return;
+  }
   for (long ci = 0; ci < s->c; ci++) {
     for (long i = 0; i < s->kh; i++) {
       for (long j = 0; j < s->kw; j++) {
@@ -52,7 +108,7 @@ void loom_im2col(const float *x, float *cols, const loom_conv_shape *s) {
   }
 }
 
-void loom_col2im(const float *dcols, float *dx, const loom_conv_shape *s) {
+WIDE_CLONES void loom_col2im(const float *dcols, float *dx, const loom_conv_shape *s) {
   const long p = s->oh * s->ow, np = s->n * p, ow = s->ow, sw = s->sw;
   for (long ci = 0; ci < s->c; ci++) {
     for (long i = 0; i < s->kh; i++) {
@@ -74,6 +130,33 @@ void loom_col2im(const float *dcols, float *dx, const loom_conv_shape *s) {
               for (long ox = first; ox < end; ox++) dx[dst + ox * sw] += col[ox];
             }
           }
+        }
+      }
+    }
+  }
+}
+
+WIDE_CLONES void loom_col2im_consuming(float *dcols, float *dx, const loom_conv_shape *s) {
+  if (!plane_shift(s)) {
+    loom_col2im(dcols, dx, s);
+    return;
+  }
+  const long p = s->oh * s->ow, np = s->n * p, ow = s->ow;
+  for (long ci = 0; ci < s->c; ci++) {
+    for (long i = 0; i < s->kh; i++) {
+      long oy0, oy1;
+      valid_rows(s, i, &oy0, &oy1);
+      for (long j = 0; j < s->kw; j++) {
+        long first, end;
+        valid_range(s->w, ow, 1, s->pw, j, &first, &end);
+        if (oy0 >= oy1 || first >= end) continue;
+        const long row = ((ci * s->kh + i) * s->kw + j) * np, span = (oy1 - 1 - oy0) * ow + end - first;
+        for (long img = 0; img < s->n; img++) {
+          float *col = dcols + row + img * p;
+          zero_padding_columns(col, ow, oy0, oy1, first, end); /* what lands in the padding is dropped */
+          float *d = dx + (img * s->c + ci) * s->h * s->w + (oy0 - s->ph + i) * s->w + (j - s->pw) + first;
+          const float *c = col + oy0 * ow + first;
+          for (long q = 0; q < span; q++) d[q] += c[q];
         }
       }
     }

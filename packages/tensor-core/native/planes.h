@@ -25,6 +25,12 @@ void loom_im2col(const float *x, float *cols, const loom_conv_shape *s);
 /* dx (N, C, H, W) += each column of dcols (C·kh·kw, N·OH·OW) added back where im2col read it. */
 void loom_col2im(const float *dcols, float *dx, const loom_conv_shape *s);
 
+/*
+ * As loom_col2im, for a dcols the caller discards afterwards: its entries that fall in the padding
+ * may be zeroed, which lets a stride-1 "same" convolution add whole spans at a time.
+ */
+void loom_col2im_consuming(float *dcols, float *dx, const loom_conv_shape *s);
+
 /* out (B, A, inner) (=|+=) x (A, B, inner). */
 void loom_swap01(const float *x, float *out, long a, long b, long inner, int accumulate);
 

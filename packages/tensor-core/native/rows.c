@@ -5,6 +5,7 @@
  */
 #include "rows.h"
 #include "sums.h"
+#include "wide.h"
 #include "vexp.h"
 
 #include <math.h>
@@ -85,15 +86,8 @@ static inline float erfc_scale(float z) { /* t·exp(P(t)) = erfc(z)·e^(z²) */
 
 /*
  * GELU's ~40 flops an element are worth the wide registers: built for SSE2 alone these loops ran at
- * 7 ns an element, with AVX-512 at 0.9. GCC compiles them once per target below and picks one by
- * CPU at load (an ifunc). Without -ffp-contract (ISO C) no target fuses a multiply-add, so every
- * clone gives the same bits.
+ * 7 ns an element, with AVX-512 at 0.9 (wide.h).
  */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
 
 WIDE_CLONES void loom_gelu(const float *x, float *out, long n) {
   for (long i = 0; i < n; i++) {

@@ -31,6 +31,8 @@ const CONVS = [
   conv(3, 4, 11, 11, [5, 5], [2, 2], [2, 2]),
   conv(2, 2, 7, 5, [2, 3], [3, 2], [1, 0]),
   conv(1, 2, 3, 3, [5, 5], [1, 1], [2, 2]), // the kernel wider than the image
+  conv(2, 2, 6, 7, [3, 5], [1, 1], [1, 2]), // "same" width with a non-square kernel: native's whole-plane shifts
+  conv(2, 3, 5, 6, [1, 1], [1, 1], [0, 0]), // 1×1: a plain copy
 ];
 
 // 2×2 stride 2 on widths that give rows of 1–7 and 14 outputs (the native fast path, its tails and
