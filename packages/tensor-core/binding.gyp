@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "loom_native",
-      "sources": ["native/addon.c", "native/attention.c", "native/gemm.c", "native/kernels.c", "native/planes.c", "native/rows.c"],
+      "sources": ["native/addon.c", "native/attention.c", "native/conv.c", "native/gemm.c", "native/kernels.c", "native/planes.c", "native/rows.c"],
       "cflags": ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O2", "-O0"],
       "xcode_settings": { "OTHER_CFLAGS": ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"] }

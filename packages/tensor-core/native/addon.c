@@ -22,6 +22,9 @@
  *   softmaxCrossEntropy(x, labels, probs, rows, cols) → number
  *   softmaxCrossEntropyBackward(probs, labels, dx, rows, cols, g)
  *     the row kernels of rows.h, with the arguments of their TypeScript twins (unary.ts, softmax.ts)
+ *   conv2d(isa, x, w, bias|null, out, n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, o),
+ *   conv2dBackward(isa, x, w, dy, dx|null, dw|null, db|null, …the same dims, o)
+ *     conv.h's whole convolution, a chunk of images at a time, its products on the isa's GEMM
  *   im2col(x, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow), col2im(dcols, dx, …the same),
  *   swap01(x, out, a, b, inner, accumulate), addRowSums(x, out, rows, cols),
  *   maxPool2d(x, out, argmax, planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow),
@@ -39,6 +42,7 @@
 #include <stdlib.h>
 
 #include "attention.h"
+#include "conv.h"
 #include "gemm.h"
 #include "planes.h"
 #include "rows.h"
@@ -524,6 +528,64 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * conv2d(isa, x, w, bias|null, out, ...dims, o) and
+ * conv2dBackward(isa, x, w, dy, dx|null, dw|null, db|null, ...dims, o): conv.h's whole convolution.
+ * `dims` are im2col's twelve (n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow).
+ */
+static napi_value conv_op(napi_env env, napi_callback_info info, int backward) {
+  const char *op = backward ? "conv2dBackward" : "conv2d";
+  const int arrays = backward ? 6 : 4, count = 1 + arrays + 13;
+  size_t argc = 20;
+  napi_value argv[20];
+  instance *self;
+  char msg[160];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&self) != napi_ok) return NULL;
+  if (argc < (size_t)count) {
+    snprintf(msg, sizeof msg, "%s (native): expected %d arguments", op, count);
+    fail(env, msg);
+    return NULL;
+  }
+  int64_t isa;
+  if (!get_dim(env, op, argv[0], "isa", &isa)) return NULL;
+  if (isa >= self->isa_count) {
+    snprintf(msg, sizeof msg, "%s (native): isa: expected an index into isas", op);
+    fail(env, msg);
+    return NULL;
+  }
+  static const char *const forward_names[] = {"x", "w", "bias", "out"}, *const backward_names[] = {"x", "w", "dy", "dx", "dw", "db"};
+  static const int forward_optional[] = {0, 0, 1, 0}, backward_optional[] = {0, 0, 0, 1, 1, 1};
+  const char *const *names = backward ? backward_names : forward_names;
+  const int *optional = backward ? backward_optional : forward_optional;
+  float *a[6];
+  size_t len[6];
+  for (int i = 0; i < arrays; i++) {
+    int ok = optional[i] ? get_optional(env, op, argv[1 + i], names[i], &a[i], &len[i])
+                         : get_array(env, op, argv[1 + i], names[i], napi_float32_array, (void **)&a[i], &len[i]);
+    if (!ok) return NULL;
+  }
+  long d[12];
+  int64_t o;
+  if (!get_dims(env, op, argv + 1 + arrays, CONV_DIMS, 12, d) || !get_dim(env, op, argv[13 + arrays], "o", &o) || !positive(env, op, "sh", d[6]) ||
+      !positive(env, op, "sw", d[7]))
+    return NULL;
+  loom_conv_shape s = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11]};
+  const int64_t image = (int64_t)s.n * s.c * s.h * s.w, weight = o * s.c * s.kh * s.kw, output = (int64_t)s.n * o * s.oh * s.ow;
+  const int64_t need[2][6] = {{image, weight, o, output, 0, 0}, {image, weight, output, image, weight, o}};
+  for (int i = 0; i < arrays; i++)
+    if (a[i] != NULL && !check_len_of(env, op, names[i], len[i], need[backward][i])) return NULL;
+  if (s.n == 0 || o == 0 || s.oh == 0 || s.ow == 0) return NULL;
+  const loom_isa *chosen = self->isas[isa];
+  float *work = workspace(env, self, loom_conv_workspace_floats(chosen, &s, o));
+  if (work == NULL) return NULL;
+  if (backward) loom_conv2d_backward(chosen, work, a[0], a[1], a[2], a[3], a[4], a[5], &s, o);
+  else loom_conv2d(chosen, work, a[0], a[1], a[2], a[3], &s, o);
+  return NULL;
+}
+
+static napi_value conv2d(napi_env env, napi_callback_info info) { return conv_op(env, info, 0); }
+static napi_value conv2d_backward(napi_env env, napi_callback_info info) { return conv_op(env, info, 1); }
+
 NAPI_MODULE_INIT() {
   instance *self = calloc(1, sizeof *self);
   if (self == NULL) return NULL;
@@ -549,6 +611,10 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "gelu", fn);
   napi_create_function(env, "geluBackward", NAPI_AUTO_LENGTH, gelu_backward, NULL, &fn);
   napi_set_named_property(env, exports, "geluBackward", fn);
+  napi_create_function(env, "conv2d", NAPI_AUTO_LENGTH, conv2d, self, &fn);
+  napi_set_named_property(env, exports, "conv2d", fn);
+  napi_create_function(env, "conv2dBackward", NAPI_AUTO_LENGTH, conv2d_backward, self, &fn);
+  napi_set_named_property(env, exports, "conv2dBackward", fn);
   napi_create_function(env, "im2col", NAPI_AUTO_LENGTH, im2col, NULL, &fn);
   napi_set_named_property(env, exports, "im2col", fn);
   napi_create_function(env, "col2im", NAPI_AUTO_LENGTH, col2im, NULL, &fn);

@@ -40,7 +40,8 @@ export interface Conv2dOptions {
 /**
  * 2-D convolution (cross-correlation, as every framework's): x (N, C, H, W) with weight
  * (O, C, kh, kw) and bias (O) → (N, O, OH, OW), OH = ⌊(H + 2·ph − kh) / sh⌋ + 1. As PyTorch's
- * `F.conv2d(x, weight, bias, stride, padding)`; runs as im2col and one matmul on the backend.
+ * `F.conv2d(x, weight, bias, stride, padding)`; runs as im2col and one matmul on the backend, or as
+ * the backend's own whole convolution where it has one (the native addon's, a few images at a time).
  *
  * @example
  * const x = Tensor.zeros([64, 1, 28, 28]);
@@ -68,17 +69,29 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, { 
     throw opError(op, `the input ${fmtShape(x.shape)} padded by [${ph}, ${pw}] is ${h + 2 * ph}×${w + 2 * pw}, smaller than the kernel ${kh}×${kw} of the weight ${fmtShape(weight.shape)}`);
   }
   const s: Conv2dShape = { n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow };
+  const parents = bias === null ? [x, weight] : [x, weight, bias];
+  const grads = () => ({
+    dx: x.requiresGrad ? gradBuffer(x) : null,
+    dw: weight.requiresGrad ? gradBuffer(weight) : null,
+    db: bias !== null && bias.requiresGrad ? gradBuffer(bias) : null,
+  });
+  if (backend.conv2d !== undefined && backend.conv2dBackward !== undefined) {
+    // The backend's whole convolution: nothing kept for backward but x and the weight.
+    const out = new Tensor(scratch(n * o * oh * ow, false), [n, o, oh, ow]);
+    backend.conv2d(x.data, weight.data, bias === null ? null : bias.data, out.data, s);
+    return record(out, op, parents, () => {
+      const { dx, dw, db } = grads();
+      backend.conv2dBackward!(x.data, weight.data, out.grad!.data, dx, dw, db, s);
+    });
+  }
   const np = n * oh * ow;
   // Not zeroed: im2col, the product (or the bias fill before it) and swap01 write every element.
   const cols = scratch(c * kh * kw * np, false); // (C·kh·kw, N·P), read again by backward
   const tmp = scratch(o * np, false); // (O, N·P), reused by backward as dyT
   const out = new Tensor(scratch(n * o * oh * ow, false), [n, o, oh, ow]);
   conv2dKernel(backend, x.data, weight.data, bias === null ? null : bias.data, out.data, cols, tmp, s);
-  const parents = bias === null ? [x, weight] : [x, weight, bias];
   return record(out, op, parents, () => {
-    const dx = x.requiresGrad ? gradBuffer(x) : null;
-    const dw = weight.requiresGrad ? gradBuffer(weight) : null;
-    const db = bias !== null && bias.requiresGrad ? gradBuffer(bias) : null;
+    const { dx, dw, db } = grads();
     // dcols overwrites cols: conv2dBackward reads cols for dW before it computes dcols.
     conv2dBackward(backend, weight.data, cols, out.grad!.data, tmp, cols, dx, dw, db, s);
   });

@@ -91,6 +91,15 @@ export interface KernelBackend {
   gelu?(x: Float32Array, out: Float32Array, n: number): void;
   /** Optional: dx += dy·(Φ(x) + x·φ(x)), as gelu.ts's `geluBackward`. */
   geluBackward?(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /**
+   * Optional: a whole convolution, out (N, O, OH, OW) = conv2d(x, weight) + bias, as conv.ts's
+   * `conv2d` composes it from im2col, one product and swap01 (native/conv.h says how); and its
+   * gradients, each added into its array where given, from x itself (no columns kept between the two).
+   */
+  conv2d?(x: Float32Array, weight: Float32Array, bias: Float32Array | null, out: Float32Array, s: Conv2dShape): void;
+  conv2dBackward?(
+    x: Float32Array, weight: Float32Array, dy: Float32Array, dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, s: Conv2dShape,
+  ): void;
   /** Optional: cols = im2col(x), as conv.ts's `im2col`. */
   im2col?(x: Float32Array, cols: Float32Array, s: Conv2dShape): void;
   /** Optional: dx += col2im(dcols), as conv.ts's `col2im`. */

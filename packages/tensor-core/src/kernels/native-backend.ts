@@ -7,7 +7,8 @@
  * AVX2+FMA (6×16) and SSE (4×8), one binary for any x86-64 that picks the best its CPU runs at load
  * (native/kernels.c), plus the row kernels (ReLU, GELU, layer norm, softmax + cross-entropy:
  * native/rows.c), the plane kernels (im2col, col2im, the layout swap, row sums, max pooling:
- * native/planes.c) and causal self-attention's core (native/attention.c). Each `isa` it reports is
+ * native/planes.c), the whole convolution (native/conv.c) and causal self-attention's core
+ * (native/attention.c). Each `isa` it reports is
  * a backend here, 'native-avx512' and so on, so a test can run the lower paths on a machine that
  * has the higher ones.
  *
@@ -42,7 +43,15 @@ interface NativeAddon {
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
   layerNorm: NonNullable<KernelBackend['layerNorm']>;
   layerNormBackward: NonNullable<KernelBackend['layerNormBackward']>;
-  // A Conv2dShape's numbers follow the arrays, in native/addon.c's order.
+  // A Conv2dShape's numbers follow the arrays, in native/addon.c's order (then O, for conv2d).
+  conv2d(
+    isa: number, x: Float32Array, weight: Float32Array, bias: Float32Array | null, out: Float32Array,
+    n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number, o: number,
+  ): void;
+  conv2dBackward(
+    isa: number, x: Float32Array, weight: Float32Array, dy: Float32Array, dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
+    n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number, o: number,
+  ): void;
   im2col(x: Float32Array, cols: Float32Array, n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
   col2im(dcols: Float32Array, dx: Float32Array, n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, oh: number, ow: number): void;
   swap01(x: Float32Array, out: Float32Array, a: number, b: number, inner: number, accumulate: boolean): void;
@@ -180,6 +189,18 @@ export class NativeBackend implements KernelBackend {
     dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, rows: number, d: number,
   ): void {
     this.#addon.layerNormBackward(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, d);
+  }
+
+  // The whole convolution (native/conv.c): the plane kernels around the isa's GEMM.
+
+  conv2d(x: Float32Array, weight: Float32Array, bias: Float32Array | null, out: Float32Array, s: Conv2dShape): void {
+    this.#addon.conv2d(this.#isa, x, weight, bias, out, s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow, s.o);
+  }
+
+  conv2dBackward(
+    x: Float32Array, weight: Float32Array, dy: Float32Array, dx: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null, s: Conv2dShape,
+  ): void {
+    this.#addon.conv2dBackward(this.#isa, x, weight, dy, dx, dweight, dbias, s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow, s.o);
   }
 
   // The plane kernels (native/planes.c): the same C for every isa, compiled for the baseline.

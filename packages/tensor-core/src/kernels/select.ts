@@ -116,6 +116,8 @@ export function routeTiny(large: KernelBackend, small: KernelBackend, threshold:
   if (large.matmulBatched !== undefined) routed.matmulBatched = large.matmulBatched.bind(large);
   if (large.causalAttention !== undefined) routed.causalAttention = large.causalAttention.bind(large);
   if (large.causalAttentionBackward !== undefined) routed.causalAttentionBackward = large.causalAttentionBackward.bind(large);
+  if (large.conv2d !== undefined) routed.conv2d = large.conv2d.bind(large);
+  if (large.conv2dBackward !== undefined) routed.conv2dBackward = large.conv2dBackward.bind(large);
   const fast = rowKernelsOf(large);
   if (large.relu !== undefined) routed.relu = (x, out, n) => (n < TINY_ROWS ? relu : fast.relu)(x, out, n);
   if (large.reluBackwardInto !== undefined) {
