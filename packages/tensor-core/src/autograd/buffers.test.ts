@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../random.js';
 import { IntTensor, Tensor, gradBuffer, record } from './tensor.js';
-import { sum } from './ops.js';
+import { mul, sum } from './ops.js';
 import { crossEntropy } from './losses.js';
 import { BufferPool, recycle, reusingBuffers, scratch } from './buffers.js';
 import { mlp } from '../nn/mlp.js';
@@ -136,5 +136,29 @@ describe('recycling outside a pool', () => {
     const lent = reusingBuffers(pool, () => scratch(n));
     recycle(lent); // the pool's, not ours: the pool lends it again, nobody else
     expect(scratch(n)).not.toBe(lent);
+  });
+});
+
+describe('backward(gradient) seeds with a copy of the gradient', () => {
+  it('in a pool whose arrays hold garbage, on a leaf, and twice on a leaf (which accumulates)', () => {
+    const g = Tensor.from([1, -2, 3, 4], [2, 2]);
+    const x = Tensor.from([5, 6, 7, 8], [2, 2], true);
+    const pool = new BufferPool();
+    for (let step = 0; step < 3; step++) {
+      x.zeroGrad();
+      reusingBuffers(pool, () => {
+        scratch(4, false).fill(NaN); // a dirty array of the seed's length for the pool to lend next
+        pool.reclaim();
+        mul(x, Tensor.from([2, 2, 2, 2], [2, 2])).backward(g);
+      });
+      expect([...x.grad!.data]).toEqual([2, -4, 6, 8]);
+    }
+    const leaf = Tensor.from([0, 0, 0, 0], [2, 2], true);
+    leaf.backward(g);
+    expect([...leaf.grad!.data]).toEqual([1, -2, 3, 4]);
+    expect(leaf.grad!.data).not.toBe(g.data);
+    leaf.backward(g);
+    expect([...leaf.grad!.data]).toEqual([2, -4, 6, 8]);
+    expect([...g.data]).toEqual([1, -2, 3, 4]);
   });
 });
