@@ -169,7 +169,8 @@ void loom_swap01(const float *x, float *out, long a, long b, long inner, int acc
       const float *src = x + (i * b + j) * inner;
       float *dst = out + (j * a + i) * inner;
       if (accumulate) for (long k = 0; k < inner; k++) dst[k] += src[k];
-      else memcpy(dst, src, (size_t)inner * sizeof *dst);
+      else if (inner >= 16) memcpy(dst, src, (size_t)inner * sizeof *dst);
+      else for (long k = 0; k < inner; k++) dst[k] = src[k]; /* a transpose (inner 1): no call per element */
     }
   }
 }

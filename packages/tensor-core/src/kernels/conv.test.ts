@@ -1,8 +1,9 @@
 // conv2d against the naive seven loops: as im2col + matmul on the portable backend and on the
 // selected one (WebAssembly when built), and as the native addon's whole convolution (conv2d and
 // conv2dBackward of native/conv.c) on every code path it has — including accumulation into existing
-// gradients, a batch split into several chunks of images with a short last one, no bias, and the
-// gradients asked for one at a time (a first layer has no input gradient).
+// gradients, a batch split into several chunks of images with a short last one, the direct
+// convolutions of the AVX-512 path, no bias, and the gradients asked for one at a time (a first
+// layer has no input gradient).
 import { describe, expect, it } from 'vitest';
 import { Random } from '../random.js';
 import { jsBackend } from './matmul.js';
@@ -25,6 +26,11 @@ const SHAPES = [
   // 16·9 × 144 columns an image: native/conv.c takes 6 images a chunk, so 7 make a chunk of 6 and one of 1.
   shape(7, 16, 12, 12, 4, 3, 1, 1),
   shape(2, 5, 6, 7, 3, 1, 1, 0), // 1×1
+  // 32 channels in and out: native-avx512 runs the forward and the input gradient as direct
+  // convolutions (14 pixels a tile: 16 wide is a full tile and a partial one), then no padding, a 5×5.
+  shape(2, 32, 7, 16, 32, 3, 1, 1),
+  shape(2, 32, 9, 9, 64, 5, 1, 0),
+  shape(1, 32, 6, 5, 32, 5, 1, 2),
 ];
 
 /** A convolution's forward and backward as one backend runs them. */
