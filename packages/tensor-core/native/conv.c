@@ -22,11 +22,40 @@ static long chunk_images(const loom_conv_shape *s) {
 #include <immintrin.h>
 #define DIRECT_PIXELS 14 /* output pixels a tile: 14 × 2 accumulator vectors, 2 weights, 1 broadcast = 31 of 32 registers */
 
+/* Transposes a 16 × 16 block held as 16 row vectors, in registers (four rounds of shuffles). */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16], v[16];
+  for (int i = 0; i < 8; i++) { /* interleave floats of row pairs */
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) { /* then pairs of floats: each 128-bit lane holds a 4 × 4 block transposed */
+    __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]), c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 4; i++) { /* then the 128-bit lanes, in two rounds */
+    v[i] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88);
+    v[i + 4] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0xdd);
+    v[i + 8] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0x88);
+    v[i + 12] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(v[i], v[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(v[i], v[i + 8], 0xdd);
+  }
+}
+
 /*
- * tile (DIRECT_PIXELS, 32) = Σ over steps t < steps of x[off[t] + p] · w[t·ldw + o], for p < 14, o < 32:
- * the pixels' inputs at step t (channel, kernel row, kernel column) start at x + off[t].
+ * For 32 output channels and 14 output pixels: Σ over steps t < steps of x[off[t] + p] · w[t·ldw + o]
+ * (the pixels' inputs at step t — channel, kernel row, kernel column — start at x + off[t]), written
+ * (plus bias[o], if given) or, when accumulate, added to out[o·plane + p] for the first `pixels`.
+ * The accumulators hold (pixel, channel); they are transposed in registers into channel rows.
  */
-__attribute__((target("avx512f"))) static void direct_tile(long steps, const float *x, const long *off, const float *w, long ldw, float *tile) {
+__attribute__((target("avx512f"))) static void direct_tile(long steps, const float *x, const long *off, const float *w, long ldw, float *out, long plane,
+                                                           long pixels, const float *bias, int accumulate) {
   __m512 a[DIRECT_PIXELS][2];
   for (int p = 0; p < DIRECT_PIXELS; p++) a[p][0] = a[p][1] = _mm512_setzero_ps();
   for (long t = 0; t < steps; t++, w += ldw) {
@@ -39,9 +68,18 @@ __attribute__((target("avx512f"))) static void direct_tile(long steps, const flo
       a[p][1] = _mm512_fmadd_ps(v, w1, a[p][1]);
     }
   }
-  for (int p = 0; p < DIRECT_PIXELS; p++) {
-    _mm512_storeu_ps(tile + p * 32, a[p][0]);
-    _mm512_storeu_ps(tile + p * 32 + 16, a[p][1]);
+  const __mmask16 valid = (__mmask16)((1u << pixels) - 1);
+  for (int half = 0; half < 2; half++) {
+    __m512 r[16];
+    for (int p = 0; p < DIRECT_PIXELS; p++) r[p] = a[p][half];
+    r[14] = r[15] = _mm512_setzero_ps();
+    transpose16(r); /* r[c] = channel 16·half + c over the pixels */
+    for (int c = 0; c < 16; c++) {
+      const long o = 16 * half + c;
+      float *dst = out + o * plane;
+      __m512 base = accumulate ? _mm512_maskz_loadu_ps(valid, dst) : bias != NULL ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(dst, valid, _mm512_add_ps(base, r[c]));
+    }
   }
 }
 
@@ -49,14 +87,14 @@ __attribute__((target("avx512f"))) static void direct_tile(long steps, const flo
  * One stride-1 convolution of every image of `in` (n, cin, h, w), zero-padded by (ph, pw), into
  * `out` (n, cout, oh, ow) — written (plus bias, if given) or, when accumulate, added — with
  * weights wp ((cin, kh, kw), cout), on direct_tile: each image padded once into xp, no columns.
- * Uses work for xp, the step offsets and a tile.
+ * Uses work for xp and the step offsets.
  */
 __attribute__((target("avx512f"))) static void direct_conv(float *work, const float *in, long n, long cin, long h, long w, long kh, long kw, long ph, long pw,
                                                            const float *wp, long cout, const float *bias, float *out, long oh, long ow, int accumulate) {
   const long blocks = (ow + DIRECT_PIXELS - 1) / DIRECT_PIXELS, wpad = blocks * DIRECT_PIXELS + kw - 1, hpad = oh + kh - 1, plane = hpad * wpad;
   const long steps = cin * kh * kw;
-  float *xp = work, *tile = xp + up16((size_t)cin * plane);
-  long *off = (long *)(tile + DIRECT_PIXELS * 32);
+  float *xp = work;
+  long *off = (long *)(xp + up16((size_t)cin * plane));
   for (long c = 0, t = 0; c < cin; c++)
     for (long i = 0; i < kh; i++)
       for (long j = 0; j < kw; j++) off[t++] = c * plane + i * wpad + j;
@@ -73,25 +111,17 @@ __attribute__((target("avx512f"))) static void direct_conv(float *work, const fl
       for (long b = 0; b < blocks; b++) {
         const long x0 = b * DIRECT_PIXELS, pixels = ow - x0 < DIRECT_PIXELS ? ow - x0 : DIRECT_PIXELS;
         for (long ob = 0; ob < cout; ob += 32) {
-          direct_tile(steps, xp + oy * wpad + x0, off, wp + ob, cout, tile);
-          for (long v = 0; v < 32; v++) { /* the tile is (pixel, channel): transpose into the planes */
-            float *dst = o + ((ob + v) * oh + oy) * ow + x0;
-            const float start = bias != NULL ? bias[ob + v] : 0.0f;
-            if (accumulate)
-              for (long q = 0; q < pixels; q++) dst[q] += tile[q * 32 + v];
-            else
-              for (long q = 0; q < pixels; q++) dst[q] = start + tile[q * 32 + v];
-          }
+          direct_tile(steps, xp + oy * wpad + x0, off, wp + ob, cout, o + (ob * oh + oy) * ow + x0, oh * ow, pixels, bias != NULL ? bias + ob : NULL, accumulate);
         }
       }
     }
   }
 }
 
-/* Floats of work direct_conv needs: the padded image, a tile and the step offsets (longs). */
+/* Floats of work direct_conv needs: the padded image and the step offsets (longs). */
 static size_t direct_floats(long cin, long kh, long kw, long oh, long ow) {
   const long blocks = (ow + DIRECT_PIXELS - 1) / DIRECT_PIXELS, plane = (oh + kh - 1) * (blocks * DIRECT_PIXELS + kw - 1);
-  return up16((size_t)cin * plane) + DIRECT_PIXELS * 32 + 2 * (size_t)cin * kh * kw + 16;
+  return up16((size_t)cin * plane) + 2 * (size_t)cin * kh * kw;
 }
 #endif
 
