@@ -20,8 +20,12 @@ import { scratch } from './buffers.js';
 import { normAxis, transpose } from './layout.js';
 import { bmm } from './bmm.js';
 
-/** An op's output tensor, its buffer from the active pool when there is one (see buffers.ts). */
-const output = (shape: Shape): Tensor => new Tensor(scratch(numel(shape)), shape);
+/**
+ * An op's output tensor, its buffer from the active pool when there is one (see buffers.ts).
+ * `zeroed: false` for a kernel that writes every element (a pooled buffer is then not filled first:
+ * the cnn's ReLU output fill was 2% of its step).
+ */
+const output = (shape: Shape, zeroed = true): Tensor => new Tensor(scratch(numel(shape), zeroed), shape);
 import type { Random } from '../random.js';
 
 function asTensor(x: Tensor | number): Tensor {
@@ -132,7 +136,7 @@ type Backward = (x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32
 
 function unaryOp(name: string, x: Tensor, forward: Forward, backward: Backward): Tensor {
   requireFloat(name, x, 'the input');
-  const out = output(x.shape);
+  const out = output(x.shape, false); // every unary kernel writes each element
   forward(x.data, out.data, x.size);
   return record(out, name, [x], () => backward(x.data, out.data, out.grad!.data, gradBuffer(x), x.size));
 }
@@ -142,7 +146,7 @@ export const neg = (x: Tensor): Tensor => unaryOp('neg', x, unary.neg, (_x, _y, 
 /** max(x, 0) */
 export function relu(x: Tensor): Tensor {
   requireFloat('relu', x, 'the input');
-  const out = output(x.shape);
+  const out = output(x.shape, false);
   rowKernels.relu(x.data, out.data, x.size);
   return record(out, 'relu', [x], () => {
     // x's gradient usually starts here (x is a linear's output): then write it rather than add to zeros.
@@ -284,7 +288,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   const moved = overAxis('softmax', x, axis, (y) => softmax(y));
   if (moved !== null) return moved;
   const { rows, cols } = lastAxis('softmax', x, axis);
-  const out = output(x.shape);
+  const out = output(x.shape, false);
   sm.softmax(x.data, out.data, rows, cols);
   return record(out, 'softmax', [x], () => sm.softmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
 }
@@ -294,7 +298,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const moved = overAxis('logSoftmax', x, axis, (y) => logSoftmax(y));
   if (moved !== null) return moved;
   const { rows, cols } = lastAxis('logSoftmax', x, axis);
-  const out = output(x.shape);
+  const out = output(x.shape, false);
   sm.logSoftmax(x.data, out.data, rows, cols);
   return record(out, 'logSoftmax', [x], () => sm.logSoftmaxBackward(out.data, out.grad!.data, gradBuffer(x), rows, cols));
 }
@@ -344,7 +348,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [m, k] = a.shape as [number, number];
   const [k2, n] = b.shape as [number, number];
   if (k !== k2) throw opError('matmul', `inner dimensions differ: ${fmtShape(a.shape)} · ${fmtShape(b.shape)}`);
-  const out = output([m, n]);
+  const out = output([m, n], false); // the product overwrites it
   backend.matmul(a.data, b.data, out.data, m, k, n, false, false, false);
   return record(out, 'matmul', [a, b], () => {
     const dy = out.grad!.data; // (M, N)
@@ -403,7 +407,7 @@ function linearOp(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, re
     requireFloat(op, bias, 'the bias');
     if (bias.size !== outF || bias.ndim !== 1) throw opError(op, `bias has shape ${fmtShape(bias.shape)}, expected [${outF}]`);
   }
-  const out = output([n, outF]);
+  const out = output([n, outF], false); // the bias rows or the product overwrite it
   const y = out.data; // (N, out)
   if (bias !== null) broadcastRow(bias.data, y, n, outF); // y = b in every row
   backend.matmul(x.data, weight.data, y, n, inF, outF, false, true, bias !== null); // y (+)= x·Wᵀ
