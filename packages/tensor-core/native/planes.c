@@ -33,11 +33,21 @@ static void valid_range(long w, long ow, long sw, long pw, long j, long *first, 
  */
 static int plane_shift(const loom_conv_shape *s) { return s->sh == 1 && s->sw == 1 && s->ow == s->w; }
 
-/* The output rows oy whose input row oy − ph + i lies inside [0, h): [*first, *end). */
-static void valid_rows(const loom_conv_shape *s, long i, long *first, long *end) {
-  long f = s->ph - i, e = s->h + s->ph - i;
-  *first = f < 0 ? 0 : f > s->oh ? s->oh : f;
-  *end = e > s->oh ? s->oh : e < *first ? *first : e;
+/*
+ * Where kernel position (i, j) of a plane-shifting convolution reads: output rows [oy0, oy1) and
+ * columns [first, end) fall inside the input (the rest is padding); the valid block is one span.
+ */
+typedef struct {
+  long oy0, oy1, first, end;
+} shift_span;
+
+static shift_span span_of(const loom_conv_shape *s, long i, long j) {
+  shift_span v;
+  long f = s->ph - i, e = s->h + s->ph - i; /* oy − ph + i ∈ [0, h) */
+  v.oy0 = f < 0 ? 0 : f > s->oh ? s->oh : f;
+  v.oy1 = e > s->oh ? s->oh : e < v.oy0 ? v.oy0 : e;
+  valid_range(s->w, s->ow, 1, s->pw, j, &v.first, &v.end);
+  return v;
 }
 
 /*
@@ -57,12 +67,9 @@ WIDE_CLONES void loom_im2col(const float *x, float *cols, const loom_conv_shape 
   if (plane_shift(s)) {
     for (long ci = 0; ci < s->c; ci++) {
       for (long i = 0; i < s->kh; i++) {
-        long oy0, oy1;
-        valid_rows(s, i, &oy0, &oy1);
         for (long j = 0; j < s->kw; j++) {
-          long first, end;
-          valid_range(s->w, ow, 1, s->pw, j, &first, &end);
-          const long row = ((ci * s->kh + i) * s->kw + j) * np;
+          const shift_span v = span_of(s, i, j);
+          const long oy0 = v.oy0, oy1 = v.oy1, first = v.first, end = v.end, row = ((ci * s->kh + i) * s->kw + j) * np;
           for (long img = 0; img < s->n; img++) {
             float *col = cols + row + img * p;
             if (oy0 >= oy1 || first >= end) {
@@ -144,11 +151,9 @@ WIDE_CLONES void loom_col2im_consuming(float *dcols, float *dx, const loom_conv_
   const long p = s->oh * s->ow, np = s->n * p, ow = s->ow;
   for (long ci = 0; ci < s->c; ci++) {
     for (long i = 0; i < s->kh; i++) {
-      long oy0, oy1;
-      valid_rows(s, i, &oy0, &oy1);
       for (long j = 0; j < s->kw; j++) {
-        long first, end;
-        valid_range(s->w, ow, 1, s->pw, j, &first, &end);
+        const shift_span v = span_of(s, i, j);
+        const long oy0 = v.oy0, oy1 = v.oy1, first = v.first, end = v.end;
         if (oy0 >= oy1 || first >= end) continue;
         const long row = ((ci * s->kh + i) * s->kw + j) * np, span = (oy1 - 1 - oy0) * ow + end - first;
         for (long img = 0; img < s->n; img++) {
