@@ -2,7 +2,7 @@
 // payload) and refuses a frame with any other flag set, naming the flags.
 import { describe, expect, it } from 'vitest';
 import { PsError } from './errors.js';
-import { decodeFrame, encodeFrame, encodeKeyedFrame } from './frame.js';
+import { FramePool, decodeFrame, encodeFrame, encodeKeyedFrame } from './frame.js';
 
 describe('frame flags', () => {
   it('a frame without a key section has no flags, and one with an unknown flag is refused naming the flags', () => {
@@ -27,5 +27,35 @@ describe('frame flags', () => {
     // A section that does not fit the frame is refused.
     const cut = frame.subarray(0, frame.length - 20);
     expect(() => decodeFrame(cut)).toThrow(/key section of 2 f64 ids/);
+  });
+});
+
+describe('FramePool', () => {
+  it("reuses a sent frame's memory for the next frame of about its size, small (a 22 KB reply) or large, and never one from Node's shared slab", () => {
+    const pool = new FramePool();
+    for (const floats of [5_560, 100_000]) {
+      const payload = Float32Array.from({ length: floats }, (_, i) => i);
+      const first = encodeFrame({ type: 'pull', id: 1 }, payload, 0, floats, pool);
+      pool.give(first); // as the socket's send callback does
+      const second = encodeFrame({ type: 'pull', id: 2 }, payload, 0, floats, pool);
+      expect(second.buffer).toBe(first.buffer);
+      expect(decodeFrame(second).payload).toEqual(payload);
+      expect(decodeFrame(second).header).toMatchObject({ id: 2 });
+      const third = encodeFrame({ type: 'pull', id: 3 }, payload, 0, floats, pool); // the second is still out
+      expect(third.buffer).not.toBe(second.buffer);
+    }
+    const tiny = encodeFrame({ type: 'pull', id: 4 }, new Float32Array(8), 0, 8, pool); // on the slab, beside other buffers
+    pool.give(tiny);
+    const next = encodeFrame({ type: 'pull', id: 5 }, new Float32Array(8), 0, 8, pool);
+    expect(next.buffer === tiny.buffer && next.byteOffset === tiny.byteOffset).toBe(false);
+  });
+
+  it('keeps at most 256 frames however many come back', () => {
+    const pool = new FramePool();
+    const out = Array.from({ length: 300 }, () => encodeFrame({ type: 'pull', id: 1 }, new Float32Array(2_000), 0, 2_000, pool));
+    for (const f of out) pool.give(f);
+    const again = Array.from({ length: 300 }, () => encodeFrame({ type: 'pull', id: 1 }, new Float32Array(2_000), 0, 2_000, pool));
+    const reused = again.filter((f) => out.some((o) => o.buffer === f.buffer)).length;
+    expect(reused).toBe(256);
   });
 });

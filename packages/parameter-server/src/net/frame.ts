@@ -126,11 +126,20 @@ export function encodeKeyedFrame(header: object, ids: ArrayLike<number>, values?
 }
 
 /**
- * Reuses the memory of large frames once the socket has sent them: a fresh 40 MB buffer costs
- * about 20 ms of page faults before the copy into it (4 ms) even starts, and a message sent in
- * parts needs all its frames at once. Keeps up to `keepBytes` (default 64 MiB: the frames of a
- * 10M-float message and then some). Frames under 64 KiB come from Node's own pool. `give` a frame
- * back only from its send callback.
+ * Frames smaller than this come from Node's shared slab (Buffer.allocUnsafe pools requests under
+ * half of Buffer.poolSize, 8 KiB); every larger one would be an ArrayBuffer of its own.
+ */
+const SLAB_BYTES = Buffer.poolSize >>> 1;
+const KEEP_FRAMES = 256;
+
+/**
+ * Reuses the memory of frames once the socket has sent them. A large one: a fresh 40 MB buffer
+ * costs about 20 ms of page faults before the copy into it (4 ms) even starts, and a message sent
+ * in parts needs all its frames at once. A small one (a 22 KB reply of the news model, 2 a step):
+ * each fresh ArrayBuffer is external memory that only a full GC frees, and V8 counts it towards its
+ * global limit — a server allocating one per reply ran a mark-compact every 60–200 ms (80 in an
+ * 8-epoch `--cluster local:1,2` run, 1 s of its time). Keeps up to `keepBytes` (default 64 MiB: the
+ * frames of a 10M-float message and then some). `give` a frame back only from its send callback.
  */
 export class FramePool {
   private readonly free: Buffer[] = [];
@@ -138,7 +147,7 @@ export class FramePool {
   constructor(private readonly keepBytes = 64 * 1024 * 1024) {}
 
   take(bytes: number): Buffer {
-    if (bytes < 64 * 1024) return Buffer.allocUnsafe(bytes);
+    if (bytes < SLAB_BYTES) return Buffer.allocUnsafe(bytes);
     let i = this.free.length - 1;
     while (i >= 0 && !(this.free[i]!.length >= bytes && this.free[i]!.length <= 2 * bytes)) i--;
     if (i < 0) return Buffer.allocUnsafeSlow(bytes);
@@ -149,7 +158,8 @@ export class FramePool {
 
   give(frame: Buffer): void {
     const bytes = frame.buffer.byteLength - frame.byteOffset;
-    if (frame.byteLength < 64 * 1024 || this.kept + bytes > this.keepBytes) return;
+    // At most KEEP_FRAMES of them: take() scans the list, and small frames could fill keepBytes by the thousand.
+    if (frame.byteLength < SLAB_BYTES || this.kept + bytes > this.keepBytes || this.free.length >= KEEP_FRAMES) return;
     this.free.push(Buffer.from(frame.buffer, frame.byteOffset, bytes));
     this.kept += bytes;
   }
