@@ -5,11 +5,13 @@
 // step's own products reach (bench/step-gemm.js), and 2 workers at least 1.7× one.
 //
 // To keep a run to minutes, both sides train on a slice of Fashion-MNIST written to a temporary IDX
-// directory: the first --rows training images (default 10,000; loom train keeps 90% of them, and
+// directory: the first --rows training images (default 30,000; loom train keeps 90% of them, and
 // train_loop.py --holdout 0.1 as many) and the first 1,000 test images. Every configuration trains
 // --epochs epochs (default 6); the first --warmup (default 2) are warm-up — JIT, thread start, page
 // faults: 2 sync workers' first epoch of 281 steps ran at ~75% of their later ones — and the table
-// gives the best and the median of the others, as bench/threads.js does.
+// gives the best and the median of the others, as bench/threads.js does. 30,000 rows (a 4 s epoch
+// for 2 workers) rather than 10,000: once one thread's step fell to ~8 ms, epochs of 1.4 s let the
+// host's stalls decide the 2-worker ratio (1.49–1.70× in five runs; 1.78× with 30,000 rows).
 //
 // Usage: node bench/cnn.js [--rows N] [--epochs N] [--warmup N]   (LOOM_BACKEND=native|wasm|js picks kernels)
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,7 @@ import { cpuName, loomTrain, median, printTable, runReference } from './lib.js';
 import { convProducts, linearProducts, stepGemm } from './step-gemm.js';
 
 const flag = (name, dflt) => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : dflt);
-const trainRows = flag('rows', 10_000);
+const trainRows = flag('rows', 30_000);
 const epochs = flag('epochs', 6);
 const warmup = flag('warmup', 2);
 const BATCH = 32;
