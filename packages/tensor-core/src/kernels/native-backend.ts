@@ -204,6 +204,8 @@ export class NativeBackend implements KernelBackend {
   }
 
   // The plane kernels (native/planes.c): the same C for every isa, compiled for the baseline.
+  // conv2d above calls them itself; one by one they serve max pooling, a backend that composes
+  // conv2d from them, and plane-kernels.test.ts, which checks each bit for bit against TypeScript.
 
   im2col(x: Float32Array, cols: Float32Array, s: Conv2dShape): void {
     this.#addon.im2col(x, cols, s.n, s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow);
