@@ -115,7 +115,7 @@ describe('loom launch on two nodes of one machine', () => {
 
 describe('deploy/slurm.sbatch', () => {
   it('runs loom launch on every task of a stand-in srun, which sets the variables srun sets', async () => {
-    const port = await freePorts(2);
+    const port = await freePorts(3); // the master's port and, with LOOM_SERVERS=2, the next two for the servers
     const bin = join(dir, 'bin');
     mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, 'srun'), [
